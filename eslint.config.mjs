@@ -1,0 +1,32 @@
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', '.venv/**', '.orbit/**', 'test-output/**'] },
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    // Workflow code runs in Temporal's deterministic sandbox: no Node or I/O modules, no env.
+    files: ['src/workflows/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { group: ['node:*', 'fs', 'fs/*', 'path', 'os', 'child_process', 'crypto', 'ssh2', 'net'], message: 'Workflow code must be deterministic: no Node or I/O modules.' },
+          { group: ['../activities', '../activities/*'], allowTypeImports: true, message: 'Import activities as types only.' },
+        ],
+      }],
+      'no-restricted-properties': ['error',
+        { object: 'process', property: 'env', message: 'Pass config as workflow arguments.' },
+        { object: 'Date', property: 'now', message: 'Use workflow time (Date is deterministic in the sandbox, but be explicit).' },
+        { object: 'Math', property: 'random', message: 'Non-deterministic.' },
+      ],
+    },
+  },
+);

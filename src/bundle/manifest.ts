@@ -1,0 +1,78 @@
+import { lstat, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sha256File } from './hash';
+import { ARTIFACTS_DIR, MANIFEST_FILE } from './layout';
+import { parseWith, type Problem } from './parse';
+import { manifestSchema, type Manifest } from './schema';
+
+/** The largest manifest Orbit reads; a bigger one is refused as hostile. */
+export const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
+
+export interface ManifestCheck {
+  /** The manifest was present, valid, and every entry matched. */
+  verified: boolean;
+  manifestPresent: boolean;
+  /** Entries present locally with the listed size and sha256. */
+  verifiedFiles: string[];
+  /** Entries absent locally. */
+  missing: string[];
+  /** Entries present with another size or digest. */
+  mismatched: { path: string; reason: string }[];
+  problems: Problem[];
+}
+
+/** Parses manifest text from an untrusted source; returns problems instead of throwing. */
+export function parseManifest(text: string): { ok: true; value: Manifest } | { ok: false; problems: Problem[] } {
+  if (text.length > MAX_MANIFEST_BYTES) return { ok: false, problems: [{ path: MANIFEST_FILE, message: 'is larger than 64 MiB' }] };
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    return { ok: false, problems: [{ path: MANIFEST_FILE, message: `is not JSON (${(e as Error).message})` }] };
+  }
+  return parseWith(manifestSchema, raw, MANIFEST_FILE);
+}
+
+/** Reads `artifacts/manifest.json` of a local bundle, or undefined when there is none. */
+export async function readLocalManifest(bundleDir: string): Promise<ReturnType<typeof parseManifest> | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(bundleDir, MANIFEST_FILE), 'utf8');
+  } catch {
+    return undefined;
+  }
+  return parseManifest(text);
+}
+
+/** Checks every manifest entry against the local `artifacts/` folder: presence, size and sha256. */
+export async function verifyManifest(bundleDir: string): Promise<ManifestCheck> {
+  const result: ManifestCheck = { verified: false, manifestPresent: false, verifiedFiles: [], missing: [], mismatched: [], problems: [] };
+  const parsed = await readLocalManifest(bundleDir);
+  if (!parsed) {
+    result.problems.push({ path: MANIFEST_FILE, message: 'is missing: the run did not finish writing its artifacts' });
+    return result;
+  }
+  if (!parsed.ok) {
+    result.problems.push(...parsed.problems);
+    return result;
+  }
+  result.manifestPresent = true;
+  for (const entry of parsed.value.files) {
+    const local = join(bundleDir, ARTIFACTS_DIR, entry.path);
+    let st;
+    try {
+      st = await lstat(local);
+    } catch {
+      result.missing.push(entry.path);
+      continue;
+    }
+    if (!st.isFile()) result.mismatched.push({ path: entry.path, reason: 'is not a plain file' });
+    else if (st.size !== entry.size) result.mismatched.push({ path: entry.path, reason: `size ${st.size} != manifest ${entry.size}` });
+    else if ((await sha256File(local)) !== entry.sha256) result.mismatched.push({ path: entry.path, reason: 'sha256 differs from manifest' });
+    else result.verifiedFiles.push(entry.path);
+  }
+  for (const p of result.missing) result.problems.push({ path: `${ARTIFACTS_DIR}/${p}`, message: 'listed in the manifest but missing' });
+  for (const m of result.mismatched) result.problems.push({ path: `${ARTIFACTS_DIR}/${m.path}`, message: m.reason });
+  result.verified = result.problems.length === 0;
+  return result;
+}

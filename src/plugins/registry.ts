@@ -1,0 +1,54 @@
+import type { TaskPlugin } from './types';
+
+/** Thrown when a request names a task type no plugin provides. */
+export class UnknownTaskTypeError extends Error {
+  constructor(
+    readonly taskType: string,
+    readonly known: string[],
+  ) {
+    super(`unknown task type "${taskType}"; known task types: ${known.length ? known.join(', ') : '(none)'}`);
+    this.name = 'UnknownTaskTypeError';
+  }
+}
+
+/** Plugins resolved by their task type string. */
+export class TaskRegistry {
+  private readonly plugins = new Map<string, TaskPlugin>();
+
+  register(plugin: TaskPlugin): this {
+    if (this.plugins.has(plugin.taskType)) throw new Error(`task type "${plugin.taskType}" is registered twice`);
+    this.plugins.set(plugin.taskType, plugin);
+    return this;
+  }
+
+  get(taskType: string): TaskPlugin {
+    const plugin = this.plugins.get(taskType);
+    if (!plugin) throw new UnknownTaskTypeError(taskType, this.taskTypes());
+    return plugin;
+  }
+
+  has(taskType: string): boolean {
+    return this.plugins.has(taskType);
+  }
+
+  taskTypes(): string[] {
+    return [...this.plugins.keys()].sort();
+  }
+
+  list(): TaskPlugin[] {
+    return this.taskTypes().map((t) => this.get(t));
+  }
+}
+
+/**
+ * The default registry. Plugins are imported here, inside the function, so no module mutates a
+ * global registry at load time and the core never imports a task.
+ */
+export function buildDefaultTaskRegistry(): TaskRegistry {
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { TrainingPlugin } = require('./training/plugin') as typeof import('./training/plugin');
+  const { EvaluationPlugin } = require('./evaluation/plugin') as typeof import('./evaluation/plugin');
+  const { CollectionPlugin } = require('./collection/plugin') as typeof import('./collection/plugin');
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  return new TaskRegistry().register(new TrainingPlugin()).register(new EvaluationPlugin()).register(new CollectionPlugin());
+}
