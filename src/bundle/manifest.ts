@@ -44,8 +44,11 @@ export async function readLocalManifest(bundleDir: string): Promise<ReturnType<t
   return parseManifest(text);
 }
 
-/** Checks every manifest entry against the local `artifacts/` folder: presence, size and sha256. */
-export async function verifyManifest(bundleDir: string): Promise<ManifestCheck> {
+/**
+ * Checks every manifest entry against the local `artifacts/` folder: presence, size and sha256.
+ * `knownHashes` (path relative to artifacts/ -> sha256) spares hashing files just hashed by the caller.
+ */
+export async function verifyManifest(bundleDir: string, knownHashes?: Map<string, string>): Promise<ManifestCheck> {
   const result: ManifestCheck = { verified: false, manifestPresent: false, verifiedFiles: [], missing: [], mismatched: [], problems: [] };
   const parsed = await readLocalManifest(bundleDir);
   if (!parsed) {
@@ -68,7 +71,7 @@ export async function verifyManifest(bundleDir: string): Promise<ManifestCheck> 
     }
     if (!st.isFile()) result.mismatched.push({ path: entry.path, reason: 'is not a plain file' });
     else if (st.size !== entry.size) result.mismatched.push({ path: entry.path, reason: `size ${st.size} != manifest ${entry.size}` });
-    else if ((await sha256File(local)) !== entry.sha256) result.mismatched.push({ path: entry.path, reason: 'sha256 differs from manifest' });
+    else if ((knownHashes?.get(entry.path) ?? (await sha256File(local))) !== entry.sha256) result.mismatched.push({ path: entry.path, reason: 'sha256 differs from manifest' });
     else result.verifiedFiles.push(entry.path);
   }
   for (const p of result.missing) result.problems.push({ path: `${ARTIFACTS_DIR}/${p}`, message: 'listed in the manifest but missing' });

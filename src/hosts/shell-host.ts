@@ -1,0 +1,425 @@
+/**
+ * The generic host operations, written once over a Transport: stage a frozen bundle into
+ * `<workRoot>/<runId>/`, launch it detached, probe it, cancel it, collect its runtime/ and
+ * artifacts/ back. Each is idempotent, so a retried activity or a restarted worker repeats it safely.
+ * Everything the far side prints is parsed as untrusted input.
+ */
+import { appendFile, lstat, mkdir, readFile, realpath, rename, rm, stat, truncate } from 'node:fs/promises';
+import { dirname, join, posix, sep } from 'node:path';
+import {
+  COLLECTED_PARTS,
+  FROZEN_FILE,
+  FROZEN_PARTS,
+  MANIFEST_FILE,
+  MAX_MANIFEST_BYTES,
+  PARTIAL_SUFFIX,
+  RUN_SCRIPT,
+  SECRET_ENV_FILE,
+  isSafeRelativePath,
+  parseManifest,
+  sha256File,
+  verifyManifest,
+  walkFiles,
+  type ManifestCheck,
+  type ManifestEntry,
+  type Problem,
+} from '../bundle';
+import { shellQuote as q } from '../bundle/render';
+import type { Transport } from './transport';
+
+export interface StageResult {
+  filesSent: number;
+  bytesSent: number;
+  filesSkipped: number;
+}
+
+export interface LaunchResult {
+  pid: number | null;
+  /** True when this call found the run already launched and started nothing. */
+  alreadyLaunched: boolean;
+}
+
+export type ProbeState = 'missing' | 'not-launched' | 'starting' | 'running' | 'exited' | 'vanished';
+
+export interface Probe {
+  state: ProbeState;
+  pid: number | null;
+  exitCode: number | null;
+  artifactBytes: number;
+  runtimeLogTail: string[];
+  taskLogTail: string[];
+}
+
+export interface CollectOptions {
+  /** Parallel transfers. */
+  concurrency?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: { files: number; bytes: number }) => void;
+}
+
+export interface CollectResult {
+  filesFetched: number;
+  bytesFetched: number;
+  filesSkipped: number;
+  /** Entries the far side offered that Orbit refused to write (unsafe paths, links leaving the bundle, sizes that disagree). */
+  refused: Problem[];
+  manifest: ManifestCheck;
+}
+
+/** Thrown when a staged copy does not match the local bundle after upload. Retryable. */
+export class StageVerificationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StageVerificationError';
+  }
+}
+
+/** Thrown when a host operation is asked of a run that was never staged there. Not retryable. */
+export class RunNotStagedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RunNotStagedError';
+  }
+}
+
+const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** Files under runtime/ that are the control plane's own or secret; never collected. */
+const NEVER_COLLECT = new Set([SECRET_ENV_FILE, FROZEN_FILE, `${FROZEN_FILE}.tmp`, `${MANIFEST_FILE}.tmp`]);
+
+export class ShellHost {
+  readonly name: string;
+  readonly transport: Transport;
+  readonly workRoot: string;
+
+  constructor(opts: { name: string; transport: Transport; workRoot: string }) {
+    if (!opts.workRoot.startsWith('/')) throw new Error(`host ${opts.name}: workRoot must be an absolute path, got "${opts.workRoot}"`);
+    this.name = opts.name;
+    this.transport = opts.transport;
+    this.workRoot = opts.workRoot.replace(/\/+$/, '');
+  }
+
+  runDir(runId: string): string {
+    if (!RUN_ID.test(runId)) throw new Error(`run id "${runId}" must match ${RUN_ID}`);
+    return `${this.workRoot}/${runId}`;
+  }
+
+  /** Uploads job.json, inputs/ and scripts/, skipping files already there with the same sha256, then verifies. */
+  async stage(runId: string, bundleDir: string, options: { signal?: AbortSignal } = {}): Promise<StageResult> {
+    const dir = this.runDir(runId);
+    const local = new Map<string, { sha: string; size: number; executable: boolean }>();
+    for (const part of FROZEN_PARTS) {
+      const files = part === 'job.json' ? [{ path: part }] : await walkFiles(bundleDir, part);
+      for (const f of files) {
+        const full = join(bundleDir, f.path);
+        const st = await stat(full);
+        local.set(f.path, { sha: await sha256File(full), size: st.size, executable: (st.mode & 0o111) !== 0 });
+      }
+    }
+    const dirs = [...new Set([...local.keys()].map((p) => posix.dirname(p)).filter((d) => d !== '.'))];
+    const remote = await this.remoteHashes(dir, dirs, options.signal);
+    const toSend = [...local.entries()].filter(([path, f]) => remote.get(path) !== f.sha);
+    let bytesSent = 0;
+    for (const [path, f] of toSend) {
+      await this.transport.upload(join(bundleDir, path), `${dir}/${path}${PARTIAL_SUFFIX}`, { signal: options.signal });
+      bytesSent += f.size;
+    }
+    const extras = [...remote.keys()].filter((p) => !local.has(p));
+    const finalize = [
+      ...toSend.map(([path, f]) => `mv -f -- ${q(path + PARTIAL_SUFFIX)} ${q(path)}${f.executable ? ` && chmod 755 -- ${q(path)}` : ''}`),
+      ...extras.map((p) => `rm -f -- ${q(p)}`),
+    ];
+    if (finalize.length) {
+      const r = await this.transport.exec(`set -e\ncd ${q(dir)}\n${finalize.join('\n')}\n`, { signal: options.signal });
+      if (r.code !== 0) throw new StageVerificationError(`staging on ${this.name} could not finish: ${r.stderr.trim()}`);
+    }
+    const after = await this.remoteHashes(dir, [], options.signal);
+    const wrong = [...local.entries()].filter(([p, f]) => after.get(p) !== f.sha).map(([p]) => p);
+    if (wrong.length || after.size !== local.size) {
+      throw new StageVerificationError(`staged copy on ${this.name} differs from the bundle: ${wrong.slice(0, 5).join(', ') || 'extra files'}`);
+    }
+    return { filesSent: toSend.length, bytesSent, filesSkipped: local.size - toSend.length };
+  }
+
+  private async remoteHashes(dir: string, mkdirs: string[], signal?: AbortSignal): Promise<Map<string, string>> {
+    const script = [
+      'set -e',
+      `mkdir -p ${q(dir)} && cd ${q(dir)}`,
+      'mkdir -p inputs scripts runtime artifacts',
+      'while IFS= read -r -d "" d; do mkdir -p -- "$d"; done',
+      'find job.json inputs scripts -type f ! -name "*' + PARTIAL_SUFFIX + '" -print0 2>/dev/null | xargs -0 -r sha256sum --zero',
+    ].join('\n');
+    const r = await this.transport.exec(script, { stdin: mkdirs.map((d) => d + '\0').join(''), signal });
+    if (r.code !== 0) throw new StageVerificationError(`cannot prepare ${dir} on ${this.name}: ${r.stderr.trim() || `exit ${r.code}`}`);
+    const out = new Map<string, string>();
+    for (const record of r.stdout.split('\0')) {
+      const m = /^([0-9a-f]{64}) [ *](.+)$/s.exec(record.replace(/^\n/, ''));
+      if (m && m[1] && m[2] && isSafeRelativePath(m[2])) out.set(m[2], m[1]);
+    }
+    return out;
+  }
+
+  /**
+   * Starts scripts/orbit/run.sh detached (own session and process group) unless this run was
+   * launched already. Secrets travel on stdin into a 0600 file the wrapper reads and deletes.
+   */
+  async launch(runId: string, options: { secrets?: Record<string, string> } = {}): Promise<LaunchResult> {
+    const dir = this.runDir(runId);
+    const secretFile = Object.entries(options.secrets ?? {})
+      .map(([k, v]) => `export ${k}=${q(v)}\n`)
+      .join('');
+    const script = `set -u
+cd ${q(dir)} 2>/dev/null || { echo "ORBIT_ERR ${dir} does not exist: stage the bundle first"; exit 3; }
+[ -f ${RUN_SCRIPT} ] || { echo "ORBIT_ERR ${RUN_SCRIPT} is missing: stage the bundle first"; exit 3; }
+if mkdir runtime/.launched 2>/dev/null; then
+  ( umask 077; cat > ${SECRET_ENV_FILE} )
+  [ -s ${SECRET_ENV_FILE} ] || rm -f ${SECRET_ENV_FILE}
+  ORBIT_RUN_ID=${q(runId)} setsid nohup bash ${RUN_SCRIPT} </dev/null >runtime/wrapper.out 2>&1 &
+  echo "$!" > runtime/.launched/pid
+  echo ORBIT_LAUNCHED
+else
+  cat >/dev/null
+  echo ORBIT_EXISTING
+fi
+for i in $(seq 100); do [ -s runtime/pid ] || [ -s runtime/exit_code ] && break; sleep 0.1; done
+echo "pid=$(cat runtime/pid 2>/dev/null || cat runtime/.launched/pid 2>/dev/null)"
+`;
+    const r = await this.transport.exec(script, { stdin: secretFile });
+    if (r.code === 3) throw new RunNotStagedError(r.stdout.replace(/^ORBIT_ERR /, '').trim());
+    if (r.code !== 0) throw new Error(`launch on ${this.name} failed (exit ${r.code}): ${r.stderr.trim()}`);
+    const pid = /^pid=(\d{1,10})$/m.exec(r.stdout)?.[1];
+    return { pid: pid ? Number(pid) : null, alreadyLaunched: r.stdout.includes('ORBIT_EXISTING') };
+  }
+
+  /** One cheap look at the run: alive, exit code, artifact bytes and log tails. */
+  async probe(runId: string, taskLogFile: string, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Probe> {
+    const dir = this.runDir(runId);
+    const logPath = isSafeRelativePath(taskLogFile) ? `artifacts/${taskLogFile}` : 'artifacts/task.log';
+    const script = `cd ${q(dir)} 2>/dev/null || { echo "state=missing"; exit 0; }
+pid=$(cat runtime/pid 2>/dev/null)
+alive=0
+if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+  alive=1
+  if [ -r /proc/$pid/cmdline ] && ! tr '\\0' ' ' < /proc/$pid/cmdline | grep -q 'orbit/run.sh'; then alive=0; fi
+fi
+code=$(cat runtime/exit_code 2>/dev/null)
+launched=0; [ -d runtime/.launched ] && launched=1
+echo "pid=$pid"; echo "alive=$alive"; echo "exit=$code"; echo "launched=$launched"
+echo "bytes=$(du -sb artifacts 2>/dev/null | cut -f1)"
+echo "--runtime.log"; tail -c 4000 runtime/runtime.log 2>/dev/null | tail -n 5
+echo "--task.log"; tail -c 4000 ${q(logPath)} 2>/dev/null | tail -n 5
+`;
+    const r = await this.transport.exec(script, { signal: options.signal, timeoutMs: options.timeoutMs, maxOutputBytes: 64 * 1024 });
+    return parseProbe(r.stdout);
+  }
+
+  /** TERM to the run's whole process group, KILL after `graceSeconds`; a manifest is written if the wrapper could not. */
+  async cancel(runId: string, graceSeconds: number): Promise<'stopped' | 'killed' | 'not-running'> {
+    const dir = this.runDir(runId);
+    const grace = Math.max(0, Math.floor(graceSeconds));
+    const script = `cd ${q(dir)} 2>/dev/null || { echo ORBIT_NOT_RUNNING; exit 0; }
+stamp() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
+pid=$(cat runtime/pid 2>/dev/null || cat runtime/.launched/pid 2>/dev/null)
+if [ -z "$pid" ] || ! kill -0 -- "-$pid" 2>/dev/null; then echo ORBIT_NOT_RUNNING; exit 0; fi
+echo "$(stamp) cancel requested: TERM to process group $pid" >> runtime/runtime.log
+kill -TERM -- "-$pid" 2>/dev/null
+for i in $(seq ${grace * 10}); do kill -0 -- "-$pid" 2>/dev/null || { echo ORBIT_STOPPED; exit 0; }; sleep 0.1; done
+kill -0 -- "-$pid" 2>/dev/null || { echo ORBIT_STOPPED; exit 0; }
+echo "$(stamp) grace of ${grace}s over: KILL to process group $pid" >> runtime/runtime.log
+kill -KILL -- "-$pid" 2>/dev/null
+sleep 0.2
+if [ ! -s runtime/exit_code ]; then
+  python3 scripts/orbit/manifest.py "$PWD" > artifacts/manifest.json.tmp 2>/dev/null && mv -f artifacts/manifest.json.tmp artifacts/manifest.json
+  echo 137 > runtime/exit_code
+fi
+echo ORBIT_KILLED
+`;
+    const r = await this.transport.exec(script);
+    if (r.stdout.includes('ORBIT_KILLED')) return 'killed';
+    if (r.stdout.includes('ORBIT_STOPPED')) return 'stopped';
+    return 'not-running';
+  }
+
+  /**
+   * Brings runtime/ and artifacts/ back into `bundleDir`. Files already local and verified are not
+   * fetched again; a cut transfer resumes from its partial file; manifest entries are checked by size
+   * and sha256 before they are renamed into place. Unsafe paths, escaping links and sizes that
+   * disagree with the manifest are refused and reported, never written.
+   */
+  async collect(runId: string, bundleDir: string, options: CollectOptions = {}): Promise<CollectResult> {
+    const dir = this.runDir(runId);
+    const root = await realpath(bundleDir);
+    const listing = await this.transport.exec(
+      `cd ${q(dir)} 2>/dev/null || { echo "ORBIT_ERR ${dir} does not exist on this host"; exit 3; }
+find artifacts runtime -mindepth 1 \\( -type d -printf 'd\\0%p\\0\\0' \\) -o \\( -type f -printf 'f\\0%p\\0%s\\0' \\) -o \\( -type l -printf 'l\\0%p\\0%l\\0' \\) -o -printf 'o\\0%p\\0\\0'`,
+      { signal: options.signal, maxOutputBytes: 256 * 1024 * 1024 },
+    );
+    if (listing.code === 3) throw new RunNotStagedError(listing.stdout.replace(/^ORBIT_ERR /, '').trim());
+    if (listing.code !== 0) throw new Error(`listing ${dir} on ${this.name} failed (exit ${listing.code}): ${listing.stderr.trim()}`);
+    const { files, refused } = parseListing(listing.stdout);
+
+    let manifestEntries = new Map<string, ManifestEntry>();
+    const manifestFile = files.find((f) => f.path === MANIFEST_FILE);
+    if (manifestFile) {
+      if (manifestFile.size > MAX_MANIFEST_BYTES) refused.push({ path: MANIFEST_FILE, message: `is ${manifestFile.size} bytes, over the 64 MiB limit` });
+      else {
+        await this.fetchFile(dir, root, manifestFile.path, manifestFile.size, options.signal, true);
+        const parsed = parseManifest(await readFile(join(root, MANIFEST_FILE), 'utf8'));
+        if (parsed.ok) manifestEntries = new Map(parsed.value.files.map((e) => [`artifacts/${e.path}`, e]));
+        else refused.push(...parsed.problems);
+      }
+    }
+
+    const result: CollectResult = { filesFetched: 0, bytesFetched: 0, filesSkipped: 0, refused, manifest: undefined as unknown as ManifestCheck };
+    const known = new Map<string, string>();
+    const queue = files.filter((f) => f.path !== MANIFEST_FILE);
+    const worker = async (): Promise<void> => {
+      for (let f = queue.shift(); f; f = queue.shift()) {
+        const entry = manifestEntries.get(f.path);
+        if (entry && entry.size !== f.size) {
+          refused.push({ path: f.path, message: `remote size ${f.size} differs from the manifest's ${entry.size}; not collected` });
+          continue;
+        }
+        const target = join(root, f.path);
+        const localSize = await sizeOf(target);
+        if (localSize === f.size) {
+          if (!entry) {
+            result.filesSkipped++;
+            continue;
+          }
+          const sha = await sha256File(target);
+          if (sha === entry.sha256) {
+            known.set(f.path, sha);
+            result.filesSkipped++;
+            continue;
+          }
+        }
+        const outcome = await this.fetchFile(dir, root, f.path, f.size, options.signal, false, entry?.sha256);
+        if (outcome.problem) refused.push({ path: f.path, message: outcome.problem });
+        else {
+          result.filesFetched++;
+          result.bytesFetched += outcome.bytes;
+          if (outcome.sha) known.set(f.path, outcome.sha);
+          options.onProgress?.({ files: result.filesFetched, bytes: result.bytesFetched });
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 4) }, worker));
+    result.manifest = await verifyManifest(root, new Map([...known].map(([p, s]) => [p.slice('artifacts/'.length), s])));
+    return result;
+  }
+
+  /**
+   * Fetches one file into `<target>.orbit-part`, resuming from what is there (or from a shorter local
+   * copy), checks size and, when known, sha256, then renames it into place.
+   */
+  private async fetchFile(
+    dir: string,
+    root: string,
+    rel: string,
+    size: number,
+    signal: AbortSignal | undefined,
+    small: boolean,
+    expectedSha?: string,
+  ): Promise<{ bytes: number; sha?: string; problem?: string }> {
+    const target = join(root, rel);
+    await mkdir(dirname(target), { recursive: true });
+    const parent = await realpath(dirname(target));
+    if (parent !== root && !parent.startsWith(root + sep)) return { bytes: 0, problem: 'resolves outside the bundle; not collected' };
+    const part = target + PARTIAL_SUFFIX;
+    let bytes = 0;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      let offset = await sizeOf(part);
+      const current = await sizeOf(target);
+      if (offset === null && current !== null && current < size && !small && attempt === 0) {
+        await rename(target, part); // a shorter local copy (a growing log): continue after it
+        offset = current;
+      }
+      if (offset !== null && offset > size) {
+        await truncate(part, 0);
+        offset = 0;
+      }
+      if (size - (offset ?? 0) > 0) bytes += await this.transport.download(`${dir}/${rel}`, part, offset ?? 0, size - (offset ?? 0), { signal });
+      else await appendFile(part, '');
+      const got = await sizeOf(part);
+      if (got !== size) {
+        await rm(part, { force: true });
+        return { bytes, problem: `changed during transfer: got ${got ?? 0} bytes, expected ${size}` };
+      }
+      const sha = expectedSha ? await sha256File(part) : undefined;
+      if (expectedSha && sha !== expectedSha) {
+        await rm(part, { force: true });
+        if (attempt === 0) continue; // a resumed prefix was wrong: fetch it whole once more
+        return { bytes, problem: 'sha256 differs from the manifest after a full transfer; not collected' };
+      }
+      await rename(part, target);
+      return { bytes, sha };
+    }
+    return { bytes, problem: 'could not be collected' };
+  }
+}
+
+async function sizeOf(path: string): Promise<number | null> {
+  try {
+    const st = await lstat(path);
+    return st.isFile() ? st.size : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Parses the remote listing (NUL-separated type, path, size-or-link triples), refusing anything unsafe. */
+export function parseListing(text: string): { files: { path: string; size: number }[]; refused: Problem[] } {
+  const fields = text.split('\0');
+  const files: { path: string; size: number }[] = [];
+  const refused: Problem[] = [];
+  for (let i = 0; i + 2 < fields.length; i += 3) {
+    const [type, path = '', extra = ''] = fields.slice(i, i + 3);
+    const top = path.split('/')[0] ?? '';
+    if (!isSafeRelativePath(path) || !(COLLECTED_PARTS as readonly string[]).includes(top)) {
+      refused.push({ path: JSON.stringify(path), message: 'unsafe path from the host; not collected' });
+      continue;
+    }
+    if (NEVER_COLLECT.has(path) || path.endsWith(PARTIAL_SUFFIX)) continue;
+    if (type === 'f') {
+      if (!/^\d{1,15}$/.test(extra)) refused.push({ path, message: `size "${extra.slice(0, 20)}" is not a number; not collected` });
+      else files.push({ path, size: Number(extra) });
+    } else if (type === 'l') {
+      const target = posix.normalize(posix.join(posix.dirname(path), extra));
+      const escapes = extra.startsWith('/') || target.startsWith('..');
+      refused.push({ path, message: `symbolic link to ${JSON.stringify(extra)}${escapes ? ', outside the bundle' : ''}; links are not collected` });
+    } else if (type === 'o') {
+      refused.push({ path, message: 'special file (not a plain file or folder); not collected' });
+    }
+  }
+  return { files, refused };
+}
+
+function parseProbe(stdout: string): Probe {
+  const [head = '', rest = ''] = stdout.split('\n--runtime.log\n');
+  const [runtimeLog = '', taskLog = ''] = rest.split('\n--task.log\n');
+  const kv = new Map<string, string>();
+  for (const line of head.split('\n')) {
+    const m = /^([a-z]+)=(.*)$/.exec(line);
+    if (m && m[1]) kv.set(m[1], m[2] ?? '');
+  }
+  const int = (k: string): number | null => {
+    const v = kv.get(k)?.trim() ?? '';
+    return /^-?\d{1,12}$/.test(v) ? Number(v) : null;
+  };
+  const lines = (s: string) =>
+    s
+      .split('\n')
+      .filter((l) => l.trim())
+      .slice(-5)
+      .map((l) => l.slice(0, 500));
+  const pid = int('pid');
+  const exitCode = int('exit');
+  let state: ProbeState;
+  if (kv.get('state') === 'missing') state = 'missing';
+  else if (exitCode !== null) state = 'exited';
+  else if (kv.get('alive') === '1') state = 'running';
+  else if (pid !== null) state = 'vanished';
+  else if (kv.get('launched') === '1') state = 'starting';
+  else state = 'not-launched';
+  return { state, pid, exitCode, artifactBytes: int('bytes') ?? 0, runtimeLogTail: lines(runtimeLog), taskLogTail: lines(taskLog) };
+}
