@@ -19,13 +19,15 @@ export default tseslint.config(
       'no-restricted-imports': ['error', {
         patterns: [
           { group: ['node:*', 'fs', 'fs/*', 'path', 'os', 'child_process', 'crypto', 'ssh2', 'net'], message: 'Workflow code must be deterministic: no Node or I/O modules.' },
-          { group: ['../activities', '../activities/*'], allowTypeImports: true, message: 'Import activities as types only.' },
+        ],
+        paths: [
+          { name: '../activities', allowTypeImports: true, message: 'Import activities as types only.' },
+          { name: '../activities/index', allowTypeImports: true, message: 'Import activities as types only.' },
         ],
       }],
       'no-restricted-properties': ['error',
         { object: 'process', property: 'env', message: 'Pass config as workflow arguments.' },
-        { object: 'Date', property: 'now', message: 'Use workflow time (Date is deterministic in the sandbox, but be explicit).' },
-        { object: 'Math', property: 'random', message: 'Non-deterministic.' },
+        { object: 'Math', property: 'random', message: 'Use uuid4() from @temporalio/workflow.' },
       ],
     },
   },

@@ -84,7 +84,7 @@ export class RunNotStagedError extends Error {
 
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 /** Files under runtime/ that are the control plane's own or secret; never collected. */
-const NEVER_COLLECT = new Set([SECRET_ENV_FILE, FROZEN_FILE, `${FROZEN_FILE}.tmp`, `${MANIFEST_FILE}.tmp`]);
+const NEVER_COLLECT = new Set([SECRET_ENV_FILE, FROZEN_FILE, `${FROZEN_FILE}.tmp`, `${MANIFEST_FILE}.tmp`, 'runtime/collection.json', 'runtime/collection.json.tmp']);
 
 export class ShellHost {
   readonly name: string;

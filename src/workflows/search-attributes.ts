@@ -1,0 +1,19 @@
+/** Orbit's custom search attributes: registered by temporal/ start-up, set by the client, updated by workflows. */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+export const SA_TASK_TYPE = defineSearchAttributeKey('OrbitTaskType', SearchAttributeType.KEYWORD);
+export const SA_JOB_KIND = defineSearchAttributeKey('OrbitJobKind', SearchAttributeType.KEYWORD);
+export const SA_HOST = defineSearchAttributeKey('OrbitHost', SearchAttributeType.KEYWORD);
+export const SA_PHASE = defineSearchAttributeKey('OrbitPhase', SearchAttributeType.KEYWORD);
+export const SA_BUNDLE_DIGEST = defineSearchAttributeKey('OrbitBundleDigest', SearchAttributeType.KEYWORD);
+export const SA_SWEEP = defineSearchAttributeKey('OrbitSweep', SearchAttributeType.KEYWORD);
+
+/** Name and type of each, as `temporal operator search-attribute create --name N --type T` takes them. */
+export const ORBIT_SEARCH_ATTRIBUTES: ReadonlyArray<{ name: string; type: 'Keyword' }> = [
+  SA_TASK_TYPE,
+  SA_JOB_KIND,
+  SA_HOST,
+  SA_PHASE,
+  SA_BUNDLE_DIGEST,
+  SA_SWEEP,
+].map((k) => ({ name: k.name, type: 'Keyword' as const }));
