@@ -1,4 +1,5 @@
-import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { ApplicationFailure } from '@temporalio/common';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
@@ -44,6 +45,13 @@ describe('runBundle on the real dev server with the local host', () => {
     await tmp.cleanup();
   });
 
+  /** With ORBIT_RECORD_HISTORIES=1, saves a finished run's history for the replay tests (test/histories). */
+  async function record(name: string, handle: WorkflowHandle) {
+    if (!process.env.ORBIT_RECORD_HISTORIES) return;
+    const json = JSON.stringify(JSON.parse(historyToJSON(await handle.fetchHistory())), null, 1);
+    await writeFile(join(__dirname, '..', 'histories', `${name}.json`), json + '\n');
+  }
+
   async function start(name: string, body: string, extra: Partial<RunBundleInput> = {}, specOverrides = {}) {
     const bundleDir = join(tmp.dir, 'bundles', name);
     const { bundle, digest } = await scriptBundle(bundleDir, body, specOverrides);
@@ -80,6 +88,7 @@ describe('runBundle on the real dev server with the local host', () => {
     expect(status.stage?.filesSent).toBe(5);
     const report = JSON.parse(await readFile(join(bundleDir, 'runtime/collection.json'), 'utf8'));
     expect(report.manifest.verified).toBe(true);
+    await record('run-bundle-succeeded', handle);
   });
 
   it('passes secrets by name: the job sees the value, history and bundle never do', async () => {
@@ -114,6 +123,7 @@ describe('runBundle on the real dev server with the local host', () => {
     const described = await handle.describe();
     expect(described.status.name).toBe('FAILED');
     expect(described.typedSearchAttributes.getAll().find((p) => p.key.name === 'OrbitPhase')?.value).toBe('failed');
+    await record('run-bundle-failed', handle);
   });
 
   it('refuses a bundle changed after it was frozen, without retrying', async () => {
@@ -157,5 +167,6 @@ describe('runBundle on the real dev server with the local host', () => {
     expect(childPid).toBeGreaterThan(0);
     expect(() => process.kill(childPid, 0)).toThrow();
     expect(await readFile(join(bundleDir, 'runtime/runtime.log'), 'utf8')).toMatch(/cancel requested/);
+    await record('run-bundle-cancelled', handle);
   });
 });

@@ -1,0 +1,71 @@
+/** Reads a finished run back in the client: its result, the plugin's summary, printable lines. */
+import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { Bundle, verifyManifest } from '../bundle';
+import { buildDefaultTaskRegistry } from '../plugins/registry';
+import type { RunOutcome, TaskSummary } from '../plugins/types';
+import type { RunResult } from '../workflows';
+
+export interface FinishedRun {
+  workflowId: string;
+  status: RunOutcome['status'];
+  result?: RunResult;
+  /** Why it did not succeed, in one line. */
+  error?: string;
+  bundleDir?: string;
+}
+
+/** Waits for the run's end and normalizes success, failure with details, cancellation and infrastructure errors. */
+export async function awaitRun(handle: WorkflowHandle, bundleDirHint?: string): Promise<FinishedRun> {
+  try {
+    const result = (await handle.result()) as RunResult;
+    return { workflowId: handle.workflowId, status: result.status, result, bundleDir: result.bundleDir };
+  } catch (e) {
+    if (!(e instanceof WorkflowFailedError)) throw e;
+    const cause = e.cause;
+    if (cause instanceof ApplicationFailure && (cause.type === 'RunFailed' || cause.type === 'RunTimedOut')) {
+      const result = cause.details?.[0] as RunResult | undefined;
+      return { workflowId: handle.workflowId, status: result?.status ?? 'failed', result, error: cause.message, bundleDir: result?.bundleDir ?? bundleDirHint };
+    }
+    if (cause instanceof CancelledFailure) return { workflowId: handle.workflowId, status: 'cancelled', error: 'cancelled', bundleDir: bundleDirHint };
+    const inner = cause?.cause as Error | undefined;
+    const detail = inner?.message ?? cause?.message ?? e.message;
+    return { workflowId: handle.workflowId, status: 'failed', error: detail, bundleDir: bundleDirHint };
+  }
+}
+
+/** The bundle folder of a run, from its memo. */
+export async function bundleDirOf(client: Client, workflowId: string): Promise<string | undefined> {
+  const d = await client.workflow.getHandle(workflowId).describe();
+  const dir = (d.memo as Record<string, unknown> | undefined)?.bundleDir;
+  return typeof dir === 'string' ? dir : undefined;
+}
+
+/** Asks the plugin that built the bundle to summarize what the run achieved. */
+export async function summarize(run: FinishedRun): Promise<TaskSummary | undefined> {
+  if (!run.bundleDir) return undefined;
+  const bundle = await Bundle.open(run.bundleDir);
+  const registry = buildDefaultTaskRegistry();
+  if (!registry.has(bundle.spec.taskType)) return undefined;
+  const outcome: RunOutcome = { status: run.status, exitCode: run.result?.exitCode ?? null, manifest: await verifyManifest(bundle.dir) };
+  return registry.get(bundle.spec.taskType).summarizeResult(bundle, outcome);
+}
+
+export function describeRun(run: FinishedRun, summary?: TaskSummary): string {
+  const lines = [`run ${run.workflowId}: ${run.status}${run.error && run.status !== 'succeeded' ? ` (${run.error})` : ''}`];
+  const r = run.result;
+  if (r) {
+    lines.push(`  exit code: ${r.exitCode ?? 'none'}   host: ${r.host}`);
+    lines.push(
+      `  artifacts: ${r.collect.verifiedCount} verified${r.collect.verified ? '' : `, ${r.collect.totals.missing} missing, ${r.collect.totals.mismatched} mismatched, ${r.collect.totals.refused} refused`} (${r.collect.filesFetched} files / ${r.collect.bytesFetched} bytes fetched)`,
+    );
+    for (const reason of r.reasons) lines.push(`  - ${reason}`);
+  }
+  if (run.bundleDir) lines.push(`  bundle: ${run.bundleDir}`);
+  if (summary) {
+    lines.push(`  ${summary.headline}`);
+    for (const [k, v] of Object.entries(summary.metrics)) lines.push(`    ${k}: ${v}`);
+    for (const h of summary.highlights) lines.push(`    see ${run.bundleDir ? `${run.bundleDir}/` : ''}${h}`);
+  }
+  return lines.join('\n');
+}

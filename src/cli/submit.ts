@@ -1,0 +1,109 @@
+/** Builds a frozen bundle from a request through its plugin, then starts runBundle for it. */
+import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { Bundle } from '../bundle';
+import { orbitHome, taskQueue, temporalTarget, workflowUiUrl, type TemporalTarget } from '../config';
+import { runBundle, type RunBundleInput } from '../workflows';
+import { SA_BUNDLE_DIGEST, SA_HOST, SA_JOB_KIND, SA_PHASE, SA_TASK_TYPE } from '../workflows/search-attributes';
+import { CliError } from './errors';
+import type { LoadedRequest } from './request';
+
+export interface PreparedRun {
+  runId: string;
+  bundle: Bundle;
+  digest: string;
+  input: RunBundleInput;
+}
+
+function stamp(d: Date): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}-${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`;
+}
+
+/** A readable, unique run id: `<jobId>-<yyyymmdd-hhmmss>-<4 hex>`. */
+export function newRunId(jobId: string, now = new Date()): string {
+  return `${jobId}-${stamp(now)}-${Math.floor(Math.random() * 0x10000)
+    .toString(16)
+    .padStart(4, '0')}`;
+}
+
+/**
+ * Builds the bundle under `<orbitHome>/runs/<runId>` through a temporary folder, freezes it, then
+ * renames it into place: a failed build leaves nothing behind.
+ */
+export async function prepareRun(loaded: LoadedRequest, options: { host: string; env?: NodeJS.ProcessEnv }): Promise<PreparedRun> {
+  const runId = newRunId(loaded.jobId);
+  const finalDir = join(orbitHome(options.env), 'runs', runId);
+  const buildDir = `${finalDir}.building`;
+  await mkdir(dirname(finalDir), { recursive: true });
+  try {
+    await loaded.plugin.buildBundle(buildDir, { request: loaded.request, jobId: loaded.jobId, baseDir: loaded.baseDir });
+    const built = await Bundle.open(buildDir);
+    await built.freeze();
+    await rename(buildDir, finalDir);
+  } catch (e) {
+    await rm(buildDir, { recursive: true, force: true });
+    throw e;
+  }
+  const bundle = await Bundle.open(finalDir);
+  const digest = await bundle.assertDigest();
+  return {
+    runId,
+    bundle,
+    digest,
+    input: {
+      runId,
+      bundleDir: bundle.dir,
+      digest,
+      host: options.host,
+      logFile: bundle.spec.entrypoint.logFile,
+      timeouts: bundle.spec.timeouts,
+    },
+  };
+}
+
+export async function connectClient(target: TemporalTarget = temporalTarget()): Promise<Client> {
+  try {
+    const connection = await Connection.connect({ ...target.connectionOptions, connectTimeout: '5s' } as Parameters<typeof Connection.connect>[0]);
+    return new Client({ connection, namespace: target.namespace });
+  } catch (e) {
+    const hint = target.embedded
+      ? 'start the embedded server with `orbit up` (or run the demo), or point TEMPORAL_ADDRESS at a cluster'
+      : 'check TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE and the TLS or API key settings';
+    throw new CliError(`cannot reach Temporal at ${target.address}: ${(e as Error).message}; ${hint}`, 3);
+  }
+}
+
+/** Starts runBundle for a prepared run; returns the workflow id and its Web UI link. */
+export async function startRun(client: Client, prepared: PreparedRun, target: TemporalTarget = temporalTarget()) {
+  const spec = prepared.bundle.spec;
+  try {
+    const handle = await client.workflow.start(runBundle, {
+      taskQueue: taskQueue(),
+      workflowId: prepared.runId,
+      args: [prepared.input],
+      typedSearchAttributes: [
+        { key: SA_TASK_TYPE, value: spec.taskType },
+        { key: SA_JOB_KIND, value: spec.jobKind },
+        { key: SA_HOST, value: prepared.input.host },
+        { key: SA_PHASE, value: 'pending' },
+        { key: SA_BUNDLE_DIGEST, value: prepared.digest },
+      ],
+      memo: {
+        jobId: spec.jobId,
+        taskType: spec.taskType,
+        jobKind: spec.jobKind,
+        bundleDir: prepared.bundle.dir,
+        resources: spec.resources,
+        entrypoint: spec.entrypoint.command.join(' '),
+      },
+      staticSummary: `${spec.taskType} ${spec.jobId} on ${prepared.input.host}`,
+      staticDetails: `bundle ${prepared.bundle.dir}\ndigest ${prepared.digest}\nentrypoint ${spec.entrypoint.command.join(' ')}`,
+    });
+    return { handle, workflowId: handle.workflowId, uiUrl: workflowUiUrl(target, handle.workflowId) };
+  } catch (e) {
+    if (e instanceof WorkflowExecutionAlreadyStartedError) throw new CliError(`run ${prepared.runId} already exists`, 3);
+    throw e;
+  }
+}

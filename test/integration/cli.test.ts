@@ -1,0 +1,92 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { verifyManifest } from '../../src/bundle';
+import { tempDir } from '../helpers/bundles';
+
+const run = promisify(execFile);
+const ROOT = resolve(__dirname, '../..');
+const ORBIT = join(ROOT, 'bin/orbit');
+
+/** Runs bin/orbit as a user would, against the test dev server, with its own ORBIT_HOME. */
+async function orbit(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(ORBIT, args, { env, timeout: 240_000, maxBuffer: 16 << 20 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof err.code === 'number' ? err.code : -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+  }
+}
+
+describe('the orbit command line, end to end on the embedded default', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let env: NodeJS.ProcessEnv;
+  beforeAll(async () => {
+    tmp = await tempDir('orbit-cli-');
+    const port = inject('temporalAddress').split(':')[1];
+    env = { ...process.env, ORBIT_HOME: join(tmp.dir, 'home'), ORBIT_TEMPORAL_PORT: port, ORBIT_TASK_QUEUE: `cli-${port}` };
+    delete env.TEMPORAL_ADDRESS;
+  });
+  afterAll(async () => tmp.cleanup());
+
+  it('demo: trains the example model, collects verified artifacts, and the loss goes down', async () => {
+    const r = await orbit(['demo'], env);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/reusing Temporal dev server/);
+    expect(r.stdout).toMatch(/Web UI: http:\/\/localhost:\d+\/namespaces\/default\/workflows\/train-/);
+    expect(r.stdout).toMatch(/staging[\s\S]*launching[\s\S]*running[\s\S]*collecting[\s\S]*succeeded/);
+    const bundleDir = /bundle: (\S+)/.exec(r.stdout)?.[1];
+    expect(bundleDir).toBeDefined();
+    expect((await verifyManifest(bundleDir!)).verified).toBe(true);
+    const checkpoints = readdirSync(join(bundleDir!, 'artifacts/checkpoints')).sort((a, b) => Number(a.split('-')[1]) - Number(b.split('-')[1]));
+    const last = checkpoints.at(-1)!;
+    expect(existsSync(join(bundleDir!, 'artifacts/checkpoints', last, 'COMPLETE'))).toBe(true);
+    const steps = (await readFile(join(bundleDir!, 'artifacts/checkpoints', last, 'logging.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { step: number; loss: number; lr: number; time: number });
+    expect(steps.length).toBeGreaterThan(5);
+    expect(steps.at(-1)!.loss).toBeLessThan(steps[0]!.loss / 2);
+    expect(existsSync(join(bundleDir!, 'artifacts/training.log'))).toBe(true);
+  });
+
+  it('submit refuses an invalid request with the field named, exit code 2, and builds nothing', async () => {
+    const bad = join(tmp.dir, 'bad.yaml');
+    await writeFile(bad, 'task: training\ndatasetPath: ""\n');
+    const r = await orbit(['submit', bad], env);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('outputDir');
+    expect(existsSync(join(tmp.dir, 'home-bad/runs'))).toBe(false);
+    const runs = existsSync(join(env.ORBIT_HOME!, 'runs')) ? readdirSync(join(env.ORBIT_HOME!, 'runs')) : [];
+    expect(runs.filter((d) => d.startsWith('bad-'))).toEqual([]);
+  });
+
+  it('submit refuses an unknown task type, listing the known ones', async () => {
+    const bad = join(tmp.dir, 'unknown.yaml');
+    await writeFile(bad, 'task: painting\n');
+    const r = await orbit(['submit', bad], env);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('task: unknown task type "painting"; known task types: collection, evaluation, training');
+  });
+
+  it('status and result of a finished run', async () => {
+    const job = join(tmp.dir, 'collect.yaml');
+    await writeFile(job, (await readFile(join(ROOT, 'examples/collect.yaml'), 'utf8')));
+    // A worker is needed: run the submit through `demo`, which hosts one for the duration.
+    const r = await orbit(['demo', job], env);
+    expect(r.code).toBe(0);
+    const id = /submitted (\S+)/.exec(r.stdout)?.[1];
+    expect(id).toMatch(/^collect-\d{8}-\d{6}-[0-9a-f]{4}$/);
+    const status = await orbit(['status', id!], env);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain(`run ${id}: completed, phase succeeded on local`);
+    const result = await orbit(['result', id!], env);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`run ${id}: succeeded`);
+  });
+});

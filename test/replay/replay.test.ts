@@ -1,0 +1,35 @@
+import { DeterminismViolationError } from '@temporalio/workflow';
+import { Worker } from '@temporalio/worker';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const HISTORIES = join(__dirname, '..', 'histories');
+const files = readdirSync(HISTORIES).filter((f) => f.endsWith('.json'));
+
+function history(file: string) {
+  return JSON.parse(readFileSync(join(HISTORIES, file), 'utf8'));
+}
+
+// Recorded from real runs on the dev server (ORBIT_RECORD_HISTORIES=1 npx vitest run --project integration
+// test/integration/run-bundle.test.ts). A workflow change that breaks any of them must use patched().
+describe('recorded runBundle histories replay against the current workflow code', () => {
+  it('has recorded histories to replay', () => {
+    expect(files.sort()).toEqual(['run-bundle-cancelled.json', 'run-bundle-failed.json', 'run-bundle-succeeded.json']);
+  });
+
+  for (const file of files) {
+    it(`replays ${file}`, async () => {
+      await Worker.runReplayHistory({ workflowsPath: require.resolve('../../src/workflows/index.ts') }, history(file), file);
+    });
+  }
+
+  it('fails when the workflow changes incompatibly', async () => {
+    const err = await Worker.runReplayHistory(
+      { workflowsPath: require.resolve('./changed-workflow.ts') },
+      history('run-bundle-succeeded.json'),
+      'changed',
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DeterminismViolationError);
+  });
+});
