@@ -54,6 +54,21 @@ export const timeoutsSchema = z
   .strict();
 export type Timeouts = z.infer<typeof timeoutsSchema>;
 
+export const syncSchema = z
+  .object({
+    /** How often new and grown files under artifacts/ and runtime/ are copied back while the job runs. */
+    intervalSeconds: z.number().int().positive('sync.intervalSeconds must be more than 0').default(30),
+    /**
+     * Folders under artifacts/ whose sub-folders are written as units (one per saved state): a
+     * sub-folder is copied back only once it holds the marker file, so a half-written one never is.
+     */
+    atomicDirs: z
+      .array(z.object({ parent: relativePathSchema, marker: z.string().regex(/^[A-Za-z0-9._-]+$/, 'marker must be a plain file name') }).strict())
+      .default([]),
+  })
+  .strict();
+export type SyncSpec = z.infer<typeof syncSchema>;
+
 export const jobSpecSchema = z
   .object({
     schemaVersion: z.literal(JOB_SCHEMA_VERSION, { error: `schemaVersion must be "${JOB_SCHEMA_VERSION}"` }),
@@ -85,6 +100,7 @@ export const jobSpecSchema = z
       })
       .strict(),
     timeouts: timeoutsSchema.default(timeoutsSchema.parse({})),
+    sync: syncSchema.default(syncSchema.parse({})),
     metadata: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
   })
   .strict();

@@ -53,6 +53,10 @@ export interface Probe {
 export interface CollectOptions {
   /** Parallel transfers. */
   concurrency?: number;
+  /** Sub-folders of these artifacts/ folders are collected only once they hold their marker file. */
+  atomicDirs?: { parent: string; marker: string }[];
+  /** Check the manifest at the end (default true; a sync while the job runs skips it). */
+  verify?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: { files: number; bytes: number }) => void;
 }
@@ -105,22 +109,32 @@ export class ShellHost {
 
   /** Uploads job.json, inputs/ and scripts/, skipping files already there with the same sha256, then verifies. */
   async stage(runId: string, bundleDir: string, options: { signal?: AbortSignal } = {}): Promise<StageResult> {
-    const dir = this.runDir(runId);
-    const local = new Map<string, { sha: string; size: number; executable: boolean }>();
+    const files: { local: string; remote: string }[] = [];
     for (const part of FROZEN_PARTS) {
-      const files = part === 'job.json' ? [{ path: part }] : await walkFiles(bundleDir, part);
-      for (const f of files) {
-        const full = join(bundleDir, f.path);
-        const st = await stat(full);
-        local.set(f.path, { sha: await sha256File(full), size: st.size, executable: (st.mode & 0o111) !== 0 });
-      }
+      const found = part === 'job.json' ? [{ path: part }] : await walkFiles(bundleDir, part);
+      for (const f of found) files.push({ local: join(bundleDir, f.path), remote: f.path });
+    }
+    return this.upload(runId, files, [...FROZEN_PARTS], options.signal);
+  }
+
+  /**
+   * Uploads local files to paths relative to the run folder, skipping those already there with the
+   * same sha256; files under `roots` that the set does not name are removed; then verifies every hash.
+   */
+  async upload(runId: string, files: { local: string; remote: string }[], roots: string[], signal?: AbortSignal): Promise<StageResult> {
+    const dir = this.runDir(runId);
+    const local = new Map<string, { local: string; sha: string; size: number; executable: boolean }>();
+    for (const f of files) {
+      if (!isSafeRelativePath(f.remote)) throw new Error(`cannot upload to unsafe path ${JSON.stringify(f.remote)}`);
+      const st = await stat(f.local);
+      local.set(f.remote, { local: f.local, sha: await sha256File(f.local), size: st.size, executable: (st.mode & 0o111) !== 0 });
     }
     const dirs = [...new Set([...local.keys()].map((p) => posix.dirname(p)).filter((d) => d !== '.'))];
-    const remote = await this.remoteHashes(dir, dirs, options.signal);
+    const remote = await this.remoteHashes(dir, roots, dirs, signal);
     const toSend = [...local.entries()].filter(([path, f]) => remote.get(path) !== f.sha);
     let bytesSent = 0;
     for (const [path, f] of toSend) {
-      await this.transport.upload(join(bundleDir, path), `${dir}/${path}${PARTIAL_SUFFIX}`, { signal: options.signal });
+      await this.transport.upload(f.local, `${dir}/${path}${PARTIAL_SUFFIX}`, { signal });
       bytesSent += f.size;
     }
     const extras = [...remote.keys()].filter((p) => !local.has(p));
@@ -129,24 +143,24 @@ export class ShellHost {
       ...extras.map((p) => `rm -f -- ${q(p)}`),
     ];
     if (finalize.length) {
-      const r = await this.transport.exec(`set -e\ncd ${q(dir)}\n${finalize.join('\n')}\n`, { signal: options.signal });
-      if (r.code !== 0) throw new StageVerificationError(`staging on ${this.name} could not finish: ${r.stderr.trim()}`);
+      const r = await this.transport.exec(`set -e\ncd ${q(dir)}\n${finalize.join('\n')}\n`, { signal });
+      if (r.code !== 0) throw new StageVerificationError(`upload to ${this.name} could not finish: ${r.stderr.trim()}`);
     }
-    const after = await this.remoteHashes(dir, [], options.signal);
+    const after = await this.remoteHashes(dir, roots, [], signal);
     const wrong = [...local.entries()].filter(([p, f]) => after.get(p) !== f.sha).map(([p]) => p);
     if (wrong.length || after.size !== local.size) {
-      throw new StageVerificationError(`staged copy on ${this.name} differs from the bundle: ${wrong.slice(0, 5).join(', ') || 'extra files'}`);
+      throw new StageVerificationError(`copy on ${this.name} differs from the local files: ${wrong.slice(0, 5).join(', ') || 'extra files'}`);
     }
     return { filesSent: toSend.length, bytesSent, filesSkipped: local.size - toSend.length };
   }
 
-  private async remoteHashes(dir: string, mkdirs: string[], signal?: AbortSignal): Promise<Map<string, string>> {
+  private async remoteHashes(dir: string, roots: string[], mkdirs: string[], signal?: AbortSignal): Promise<Map<string, string>> {
     const script = [
       'set -e',
       `mkdir -p ${q(dir)} && cd ${q(dir)}`,
       'mkdir -p inputs scripts runtime artifacts',
       'while IFS= read -r -d "" d; do mkdir -p -- "$d"; done',
-      'find job.json inputs scripts -type f ! -name "*' + PARTIAL_SUFFIX + '" -print0 2>/dev/null | xargs -0 -r sha256sum --zero',
+      `find ${roots.map(q).join(' ')} -type f ! -name "*${PARTIAL_SUFFIX}" -print0 2>/dev/null | xargs -0 -r sha256sum --zero`,
     ].join('\n');
     const r = await this.transport.exec(script, { stdin: mkdirs.map((d) => d + '\0').join(''), signal });
     if (r.code !== 0) throw new StageVerificationError(`cannot prepare ${dir} on ${this.name}: ${r.stderr.trim() || `exit ${r.code}`}`);
@@ -160,11 +174,12 @@ export class ShellHost {
 
   /**
    * Starts scripts/orbit/run.sh detached (own session and process group) unless this run was
-   * launched already. Secrets travel on stdin into a 0600 file the wrapper reads and deletes.
+   * launched already. Secrets (and per-launch env such as ORBIT_RESUME_FROM) travel on stdin into a
+   * 0600 file the wrapper reads and deletes.
    */
-  async launch(runId: string, options: { secrets?: Record<string, string> } = {}): Promise<LaunchResult> {
+  async launch(runId: string, options: { secrets?: Record<string, string>; env?: Record<string, string> } = {}): Promise<LaunchResult> {
     const dir = this.runDir(runId);
-    const secretFile = Object.entries(options.secrets ?? {})
+    const secretFile = Object.entries({ ...options.env, ...options.secrets })
       .map(([k, v]) => `export ${k}=${q(v)}\n`)
       .join('');
     const script = `set -u
@@ -255,7 +270,9 @@ find artifacts runtime -mindepth 1 \\( -type d -printf 'd\\0%p\\0\\0' \\) -o \\(
     );
     if (listing.code === 3) throw new RunNotStagedError(listing.stdout.replace(/^ORBIT_ERR /, '').trim());
     if (listing.code !== 0) throw new Error(`listing ${dir} on ${this.name} failed (exit ${listing.code}): ${listing.stderr.trim()}`);
-    const { files, refused } = parseListing(listing.stdout);
+    const parsedListing = parseListing(listing.stdout);
+    const refused = parsedListing.refused;
+    const files = withoutIncompleteUnits(parsedListing.files, options.atomicDirs ?? []);
 
     let manifestEntries = new Map<string, ManifestEntry>();
     const manifestFile = files.find((f) => f.path === MANIFEST_FILE);
@@ -304,7 +321,10 @@ find artifacts runtime -mindepth 1 \\( -type d -printf 'd\\0%p\\0\\0' \\) -o \\(
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 4) }, worker));
-    result.manifest = await verifyManifest(root, new Map([...known].map(([p, s]) => [p.slice('artifacts/'.length), s])));
+    result.manifest =
+      options.verify === false
+        ? { verified: false, manifestPresent: Boolean(manifestFile), verifiedFiles: [], missing: [], mismatched: [], problems: [] }
+        : await verifyManifest(root, new Map([...known].map(([p, s]) => [p.slice('artifacts/'.length), s])));
     return result;
   }
 
@@ -356,6 +376,22 @@ find artifacts runtime -mindepth 1 \\( -type d -printf 'd\\0%p\\0\\0' \\) -o \\(
     }
     return { bytes, problem: 'could not be collected' };
   }
+}
+
+/** Drops files inside unit folders (`artifacts/<parent>/<unit>/...`) whose marker file is not there yet. */
+export function withoutIncompleteUnits<T extends { path: string }>(files: T[], atomicDirs: { parent: string; marker: string }[]): T[] {
+  if (!atomicDirs.length) return files;
+  const present = new Set(files.map((f) => f.path));
+  return files.filter((f) => {
+    for (const a of atomicDirs) {
+      const prefix = `artifacts/${a.parent}/`;
+      if (!f.path.startsWith(prefix)) continue;
+      const unit = f.path.slice(prefix.length).split('/')[0];
+      if (!unit || !f.path.slice(prefix.length).includes('/')) return true; // a file directly in the parent
+      return present.has(`${prefix}${unit}/${a.marker}`);
+    }
+    return true;
+  });
 }
 
 async function sizeOf(path: string): Promise<number | null> {

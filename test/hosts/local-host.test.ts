@@ -84,7 +84,7 @@ describe('ShellHost over the local transport', () => {
     await host.launch('run-cancel');
     await waitFor(() => host.probe('run-cancel', 'job.log'), (p) => p.state === 'running' && p.artifactBytes > 0);
     const childPid = Number((await waitFor(() => readFile(join(tmp.dir, 'work/run-cancel/artifacts/child.pid'), 'utf8').catch(() => ''), (s) => s.length > 0)).trim());
-    expect(await host.cancel('run-cancel', 2)).toBe('stopped');
+    expect(await host.cancel('run-cancel', 10)).toBe('stopped');
     const probe = await host.probe('run-cancel', 'job.log');
     expect(probe.state).toBe('exited');
     expect(probe.exitCode).not.toBe(0);
