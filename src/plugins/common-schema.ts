@@ -1,0 +1,138 @@
+/**
+ * Zod building blocks shared by the task plugins' request schemas. Node-free. Every message names
+ * its field and says what is expected, so a problem reads well as `path: message`.
+ */
+import { z } from 'zod';
+import { isSafeRelativePath } from '../bundle/schema';
+
+const quote = (keys: readonly PropertyKey[]) => keys.map((k) => `"${String(k)}"`).join(', ');
+
+/**
+ * A strict object: unknown keys are reported with the list of known ones. `what` names the object in
+ * messages (e.g. "a training request", "model").
+ */
+export function strictFields<Shape extends z.ZodRawShape>(shape: Shape, what: string) {
+  const known = Object.keys(shape).join(', ');
+  return z.strictObject(shape, {
+    error: (iss) => {
+      if (iss.code === 'unrecognized_keys') {
+        const many = iss.keys.length > 1;
+        return `unknown field${many ? 's' : ''} ${quote(iss.keys)} in ${what}; known fields: ${known}`;
+      }
+      if (iss.code === 'invalid_type') return `${what} must be a mapping of fields (key: value), with fields ${known}`;
+      return undefined;
+    },
+  });
+}
+
+/** A required, non-empty string; `hint` says what to put there. */
+export function requiredString(field: string, hint: string) {
+  const missing = `${field} is required: ${hint}`;
+  return z
+    .string({ error: (iss) => (iss.input === undefined ? missing : `${field} must be a string: ${hint}`) })
+    .trim()
+    .min(1, missing);
+}
+
+/** A whole number in [min, max]. */
+export function wholeNumber(field: string, min: number, max: number) {
+  return z
+    .number({ error: (iss) => `${field} ${iss.input === undefined ? 'is required' : 'must be a number'}: a whole number from ${min} to ${max}` })
+    .int(`${field} must be a whole number (from ${min} to ${max})`)
+    .min(min, `${field} must be at least ${min}`)
+    .max(max, `${field} must be at most ${max}`);
+}
+
+/** A finite number greater than 0 and at most `max`. */
+export function positiveNumber(field: string, max: number) {
+  return z
+    .number({ error: `${field} must be a number greater than 0` })
+    .positive(`${field} must be greater than 0`)
+    .max(max, `${field} must be at most ${max}`);
+}
+
+/**
+ * A path under the bundle's `artifacts/` folder where the job writes. `reserved` are artifact names
+ * the task writes itself and that this path must not replace.
+ */
+export function artifactPath(field: string, hint: string, reserved: readonly string[] = []) {
+  // An empty path is reported once, as missing, by requiredString.
+  return requiredString(field, hint)
+    .refine((p) => p === '' || isSafeRelativePath(p), {
+      message: `${field} must be a relative path under artifacts/ (${hint}), without a leading '/', '..', '.', empty parts or backslashes`,
+    })
+    .refine((p) => !reserved.includes(p) && p !== 'manifest.json', {
+      message: `${field} must not be ${['manifest.json', ...reserved].join(' or ')}: the job writes those files itself; pick another name`,
+    });
+}
+
+/** A name a file or score can be keyed by. */
+export function slugName(field: string) {
+  return requiredString(field, "a short name such as holdout-a").regex(
+    /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/,
+    `${field} must be 1-63 characters of A-Z, a-z, 0-9, '.', '_' or '-', starting with a letter or digit`,
+  );
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+const envName = z
+  .string()
+  .regex(ENV_NAME, 'env names must be valid environment variable names ([A-Za-z_][A-Za-z0-9_]*)')
+  .refine((n) => !n.startsWith('ORBIT_'), { message: 'env names starting with ORBIT_ are reserved for Orbit; rename the variable' });
+
+/** Optional overrides of the task's default resources. */
+export const resourceOverridesSchema = strictFields(
+  {
+    gpus: wholeNumber('resources.gpus', 0, 64).optional(),
+    gpuType: requiredString('resources.gpuType', 'a GPU model name such as A100').optional(),
+    cpus: wholeNumber('resources.cpus', 1, 1024).optional(),
+    memoryGb: positiveNumber('resources.memoryGb', 65536).optional(),
+  },
+  'resources',
+);
+export type ResourceOverrides = z.infer<typeof resourceOverridesSchema>;
+
+/** Fields every task request accepts: how to run it rather than what it does. */
+export const runOptionsShape = {
+  /** Overrides of the task's default resources (gpus, gpuType, cpus, memoryGb). */
+  resources: resourceOverridesSchema.optional(),
+  /** Plain environment for the job. Never secrets: name those in `secretEnv`. */
+  env: z
+    .record(envName, z.string({ error: 'env values must be strings; quote numbers and booleans in YAML, e.g. "1"' }), {
+      error: (iss) => {
+        if (iss.code === 'invalid_key') return iss.issues[0]?.message ?? 'env names must be valid environment variable names';
+        if (iss.code === 'invalid_type') return 'env must be a mapping of NAME: "value"';
+        return undefined;
+      },
+    })
+    .default({}),
+  /** Names of secrets the worker passes from its own environment; values never enter the bundle. */
+  secretEnv: z
+    .array(z.string({ error: 'secretEnv entries must be strings' }).regex(ENV_NAME, 'secretEnv entries must be valid environment variable names ([A-Za-z_][A-Za-z0-9_]*)'), {
+      error: 'secretEnv must be a list of environment variable names',
+    })
+    .refine((names) => new Set(names).size === names.length, { message: 'secretEnv lists a name twice; list each secret once' })
+    .default([]),
+  /** Longest the job may run before Orbit stops it; the core default when absent. */
+  timeoutSeconds: wholeNumber('timeoutSeconds', 1, 30 * 24 * 3600).optional(),
+  /** How often outputs are copied back while the job runs; the core default (30 s) when absent. */
+  syncIntervalSeconds: wholeNumber('syncIntervalSeconds', 1, 24 * 3600).optional(),
+};
+
+/** The run options of any request, as parsed. */
+export interface RunOptions {
+  resources?: ResourceOverrides;
+  env: Record<string, string>;
+  secretEnv: string[];
+  timeoutSeconds?: number;
+  syncIntervalSeconds?: number;
+}
+
+/**
+ * Table format shared by the tasks (read by scripts/tabular.py): CSV, UTF-8, a header row naming
+ * every column, then one row per example with a number in every cell; the last column is the target,
+ * the others are features. At least two columns and one data row.
+ */
+export const TABLE_FORMAT =
+  'a CSV file with a header row and numbers in every cell (features first, the target last), relative to the request file';

@@ -1,0 +1,65 @@
+/**
+ * The evaluation request (YAML or JSON, camelCase). Node-free. Example:
+ *
+ *   checkpoint: runs/demo/artifacts/checkpoints/step-300   # or `model:`; a trainer checkpoint folder
+ *   environments:
+ *     - { name: holdout-a, datasetPath: data/holdout-a.csv }
+ *
+ * Paths resolve against the request file's folder. An environment's dataset has the format of the
+ * training dataset (CSV, header row, numbers, target last) and the checkpoint's feature count.
+ * `checkpoint` and `model` are two names for one field; parsing returns it as `checkpoint`.
+ */
+import { z } from 'zod';
+import { requiredString, runOptionsShape, slugName, strictFields, TABLE_FORMAT } from '../common-schema';
+
+export const EVALUATION_LOG = 'evaluation.log';
+export const EVALUATION_SCORES = 'scores.json';
+
+const CHECKPOINT_HINT = 'the path of a checkpoint folder written by a training job (step-N, holding model.pt and COMPLETE), relative to the request file';
+const ENVIRONMENTS_MESSAGE = 'environments must list at least one environment: add items like {name: holdout-a, datasetPath: data/holdout-a.csv}';
+
+export const environmentSchema = strictFields(
+  {
+    /** Names the score; unique within the request. */
+    name: slugName('name'),
+    /** The table this environment scores, copied into inputs/. */
+    datasetPath: requiredString('datasetPath', TABLE_FORMAT),
+  },
+  'an environment',
+);
+export type Environment = z.infer<typeof environmentSchema>;
+
+export const evaluationRequestSchema = strictFields(
+  {
+    checkpoint: requiredString('checkpoint', CHECKPOINT_HINT).optional(),
+    /** Another name for `checkpoint`. */
+    model: requiredString('model', CHECKPOINT_HINT).optional(),
+    environments: z
+      .array(environmentSchema, { error: (iss) => (iss.input === undefined ? ENVIRONMENTS_MESSAGE : 'environments must be a list of {name, datasetPath}') })
+      .min(1, ENVIRONMENTS_MESSAGE),
+    ...runOptionsShape,
+  },
+  'an evaluation request',
+)
+  .superRefine(
+    (req, ctx) => {
+      if (req.checkpoint === undefined && req.model === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['checkpoint'], message: `checkpoint is required: ${CHECKPOINT_HINT} (\`model\` is accepted as another name)` });
+      }
+      if (req.checkpoint !== undefined && req.model !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['model'], message: 'give checkpoint or model, not both: they are two names for the same field' });
+      }
+      const seen = new Set<string>();
+      (Array.isArray(req.environments) ? req.environments : []).forEach((env, i) => {
+        if (typeof env?.name !== 'string') return;
+        if (seen.has(env.name)) {
+          ctx.addIssue({ code: 'custom', path: ['environments', i, 'name'], message: `name "${env.name}" is used twice; environment names must be unique` });
+        }
+        seen.add(env.name);
+      });
+    },
+    // Also when other fields failed, so that one run reports every problem; the value may then be partial.
+    { when: (payload) => typeof payload.value === 'object' && payload.value !== null },
+  )
+  .transform(({ model, checkpoint, ...rest }) => ({ ...rest, checkpoint: (checkpoint ?? model) as string }));
+export type EvaluationRequest = z.infer<typeof evaluationRequestSchema>;

@@ -1,0 +1,107 @@
+import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { parseWith, type Bundle, type Problem } from '../../bundle';
+import {
+  assertNoProblems,
+  checkTable,
+  createPythonBundle,
+  fmt,
+  jobSpecFor,
+  numberField,
+  outcomePrefix,
+  pluginFile,
+  pythonCommand,
+  readJsonLines,
+  requestPath,
+} from '../common';
+import type { RunOutcome, TaskPlugin, TaskSubmission, TaskSummary } from '../types';
+import { TRAINING_LOG, TRAINING_METRICS, trainingRequestSchema, type TrainingRequest } from './schema';
+
+const DATA_INPUT_DIR = 'data';
+
+/** Trains a small MLP regressor on a CSV table (PyTorch, CPU) with resumable step-N checkpoints. */
+export class TrainingPlugin implements TaskPlugin<typeof trainingRequestSchema> {
+  readonly taskType = 'training';
+  readonly jobKind = 'train';
+  readonly description = 'fit a small MLP regressor to a CSV table (PyTorch, CPU), with resumable checkpoints';
+  readonly requestSchema = trainingRequestSchema;
+
+  parse(raw: unknown) {
+    return parseWith(this.requestSchema, raw);
+  }
+
+  async validate(request: TrainingRequest, baseDir: string): Promise<Problem[]> {
+    const { problems } = await checkTable(requestPath(baseDir, request.datasetPath), 'datasetPath');
+    return problems;
+  }
+
+  async buildBundle(bundleDir: string, submission: TaskSubmission<TrainingRequest>): Promise<Bundle> {
+    const { request, baseDir, jobId } = submission;
+    assertNoProblems('training request', await this.validate(request, baseDir));
+    const dataset = `${DATA_INPUT_DIR}/${basename(request.datasetPath)}`;
+    const finalCheckpoint = `${request.outputDir}/step-${request.steps}`;
+    const spec = jobSpecFor(this, jobId, request, {
+      defaults: { cpus: 2, memoryGb: 2 },
+      command: pythonCommand('trainer.py'),
+      logFile: TRAINING_LOG,
+      inputs: [{ path: dataset, description: `copy of ${request.datasetPath}` }],
+      expectedOutputs: [
+        { path: TRAINING_METRICS, required: true },
+        { path: TRAINING_LOG, required: true },
+        { path: `${finalCheckpoint}/model.pt`, required: true },
+        { path: `${finalCheckpoint}/COMPLETE`, required: true },
+      ],
+      atomicDirs: [{ parent: request.outputDir, marker: 'COMPLETE' }],
+      metadata: { outputDir: request.outputDir, steps: request.steps, datasetFile: basename(request.datasetPath) },
+    });
+    const config = {
+      dataset: `inputs/${dataset}`,
+      outputDir: request.outputDir,
+      model: request.model,
+      steps: request.steps,
+      batchSize: request.batchSize,
+      learningRate: request.learningRate,
+      checkpointEvery: request.checkpointEvery,
+      seed: request.seed,
+      threads: Math.min(2, request.resources?.cpus ?? 2),
+    };
+    const bundle = await createPythonBundle(bundleDir, spec, { name: 'trainer.py', source: pluginFile('training', 'trainer.py') }, config);
+    await bundle.copyInput(requestPath(baseDir, request.datasetPath), dataset);
+    return bundle;
+  }
+
+  async summarizeResult(bundle: Bundle, outcome: RunOutcome): Promise<TaskSummary> {
+    const outputDir = String(bundle.spec.metadata['outputDir'] ?? 'checkpoints');
+    const wanted = Number(bundle.spec.metadata['steps'] ?? 0);
+    const checkpoints = await completeCheckpoints(bundle.path(join('artifacts', outputDir)));
+    const last = checkpoints.at(-1);
+    const lastPath = last === undefined ? null : `artifacts/${outputDir}/step-${last}`;
+    const log = last === undefined ? [] : await readJsonLines(bundle.path(`${lastPath}/logging.jsonl`));
+    const firstLoss = numberField(log[0], 'loss');
+    const finalLoss = numberField(log.at(-1), 'loss');
+    const steps = numberField(log.at(-1), 'step') ?? 0;
+    const headline =
+      outcome.status === 'succeeded' && last !== undefined
+        ? `trained ${steps} steps: loss ${fmt(firstLoss)} -> ${fmt(finalLoss)}`
+        : `${outcomePrefix(outcome)}training reached step ${steps} of ${wanted}; ` +
+          (lastPath ? `last complete checkpoint ${lastPath} (loss ${fmt(firstLoss)} -> ${fmt(finalLoss)})` : 'no complete checkpoint');
+    const highlights = [`artifacts/${TRAINING_METRICS}`, `artifacts/${TRAINING_LOG}`];
+    if (lastPath) highlights.push(lastPath);
+    return {
+      headline,
+      metrics: { firstLoss, finalLoss, steps, checkpoints: checkpoints.length, finalCheckpoint: lastPath },
+      highlights,
+    };
+  }
+}
+
+/** Steps of the complete (COMPLETE-marked) step-N folders in `dir`, ascending. */
+async function completeCheckpoints(dir: string): Promise<number[]> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  return names
+    .map((name) => /^step-(\d+)$/.exec(name))
+    .filter((m): m is RegExpExecArray => m !== null && existsSync(join(dir, m[0], 'COMPLETE')))
+    .map((m) => Number(m[1]))
+    .sort((a, b) => a - b);
+}

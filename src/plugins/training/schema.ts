@@ -1,0 +1,57 @@
+/**
+ * The training request (YAML or JSON, camelCase). Node-free. Example:
+ *
+ *   datasetPath: data/regression.csv   # required; relative to the request file
+ *   outputDir: checkpoints             # required; under artifacts/
+ *   model: { hiddenSize: 32, layers: 2 }
+ *   steps: 300
+ *
+ * Dataset format: CSV, UTF-8, a header row naming every column, then one row per example with a
+ * number in every cell; the last column is the regression target, the others are features.
+ * `task` and `jobId` belong to the request file, not to this schema: the CLI strips them.
+ */
+import type { z } from 'zod';
+import {
+  artifactPath,
+  positiveNumber,
+  requiredString,
+  runOptionsShape,
+  strictFields,
+  TABLE_FORMAT,
+  wholeNumber,
+} from '../common-schema';
+
+/** Artifacts the trainer writes itself; outputDir must not take their names. */
+export const TRAINING_LOG = 'training.log';
+export const TRAINING_METRICS = 'metrics.json';
+
+export const modelSchema = strictFields(
+  {
+    /** Units per hidden layer. */
+    hiddenSize: wholeNumber('model.hiddenSize', 1, 4096).default(32),
+    /** Hidden layers (tanh). */
+    layers: wholeNumber('model.layers', 1, 16).default(2),
+  },
+  'model',
+);
+
+export const trainingRequestSchema = strictFields(
+  {
+    /** The table to fit, copied into the bundle's inputs/. */
+    datasetPath: requiredString('datasetPath', TABLE_FORMAT),
+    /** Folder under artifacts/ that receives step-N checkpoints. */
+    outputDir: artifactPath('outputDir', 'the folder under artifacts/ for checkpoints, e.g. checkpoints', [TRAINING_LOG, TRAINING_METRICS]),
+    model: modelSchema.default({ hiddenSize: 32, layers: 2 }),
+    /** Optimizer steps in all. */
+    steps: wholeNumber('steps', 1, 10_000_000).default(300),
+    batchSize: wholeNumber('batchSize', 1, 1_000_000).default(64),
+    /** Peak learning rate (Adam, cosine decay to a tenth). */
+    learningRate: positiveNumber('learningRate', 10).default(0.01),
+    /** A checkpoint every this many steps, and one at the last step. */
+    checkpointEvery: wholeNumber('checkpointEvery', 1, 10_000_000).default(100),
+    seed: wholeNumber('seed', 0, 2 ** 31 - 1).default(0),
+    ...runOptionsShape,
+  },
+  'a training request',
+);
+export type TrainingRequest = z.infer<typeof trainingRequestSchema>;

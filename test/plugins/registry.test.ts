@@ -1,0 +1,83 @@
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildDefaultTaskRegistry, TaskRegistry, UnknownTaskTypeError } from '../../src/plugins/registry';
+import { TrainingPlugin } from '../../src/plugins/training/plugin';
+import { EXAMPLES, loadRequest, ROOT } from './helpers';
+
+let registry: TaskRegistry;
+beforeAll(async () => {
+  registry = await buildDefaultTaskRegistry();
+});
+
+describe('default task registry', () => {
+  it('provides the four task types with their job kinds', () => {
+    expect(registry.taskTypes()).toEqual(['collection', 'evaluation', 'training', 'upstream']);
+    expect(registry.list().map((p) => [p.taskType, p.jobKind])).toEqual([
+      ['collection', 'collect'],
+      ['evaluation', 'eval'],
+      ['training', 'train'],
+      ['upstream', 'upstream-blackbox'],
+    ]);
+    for (const p of registry.list()) expect(p.description.length).toBeGreaterThan(10);
+  });
+
+  it('rejects an unknown task type, listing the known ones', () => {
+    expect(() => registry.get('finetune')).toThrow(UnknownTaskTypeError);
+    expect(() => registry.get('finetune')).toThrow('unknown task type "finetune"; known task types: collection, evaluation, training, upstream');
+  });
+
+  it('refuses to register a task type twice', () => {
+    expect(() => new TaskRegistry().register(new TrainingPlugin()).register(new TrainingPlugin())).toThrow('task type "training" is registered twice');
+  });
+});
+
+describe('examples', () => {
+  it.each(['train.yaml', 'collect.yaml', 'eval.yaml'])('%s parses with its plugin', (file) => {
+    const { task, raw } = loadRequest(join(EXAMPLES, file));
+    const result = registry.get(task).parse(raw);
+    expect(result.ok ? [] : result.problems).toEqual([]);
+  });
+
+  it.each(['train.yaml', 'collect.yaml'])('%s validates against the shipped data', async (file) => {
+    const { task, raw } = loadRequest(join(EXAMPLES, file));
+    const plugin = registry.get(task);
+    const result = plugin.parse(raw);
+    if (!result.ok) throw new Error('does not parse');
+    expect(await plugin.validate(result.value, EXAMPLES)).toEqual([]);
+  });
+
+  it('eval.yaml fails validation only on its checkpoint placeholder', async () => {
+    const { raw } = loadRequest(join(EXAMPLES, 'eval.yaml'));
+    const plugin = registry.get('evaluation');
+    const result = plugin.parse(raw);
+    if (!result.ok) throw new Error('does not parse');
+    const problems = await plugin.validate(result.value, EXAMPLES);
+    expect(problems.map((p) => p.path)).toEqual(['checkpoint']);
+    expect(problems[0]?.message).toMatch(/^\/replace\/with\/the\/path\/printed\/by\/orbit-submit\/.* does not exist;/);
+  });
+});
+
+describe('the plugin boundary', () => {
+  // The execution core knows no task vocabulary: tasks live in plugins only.
+  const words = /\b(training|train|evaluation|eval|dataset)s?\b/i;
+
+  function files(dir: string): string[] {
+    if (!existsSync(dir)) return [];
+    return readdirSync(dir).flatMap((name) => {
+      const full = join(dir, name);
+      return statSync(full).isDirectory() ? files(full) : [full];
+    });
+  }
+
+  it.each(['src/bundle', 'src/workflows', 'src/activities'])('%s never names a task', (dir) => {
+    const offenders = files(join(ROOT, dir)).flatMap((f) =>
+      readFileSync(f, 'utf8')
+        .split('\n')
+        .map((line, i) => ({ where: `${f.slice(ROOT.length + 1)}:${i + 1}`, line }))
+        .filter(({ line }) => words.test(line))
+        .map(({ where, line }) => `${where}: ${line.trim()}`),
+    );
+    expect(offenders).toEqual([]);
+  });
+});

@@ -1,0 +1,264 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Bundle, ValidationError, verifyManifest } from '../../src/bundle';
+import { TrainingPlugin } from '../../src/plugins/training/plugin';
+import type { TrainingRequest } from '../../src/plugins/training/schema';
+import { EXAMPLES, loadRequest, outcomeOf, problemsOf, readJsonFile, readJsonLines, runBundle, useTempDirs, writeText } from './helpers';
+
+const plugin = new TrainingPlugin();
+const TABLE = 'a CSV file with a header row and numbers in every cell (features first, the target last), relative to the request file';
+const base = { datasetPath: 'data/regression.csv', outputDir: 'checkpoints' };
+
+function parsed(raw: Record<string, unknown>): TrainingRequest {
+  const r = plugin.parse(raw);
+  if (!r.ok) throw new Error(JSON.stringify(r.problems));
+  return r.value;
+}
+
+interface LogLine {
+  step: number;
+  loss: number;
+  lr: number;
+  time: number;
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+describe('training request schema', () => {
+  it('fills defaults for an minimal request', () => {
+    expect(parsed(base)).toEqual({
+      ...base,
+      model: { hiddenSize: 32, layers: 2 },
+      steps: 300,
+      batchSize: 64,
+      learningRate: 0.01,
+      checkpointEvery: 100,
+      seed: 0,
+      env: {},
+      secretEnv: [],
+    });
+  });
+
+  it('requires datasetPath and outputDir, naming both at once', () => {
+    expect(problemsOf(plugin.parse({}))).toEqual([
+      { path: 'datasetPath', message: `datasetPath is required: ${TABLE}` },
+      { path: 'outputDir', message: 'outputDir is required: the folder under artifacts/ for checkpoints, e.g. checkpoints' },
+    ]);
+  });
+
+  it.each([
+    [{ datasetPath: '' }, 'datasetPath', `datasetPath is required: ${TABLE}`],
+    [{ datasetPath: '   ' }, 'datasetPath', `datasetPath is required: ${TABLE}`],
+    [{ datasetPath: 7 }, 'datasetPath', `datasetPath must be a string: ${TABLE}`],
+    [{ outputDir: '' }, 'outputDir', 'outputDir is required: the folder under artifacts/ for checkpoints, e.g. checkpoints'],
+    [
+      { outputDir: '../elsewhere' },
+      'outputDir',
+      "outputDir must be a relative path under artifacts/ (the folder under artifacts/ for checkpoints, e.g. checkpoints), without a leading '/', '..', '.', empty parts or backslashes",
+    ],
+    [
+      { outputDir: '/abs/ckpt' },
+      'outputDir',
+      "outputDir must be a relative path under artifacts/ (the folder under artifacts/ for checkpoints, e.g. checkpoints), without a leading '/', '..', '.', empty parts or backslashes",
+    ],
+    [
+      { outputDir: 'metrics.json' },
+      'outputDir',
+      'outputDir must not be manifest.json or training.log or metrics.json: the job writes those files itself; pick another name',
+    ],
+    [{ steps: 0 }, 'steps', 'steps must be at least 1'],
+    [{ steps: 2.5 }, 'steps', 'steps must be a whole number (from 1 to 10000000)'],
+    [{ steps: '300' }, 'steps', 'steps must be a number: a whole number from 1 to 10000000'],
+    [{ batchSize: 0 }, 'batchSize', 'batchSize must be at least 1'],
+    [{ learningRate: 0 }, 'learningRate', 'learningRate must be greater than 0'],
+    [{ learningRate: 'fast' }, 'learningRate', 'learningRate must be a number greater than 0'],
+    [{ learningRate: 11 }, 'learningRate', 'learningRate must be at most 10'],
+    [{ checkpointEvery: 0 }, 'checkpointEvery', 'checkpointEvery must be at least 1'],
+    [{ seed: -1 }, 'seed', 'seed must be at least 0'],
+    [{ model: { hiddenSize: 0 } }, 'model.hiddenSize', 'model.hiddenSize must be at least 1'],
+    [{ model: { layers: 17 } }, 'model.layers', 'model.layers must be at most 16'],
+    [{ model: { width: 8 } }, 'model', 'unknown field "width" in model; known fields: hiddenSize, layers'],
+    [{ model: 'mlp' }, 'model', 'model must be a mapping of fields (key: value), with fields hiddenSize, layers'],
+    [
+      { epochs: 3 },
+      '',
+      'unknown field "epochs" in a training request; known fields: datasetPath, outputDir, model, steps, batchSize, learningRate, checkpointEvery, seed, resources, env, secretEnv, timeoutSeconds, syncIntervalSeconds',
+    ],
+    [
+      { task: 'training' },
+      '',
+      'unknown field "task" in a training request; known fields: datasetPath, outputDir, model, steps, batchSize, learningRate, checkpointEvery, seed, resources, env, secretEnv, timeoutSeconds, syncIntervalSeconds',
+    ],
+  ])('rejects %j at %s', (patch, path, message) => {
+    expect(problemsOf(plugin.parse({ ...base, ...patch }))).toEqual([{ path, message }]);
+  });
+
+  it('rejects a request that is not a mapping', () => {
+    expect(problemsOf(plugin.parse(['datasetPath']))).toEqual([
+      {
+        path: '',
+        message:
+          'a training request must be a mapping of fields (key: value), with fields datasetPath, outputDir, model, steps, batchSize, learningRate, checkpointEvery, seed, resources, env, secretEnv, timeoutSeconds, syncIntervalSeconds',
+      },
+    ]);
+  });
+});
+
+describe('training validate', () => {
+  const tempDir = useTempDirs();
+
+  it('accepts the example dataset', async () => {
+    expect(await plugin.validate(parsed(base), EXAMPLES)).toEqual([]);
+  });
+
+  it('resolves datasetPath against the request folder and reports a missing file', async () => {
+    const dir = await tempDir();
+    expect(await plugin.validate(parsed({ ...base, datasetPath: 'nope.csv' }), dir)).toEqual([
+      { path: 'datasetPath', message: `${join(dir, 'nope.csv')} does not exist; expected ${TABLE}` },
+    ]);
+  });
+});
+
+describe('training bundle', () => {
+  const tempDir = useTempDirs();
+
+  it('builds a bundle that validates and freezes', async () => {
+    const dir = join(await tempDir(), 'bundle');
+    const request = parsed({ ...base, steps: 50, resources: { cpus: 4, gpus: 1 }, env: { MODE: 'x' }, secretEnv: ['HF_TOKEN'], timeoutSeconds: 120 });
+    const bundle = await plugin.buildBundle(dir, { request, jobId: 'demo-train', baseDir: EXAMPLES });
+    expect(await bundle.validate()).toEqual([]);
+    expect(await bundle.freeze()).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const spec = (await Bundle.open(dir)).spec;
+    expect(spec).toMatchObject({
+      jobId: 'demo-train',
+      taskType: 'training',
+      jobKind: 'train',
+      resources: { gpus: 1, cpus: 4, memoryGb: 2 },
+      env: { MODE: 'x' },
+      secretEnv: ['HF_TOKEN'],
+      entrypoint: { command: ['python3', 'scripts/trainer.py', '--config', 'inputs/config.json'], logFile: 'training.log' },
+      timeouts: { runSeconds: 120 },
+      inputs: [{ path: 'config.json' }, { path: 'data/regression.csv' }],
+      expectedOutputs: [
+        { path: 'metrics.json', required: true },
+        { path: 'training.log', required: true },
+        { path: 'checkpoints/step-50/model.pt', required: true },
+        { path: 'checkpoints/step-50/COMPLETE', required: true },
+      ],
+    });
+    expect(await readJsonFile(join(dir, 'inputs/config.json'))).toEqual({
+      dataset: 'inputs/data/regression.csv',
+      outputDir: 'checkpoints',
+      model: { hiddenSize: 32, layers: 2 },
+      steps: 50,
+      batchSize: 64,
+      learningRate: 0.01,
+      checkpointEvery: 100,
+      seed: 0,
+      threads: 2,
+    });
+    expect(await readdir(join(dir, 'scripts'))).toEqual(expect.arrayContaining(['trainer.py', 'tabular.py', 'orbit']));
+    expect(await readFile(join(dir, 'inputs/data/regression.csv'), 'utf8')).toBe(await readFile(join(EXAMPLES, 'data/regression.csv'), 'utf8'));
+  });
+
+  it('refuses to build from a request that does not validate', async () => {
+    const dir = join(await tempDir(), 'bundle');
+    const request = parsed({ ...base, datasetPath: 'missing.csv' });
+    await expect(plugin.buildBundle(dir, { request, jobId: 'x', baseDir: EXAMPLES })).rejects.toThrow(ValidationError);
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it('summarizes a run that never started', async () => {
+    const dir = join(await tempDir(), 'bundle');
+    const bundle = await plugin.buildBundle(dir, { request: parsed(base), jobId: 'x', baseDir: EXAMPLES });
+    const summary = await plugin.summarizeResult(bundle, { status: 'lost', exitCode: null, manifest: await verifyManifest(dir) });
+    expect(summary.headline).toBe('lost: training reached step 0 of 300; no complete checkpoint');
+    expect(summary.metrics).toEqual({ firstLoss: null, finalLoss: null, steps: 0, checkpoints: 0, finalCheckpoint: null });
+  });
+});
+
+describe('training run (real PyTorch on CPU)', () => {
+  const tempDir = useTempDirs();
+
+  it('runs the example: the loss goes down, checkpoints are complete, the manifest verifies', async () => {
+    const { raw } = loadRequest(join(EXAMPLES, 'train.yaml'));
+    const dir = join(await tempDir(), 'bundle');
+    const bundle = await plugin.buildBundle(dir, { request: parsed(raw), jobId: 'demo-train', baseDir: EXAMPLES });
+    const digest = await bundle.freeze();
+
+    const { exitCode, seconds } = await runBundle(dir);
+    expect(exitCode, await readFile(join(dir, 'artifacts/training.log'), 'utf8')).toBe(0);
+    expect(seconds).toBeLessThan(30);
+
+    const ckpt = join(dir, 'artifacts/checkpoints');
+    expect((await readdir(ckpt)).sort()).toEqual(['step-100', 'step-200', 'step-300']);
+    for (const step of [100, 200, 300]) {
+      expect((await readdir(join(ckpt, `step-${step}`))).sort()).toEqual(['COMPLETE', 'logging.jsonl', 'meta.json', 'model.pt', 'optimizer.pt']);
+      const lines = await readJsonLines<LogLine>(join(ckpt, `step-${step}`, 'logging.jsonl'));
+      expect(lines.map((l) => l.step)).toEqual(Array.from({ length: step }, (_, i) => i + 1));
+    }
+    const log = await readJsonLines<LogLine>(join(ckpt, 'step-300/logging.jsonl'));
+    expect(Object.keys(log[0]!).sort()).toEqual(['loss', 'lr', 'step', 'time']);
+    const early = mean(log.slice(0, 10).map((l) => l.loss));
+    const late = mean(log.slice(-20).map((l) => l.loss));
+    expect(late).toBeLessThan(early / 20);
+    expect(log.at(-1)!.lr).toBeLessThan(log[0]!.lr);
+
+    const metrics = await readJsonFile(join(dir, 'artifacts/metrics.json'));
+    expect(metrics).toMatchObject({ steps: 300, startStep: 0, resumedFrom: null, rows: 400, features: 4, finalCheckpoint: 'checkpoints/step-300' });
+    expect(metrics['fullDataLoss']).toBeLessThan(0.5);
+    expect(await readFile(join(dir, 'artifacts/training.log'), 'utf8')).toMatch(/^torch 2\.13\.0/);
+
+    const manifest = await verifyManifest(dir);
+    expect(manifest.problems).toEqual([]);
+    expect(manifest.verified).toBe(true);
+    expect(manifest.verifiedFiles).toEqual(expect.arrayContaining(['metrics.json', 'training.log', 'checkpoints/step-300/COMPLETE', 'checkpoints/step-300/model.pt']));
+    // The run left job.json, inputs/ and scripts/ alone (no __pycache__ under scripts/).
+    expect(await bundle.assertDigest()).toBe(digest);
+
+    const summary = await plugin.summarizeResult(bundle, await outcomeOf(dir, exitCode));
+    expect(summary.headline).toMatch(/^trained 300 steps: loss [\d.]+ -> [\d.e-]+$/);
+    expect(summary.metrics).toMatchObject({ steps: 300, checkpoints: 3, finalCheckpoint: 'artifacts/checkpoints/step-300' });
+    expect(summary.metrics['finalLoss']).toBeLessThan(summary.metrics['firstLoss'] as number);
+    expect(summary.highlights).toEqual(['artifacts/metrics.json', 'artifacts/training.log', 'artifacts/checkpoints/step-300']);
+  });
+
+  it('resumes from ORBIT_RESUME_FROM to the same final step, continuing the loss exactly', async () => {
+    const root = await tempDir();
+    const request = parsed({ ...base, steps: 120, checkpointEvery: 60 });
+    const first = await plugin.buildBundle(join(root, 'first'), { request, jobId: 'first', baseDir: EXAMPLES });
+    const second = await plugin.buildBundle(join(root, 'second'), { request, jobId: 'second', baseDir: EXAMPLES });
+    await first.freeze();
+    await second.freeze();
+    expect((await runBundle(first.dir)).exitCode).toBe(0);
+    const from = first.path('artifacts/checkpoints/step-60');
+    expect((await runBundle(second.dir, { ORBIT_RESUME_FROM: from })).exitCode).toBe(0);
+
+    expect(await readdir(second.path('artifacts/checkpoints'))).toEqual(['step-120']);
+    const full = await readJsonLines<LogLine>(first.path('artifacts/checkpoints/step-120/logging.jsonl'));
+    const resumed = await readJsonLines<LogLine>(second.path('artifacts/checkpoints/step-120/logging.jsonl'));
+    expect(resumed.map((l) => l.step)).toEqual(full.map((l) => l.step));
+    // Batches and learning rate depend only on (seed, step), so the continuation is the same run.
+    expect(resumed.map((l) => [l.loss, l.lr])).toEqual(full.map((l) => [l.loss, l.lr]));
+    expect(resumed[60]!.loss).toBeLessThan(resumed[0]!.loss / 10);
+    expect(await readJsonFile(second.path('artifacts/metrics.json'))).toMatchObject({ steps: 120, startStep: 60, resumedFrom: from });
+    expect(await readFile(second.path('artifacts/training.log'), 'utf8')).toContain(`resuming from ${from} at step 60 of 120`);
+    expect((await verifyManifest(second.dir)).verified).toBe(true);
+  });
+
+  it('refuses to resume from a partial checkpoint (no COMPLETE marker)', async () => {
+    const root = await tempDir();
+    const partial = join(root, 'step-10');
+    await mkdir(partial);
+    await writeText(partial, 'meta.json', '{}');
+    const bundle = await plugin.buildBundle(join(root, 'b'), { request: parsed({ ...base, steps: 20 }), jobId: 'b', baseDir: EXAMPLES });
+    const { exitCode } = await runBundle(bundle.dir, { ORBIT_RESUME_FROM: partial });
+    expect(exitCode).toBe(2);
+    expect(await readFile(bundle.path('artifacts/training.log'), 'utf8')).toContain(`trainer: error: ${partial}: not a complete checkpoint (no COMPLETE marker)`);
+    const summary = await plugin.summarizeResult(bundle, await outcomeOf(bundle.dir, exitCode));
+    expect(summary.headline).toBe('failed (exit 2): training reached step 0 of 20; no complete checkpoint');
+    await rm(partial, { recursive: true });
+  });
+});
