@@ -1,0 +1,24 @@
+import { join } from 'node:path';
+import { loadInventory, type Inventory } from '../hosts/inventory';
+import { LocalTransport } from '../hosts/local-transport';
+import { HostRegistry } from '../hosts/registry';
+import { ShellHost } from '../hosts/shell-host';
+import { SshTransport } from '../hosts/ssh-transport';
+
+/** The embedded local host: bundles run on the worker's own machine under `<orbitHome>/work/<runId>`. */
+export function localHost(orbitHomeDir: string): ShellHost {
+  return new ShellHost({ name: 'local', transport: new LocalTransport(), workRoot: join(orbitHomeDir, 'work') });
+}
+
+/** The hosts a worker serves: "local" plus every SSH host of the inventory (hosts.yaml). */
+export function hostRegistryFor(orbitHomeDir: string, inventory: Inventory): HostRegistry {
+  const registry = new HostRegistry([localHost(orbitHomeDir)]);
+  for (const entry of inventory.hosts) {
+    registry.add(new ShellHost({ name: entry.name, transport: SshTransport.fromHost(entry), workRoot: entry.workRoot }));
+  }
+  return registry;
+}
+
+export async function loadHostRegistry(orbitHomeDir: string, env: NodeJS.ProcessEnv = process.env): Promise<HostRegistry> {
+  return hostRegistryFor(orbitHomeDir, await loadInventory({ env }));
+}
