@@ -7,18 +7,20 @@ import {
   ARTIFACTS_DIR,
   FROZEN_FILE,
   FROZEN_PARTS,
+  GPU_AUDIT_SCRIPT,
   INPUTS_DIR,
   JOB_FILE,
   MANIFEST_SCRIPT,
+  PRECHECK_CONFIG,
+  PRECHECK_SCRIPT,
   RUN_SCRIPT,
   RUNTIME_DIR,
   SCRIPTS_DIR,
 } from './layout';
 import { formatProblem, parseWith, ValidationError, type Problem } from './parse';
-import { renderRunScript } from './render';
+import { renderRuntimeScripts } from './render';
 import { isSafeRelativePath, jobSpecSchema, type JobSpec, type JobSpecInput } from './schema';
 
-const TEMPLATES = join(__dirname, 'templates');
 
 /** Thrown when a frozen bundle's content no longer matches its digest. */
 export class BundleTamperedError extends Error {
@@ -61,8 +63,7 @@ export class Bundle {
     for (const part of [INPUTS_DIR, SCRIPTS_DIR, RUNTIME_DIR, ARTIFACTS_DIR]) await mkdir(join(abs, part), { recursive: true });
     const bundle = new Bundle(abs, parsed.value);
     await writeFile(join(abs, JOB_FILE), JSON.stringify(parsed.value, null, 2) + '\n');
-    await bundle.writeScript(RUN_SCRIPT.slice(SCRIPTS_DIR.length + 1), renderRunScript(parsed.value), true);
-    await bundle.writeScript(MANIFEST_SCRIPT.slice(SCRIPTS_DIR.length + 1), await readFile(join(TEMPLATES, 'manifest.py')), true);
+    for (const script of renderRuntimeScripts(parsed.value)) await bundle.writeScript(script.rel, script.data, script.executable);
     return bundle;
   }
 
@@ -183,13 +184,18 @@ export async function validateBundleDir(dir: string): Promise<Problem[]> {
       problems.push({ path: `${part}/`, message: (e as Error).message });
     }
   }
-  for (const rel of [RUN_SCRIPT, MANIFEST_SCRIPT]) {
+  for (const rel of [RUN_SCRIPT, MANIFEST_SCRIPT, PRECHECK_SCRIPT, PRECHECK_CONFIG, GPU_AUDIT_SCRIPT]) {
     if (!existsSync(join(abs, rel))) problems.push({ path: rel, message: 'core runtime script is missing; rebuild the bundle' });
   }
   if (spec) {
     spec.inputs.forEach((input, i) => {
       if (!existsSync(join(abs, INPUTS_DIR, input.path))) {
         problems.push({ path: `${JOB_FILE}.inputs[${i}].path`, message: `declares inputs/${input.path}, which is not in the bundle` });
+      }
+    });
+    spec.precheck.python.modules.forEach((m, i) => {
+      if (m.fork && !existsSync(join(abs, m.fork))) {
+        problems.push({ path: `${JOB_FILE}.precheck.python.modules[${i}].fork`, message: `names ${m.fork}, which is not in the bundle` });
       }
     });
     spec.entrypoint.command.forEach((arg, i) => {

@@ -22,3 +22,16 @@ export const SECRET_ENV_FILE = 'runtime/.secret-env';
 export const FROZEN_FILE = 'runtime/frozen.json';
 /** Suffix of a file being received; renamed into place once verified. */
 export const PARTIAL_SUFFIX = '.orbit-part';
+
+/** Generated runtime helpers beside run.sh: the dependency precheck, its config, and the GPU audit. */
+export const PRECHECK_SCRIPT = 'scripts/orbit/precheck.py';
+export const PRECHECK_CONFIG = 'scripts/orbit/precheck.json';
+export const GPU_AUDIT_SCRIPT = 'scripts/orbit/gpu_audit.py';
+/** What the precheck found: interpreter, each required module's version and real path, forks, CUDA, driver. */
+export const PRECHECK_LOG = 'artifacts/runtime-precheck.log';
+/** One JSON line per GPU per second while the entrypoint runs (or one no-gpu record). */
+export const GPU_AUDIT_LOG = 'artifacts/nvml-audit.jsonl';
+/** Exit code run.sh records when the precheck fails and the entrypoint is never started. */
+export const PRECHECK_FAILED_EXIT_CODE = 86;
+/** The static run report `orbit report` writes; local only, outside the digest and the manifest. */
+export const REPORT_FILE = 'runtime/report.html';

@@ -69,6 +69,45 @@ export const syncSchema = z
   .strict();
 export type SyncSpec = z.infer<typeof syncSchema>;
 
+/** A Python module name: dotted identifiers, e.g. `torch` or `my_pkg.sub`. */
+const pythonModuleName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/, 'must be a Python module name such as numpy or my_pkg.sub');
+
+export const precheckModuleSchema = z
+  .object({
+    /** Imported by the precheck with the job's environment (PYTHONPATH included). */
+    name: pythonModuleName,
+    /** Lowest acceptable version, compared numerically part by part (e.g. "2.1" accepts 2.1.0 and 2.10). */
+    minVersion: z.string().regex(/^\d+(\.\d+)*$/, 'minVersion must be dotted numbers such as 2.1 or 0.13.1').optional(),
+    /**
+     * Bundle path of a staged fork's FORK_MANIFEST.json ({repository, commit, files: {relpath: sha256}},
+     * paths relative to the manifest's folder). The module must be imported from that folder and every
+     * listed file must match; anything else fails the precheck.
+     */
+    fork: relativePathSchema
+      .refine((p) => p.startsWith('inputs/') || p.startsWith('scripts/'), { message: 'fork must be a path under inputs/ or scripts/ of the bundle' })
+      .optional(),
+  })
+  .strict();
+export type PrecheckModule = z.infer<typeof precheckModuleSchema>;
+
+/** What scripts/orbit/run.sh checks before it starts the entrypoint; a failure stops the run with exit code 86. */
+export const precheckSchema = z
+  .object({
+    python: z
+      .object({
+        /** Program that runs the precheck and imports the modules; should be the one the entrypoint uses. */
+        interpreter: z.string().min(1).default('python3'),
+        /** Modules the job cannot run without. With none, a missing interpreter is logged, not fatal. */
+        modules: z.array(precheckModuleSchema).default([]),
+      })
+      .strict()
+      .default({ interpreter: 'python3', modules: [] }),
+  })
+  .strict();
+export type Precheck = z.infer<typeof precheckSchema>;
+
 export const jobSpecSchema = z
   .object({
     schemaVersion: z.literal(JOB_SCHEMA_VERSION, { error: `schemaVersion must be "${JOB_SCHEMA_VERSION}"` }),
@@ -100,6 +139,8 @@ export const jobSpecSchema = z
       })
       .strict(),
     timeouts: timeoutsSchema.default(timeoutsSchema.parse({})),
+    /** Dependency provenance checked before the entrypoint starts (artifacts/runtime-precheck.log). */
+    precheck: precheckSchema.default(precheckSchema.parse({})),
     sync: syncSchema.default(syncSchema.parse({})),
     metadata: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
   })

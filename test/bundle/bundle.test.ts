@@ -145,7 +145,7 @@ describe('the generated runtime scripts, run without Orbit', () => {
     expect((await readFile(bundle.path('runtime/exit_code'), 'utf8')).trim()).toBe('3');
     expect(await readFile(bundle.path('artifacts/job.log'), 'utf8')).toBe('out manual\n');
     const manifest = JSON.parse(await readFile(bundle.path('artifacts/manifest.json'), 'utf8'));
-    expect(manifest.files.map((f: { path: string }) => f.path)).toEqual(['data.txt', 'job.log']);
+    expect(manifest.files.map((f: { path: string }) => f.path)).toEqual(['data.txt', 'job.log', 'nvml-audit.jsonl', 'runtime-precheck.log']);
     expect(JSON.parse(await readFile(bundle.path('runtime/last_run.json'), 'utf8'))).toMatchObject({ runId: 'manual', exitCode: 3 });
     expect(await readFile(bundle.path('scripts/orbit/run.sh'), 'utf8')).toContain(`export GREETING='it'\\''s fine'`);
   });
@@ -165,7 +165,7 @@ describe('the generated runtime scripts, run without Orbit', () => {
       { path: 'b.bin', reason: 'size 4 != manifest 3' },
     ]);
     expect(check.missing).toEqual(['c.bin']);
-    expect(check.verifiedFiles).toEqual(['job.log']);
+    expect(check.verifiedFiles).toEqual(['job.log', 'nvml-audit.jsonl', 'runtime-precheck.log']);
   });
 
   it('refuses a manifest that names a path outside artifacts/', async () => {

@@ -1,0 +1,58 @@
+/** `orbit diagnose RUN`: walks a run's bundle through the diagnosis layers and prints the first that failed. */
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { JOB_FILE } from '../bundle/layout';
+import { orbitHome, type TemporalTarget } from '../config';
+import { diagnoseBundle, formatDiagnosis } from '../diagnose';
+import { CliError } from './errors';
+
+const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+function isBundleDir(path: string): boolean {
+  try {
+    return statSync(path).isDirectory() && existsSync(join(path, JOB_FILE));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The bundle folder of `runOrPath`: a folder holding job.json, or a run id looked up through its
+ * workflow memo `bundleDir` (falling back to `<ORBIT_HOME>/runs/<id>` when Temporal cannot be reached).
+ */
+export async function resolveBundleDir(runOrPath: string, target: TemporalTarget): Promise<string> {
+  if (isBundleDir(runOrPath)) return resolve(runOrPath);
+  if (existsSync(runOrPath) || !RUN_ID.test(runOrPath)) {
+    throw new CliError(`${runOrPath}: not a bundle folder (no ${JOB_FILE}) and not a run id`);
+  }
+  const local = join(orbitHome(), 'runs', runOrPath);
+  const { connectClient } = await import('./submit');
+  const { bundleDirOf } = await import('./outcome');
+  let client;
+  try {
+    client = await connectClient(target);
+  } catch (e) {
+    if (isBundleDir(local)) return local;
+    throw e;
+  }
+  try {
+    const dir = await bundleDirOf(client, runOrPath);
+    if (dir && isBundleDir(dir)) return dir;
+    if (isBundleDir(local)) return local;
+    throw new CliError(dir ? `run ${runOrPath}: its bundle ${dir} is not on this machine` : `run ${runOrPath}: its workflow has no bundleDir memo`, 1);
+  } catch (e) {
+    if (e instanceof CliError) throw e;
+    if (isBundleDir(local)) return local;
+    throw new CliError(`run ${runOrPath}: ${(e as Error).message}`, 3);
+  } finally {
+    await client.connection.close().catch(() => undefined);
+  }
+}
+
+/** Prints the diagnosis; 0 when the run is healthy, 1 when a layer failed. */
+export async function runDiagnose(runOrPath: string, target: TemporalTarget, out: (s: string) => void): Promise<number> {
+  const dir = await resolveBundleDir(runOrPath, target);
+  const diagnosis = await diagnoseBundle(dir);
+  out(formatDiagnosis(diagnosis));
+  return diagnosis.healthy ? 0 : 1;
+}

@@ -1,0 +1,214 @@
+/**
+ * Readers of the bundle's log surfaces, each a pure parser over file text, plus the file lookups the
+ * diagnosis and the report share. Everything read came from a rented host: parsed as untrusted text,
+ * never thrown on.
+ */
+import { lstat, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** The longest file a reader loads; the tail is kept (the end of a log is what explains a failure). */
+const MAX_READ_BYTES = 16 * 1024 * 1024;
+
+/** A file's text, or undefined when it is missing or not a plain file. Files over 16 MiB keep their last 16 MiB. */
+export async function readText(path: string): Promise<string | undefined> {
+  try {
+    const st = await lstat(path);
+    if (!st.isFile()) return undefined;
+    const buf = await readFile(path);
+    return (buf.length > MAX_READ_BYTES ? buf.subarray(buf.length - MAX_READ_BYTES) : buf).toString('utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Lines of a text, numbered from 1, without the trailing empty line. */
+export function numberedLines(text: string): { line: number; text: string }[] {
+  const lines = text.split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  return lines.map((t, i) => ({ line: i + 1, text: t.replace(/\r$/, '') }));
+}
+
+/** Relative paths (under `root`) of plain files named `name`, sorted; symbolic links are not followed. */
+export async function findFiles(root: string, name: string, maxDepth = 12): Promise<string[]> {
+  const out: string[] = [];
+  async function visit(dir: string, rel: string, depth: number): Promise<void> {
+    if (depth > maxDepth) return;
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) await visit(join(dir, e.name), r, depth + 1);
+      else if (e.isFile() && e.name === name) out.push(r);
+    }
+  }
+  await visit(root, '', 0);
+  return out.sort();
+}
+
+// --- runtime/runtime.log ---------------------------------------------------------------------------
+
+export interface RuntimeEvent {
+  line: number;
+  /** ISO timestamp as written. */
+  time: string;
+  /** Milliseconds since the epoch, NaN when the stamp does not parse. */
+  ms: number;
+  /** First word after the stamp: staged, probe, precheck, audit, start, exec, exit, manifest, done, stop, cancel, ... */
+  phase: string;
+  /** Everything after the stamp. */
+  text: string;
+  /** key=value fields of the line (values may be "quoted"). */
+  fields: Record<string, string>;
+}
+
+const STAMPED = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z) (\S+)(.*)$/;
+
+export function parseRuntimeLog(text: string): RuntimeEvent[] {
+  const events: RuntimeEvent[] = [];
+  for (const { line, text: t } of numberedLines(text)) {
+    const m = STAMPED.exec(t);
+    if (!m) continue;
+    const fields: Record<string, string> = {};
+    for (const f of (m[3] ?? '').matchAll(/([A-Za-z_][A-Za-z0-9_]*)=("([^"]*)"|\S*)/g)) fields[f[1]!] = f[3] ?? f[2] ?? '';
+    events.push({ line, time: m[1]!, ms: Date.parse(m[1]!), phase: m[2]!, text: `${m[2]}${m[3] ?? ''}`, fields });
+  }
+  return events;
+}
+
+// --- artifacts/runtime-precheck.log ----------------------------------------------------------------
+
+export interface PrecheckEntry {
+  line: number;
+  status: 'ok' | 'FAIL' | 'info' | 'warn';
+  /** e.g. "interpreter", "module torch", "fork mylib", "cuda", "driver". */
+  what: string;
+  message: string;
+  /** version=... and path=... when the line states them. */
+  version?: string;
+  path?: string;
+}
+
+export interface PrecheckLog {
+  entries: PrecheckEntry[];
+  /** The closing "precheck: ok|FAIL" line, when the precheck got that far. */
+  verdict?: { ok: boolean; line: number; text: string };
+}
+
+export function parsePrecheckLog(text: string): PrecheckLog {
+  const log: PrecheckLog = { entries: [] };
+  for (const { line, text: t } of numberedLines(text)) {
+    const m = /^\[(ok|FAIL|info|warn)\] ([^:]+): (.*)$/.exec(t);
+    if (m) {
+      const message = m[3]!;
+      const version = /(?:^| )version=(\S+)/.exec(message)?.[1];
+      const path = /(?:^| )path=(.+?)(?= [a-z_]+=|$)/.exec(message)?.[1];
+      log.entries.push({ line, status: m[1] as PrecheckEntry['status'], what: m[2]!, message, ...(version ? { version } : {}), ...(path ? { path } : {}) });
+      continue;
+    }
+    const v = /^precheck: (ok|FAIL)/.exec(t);
+    if (v) log.verdict = { ok: v[1] === 'ok', line, text: t };
+  }
+  return log;
+}
+
+// --- JSON lines (logging.jsonl, nvml-audit.jsonl) ----------------------------------------------------
+
+/**
+ * Parses one JSON line as Python's json module writes it: bare NaN, Infinity and -Infinity become
+ * the numbers they name. Undefined for a line that is not a JSON object (e.g. cut short by a crash).
+ */
+export function parseJsonLine(text: string): Record<string, unknown> | undefined {
+  const trimmed = text.trim();
+  if (!trimmed.startsWith('{')) return undefined;
+  const marked = trimmed.replace(/("(?:[^"\\]|\\.)*")|(-?Infinity|NaN)\b/g, (all, str: string | undefined, word: string | undefined) =>
+    str !== undefined ? all : `"\\u0000${word}"`,
+  );
+  try {
+    return JSON.parse(marked, (_k, v: unknown) => {
+      if (typeof v === 'string' && v.startsWith('\u0000')) return v === '\u0000NaN' ? NaN : v === '\u0000Infinity' ? Infinity : -Infinity;
+      return v;
+    }) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+// --- artifacts/**/logging.jsonl ----------------------------------------------------------------------
+
+export interface MetricPoint {
+  line: number;
+  /** The record's step, or its position (1-based) when it has none. */
+  step: number;
+  /** NaN and ±Infinity kept as such; a non-numeric loss ("nan", null) is NaN. */
+  loss: number;
+  raw: string;
+}
+
+/** The loss series of a logging.jsonl: key `loss`, else the first key with "loss" in its name. */
+export function parseMetricsLog(text: string): { key: string | undefined; points: MetricPoint[] } {
+  let key: string | undefined;
+  const points: MetricPoint[] = [];
+  for (const { line, text: t } of numberedLines(text)) {
+    const rec = parseJsonLine(t);
+    if (!rec) continue;
+    key ??= 'loss' in rec ? 'loss' : Object.keys(rec).find((k) => /loss/i.test(k));
+    if (!key || !(key in rec)) continue;
+    const v = rec[key];
+    const loss = typeof v === 'number' ? v : typeof v === 'string' && /^[+-]?(inf(inity)?)$/i.test(v.trim()) ? (v.trim().startsWith('-') ? -Infinity : Infinity) : NaN;
+    const step = typeof rec['step'] === 'number' && Number.isFinite(rec['step']) ? rec['step'] : points.length + 1;
+    points.push({ line, step, loss, raw: t });
+  }
+  return { key, points };
+}
+
+// --- artifacts/nvml-audit.jsonl ---------------------------------------------------------------------
+
+export interface GpuSample {
+  line: number;
+  time: string;
+  ms: number;
+  gpu: number;
+  name?: string;
+  utilPct: number | null;
+  memUsedMib: number | null;
+  memTotalMib: number | null;
+  raw: string;
+}
+
+export interface GpuAudit {
+  samples: GpuSample[];
+  /** The no-gpu record, when the host had none. */
+  noGpu?: { line: number; reason: string; raw: string };
+}
+
+export function parseGpuAudit(text: string): GpuAudit {
+  const audit: GpuAudit = { samples: [] };
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  for (const { line, text: t } of numberedLines(text)) {
+    const rec = parseJsonLine(t);
+    if (!rec) continue;
+    if (rec['gpu'] === null && rec['status'] === 'no-gpu') {
+      audit.noGpu = { line, reason: String(rec['reason'] ?? 'no reason given'), raw: t };
+      continue;
+    }
+    const gpu = num(rec['gpu']);
+    if (gpu === null) continue;
+    const time = String(rec['time'] ?? '');
+    audit.samples.push({
+      line,
+      time,
+      ms: Date.parse(time),
+      gpu,
+      ...(typeof rec['name'] === 'string' ? { name: rec['name'] } : {}),
+      utilPct: num(rec['util_pct']),
+      memUsedMib: num(rec['mem_used_mib']),
+      memTotalMib: num(rec['mem_total_mib']),
+      raw: t,
+    });
+  }
+  return audit;
+}
