@@ -1,0 +1,119 @@
+/**
+ * `orbit sweep results`: every cell of one firing (the latest by default), its run's status and its
+ * task plugin's summary (summarizeResult) as metric columns. Table, CSV or JSON.
+ */
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FIRING_FILE, type FiringRecord } from '../activities/clone';
+import { Bundle, verifyManifest } from '../bundle';
+import type { TaskRegistry } from '../plugins/registry';
+import type { RunOutcome } from '../plugins/types';
+import { FIRINGS_DIR, firingIds, type SweepRecord } from '../sweeps/store';
+import { cellWorkflowId } from '../workflows/sweep';
+import { SA_PHASE } from '../workflows/search-attributes';
+import { CliError } from './errors';
+import { awaitRun } from './outcome';
+import { formatCsv, formatTable, type Cell } from './table';
+
+export interface CellResult {
+  cell: string;
+  axes: Record<string, string>;
+  workflowId: string;
+  /** succeeded, failed, timed-out, cancelled, lost; running (with its phase) or pending while the firing goes on. */
+  status: string;
+  phase?: string;
+  bundleDir?: string;
+  headline?: string;
+  metrics: Record<string, number | string | null>;
+  error?: string;
+}
+
+export interface FiringResults {
+  sweep: string;
+  firingId: string;
+  /** From the firing's folder (firing.json): the time it was scheduled for, and its fan-out workflow. */
+  scheduledAt?: string;
+  workflowId?: string;
+  /** Every firing with a folder, oldest first. */
+  firings: string[];
+  axes: string[];
+  metricNames: string[];
+  cells: CellResult[];
+}
+
+async function cellResult(client: Client, registry: TaskRegistry, dir: string, record: SweepRecord, firingId: string, cell: SweepRecord['cells'][number]): Promise<CellResult> {
+  const workflowId = cellWorkflowId(record.name, firingId, cell.name);
+  const bundleDir = join(dir, FIRINGS_DIR, firingId, cell.name);
+  const base: CellResult = { cell: cell.name, axes: cell.axes, workflowId, status: 'pending', metrics: {}, ...(existsSync(bundleDir) ? { bundleDir } : {}) };
+  const handle = client.workflow.getHandle(workflowId);
+  let described;
+  try {
+    described = await handle.describe();
+  } catch (e) {
+    if (e instanceof WorkflowNotFoundError) return base;
+    throw e;
+  }
+  if (described.status.name === 'RUNNING') {
+    const phase = described.typedSearchAttributes.get(SA_PHASE);
+    return { ...base, status: 'running', ...(typeof phase === 'string' ? { phase } : {}) };
+  }
+  const run = await awaitRun(handle, base.bundleDir);
+  const result: CellResult = { ...base, status: run.status, ...(run.error && run.status !== 'succeeded' ? { error: run.error } : {}) };
+  if (!base.bundleDir) return result;
+  const bundle = await Bundle.open(base.bundleDir);
+  if (!registry.has(bundle.spec.taskType)) return result;
+  const outcome: RunOutcome = { status: run.status, exitCode: run.result?.exitCode ?? null, manifest: await verifyManifest(bundle.dir) };
+  const summary = await registry.get(bundle.spec.taskType).summarizeResult(bundle, outcome);
+  return { ...result, headline: summary.headline, metrics: summary.metrics };
+}
+
+/** Results of one firing (default: the latest with a folder). */
+export async function sweepResults(client: Client, registry: TaskRegistry, dir: string, record: SweepRecord, firing?: string): Promise<FiringResults> {
+  const firings = await firingIds(dir);
+  const firingId = firing ?? firings.at(-1);
+  if (!firingId) throw new CliError(`sweep ${record.name} has not fired yet; fire it now with \`orbit sweep trigger ${record.name}\``);
+  if (!firings.includes(firingId)) {
+    throw new CliError(`sweep ${record.name} has no firing ${firingId}; its firings: ${firings.length ? firings.join(', ') : '(none yet)'}`);
+  }
+  const cells = await Promise.all(record.cells.map((c) => cellResult(client, registry, dir, record, firingId, c)));
+  const metricNames: string[] = [];
+  for (const c of cells) for (const k of Object.keys(c.metrics)) if (!metricNames.includes(k)) metricNames.push(k);
+  const claim = await readFile(join(dir, FIRINGS_DIR, firingId, FIRING_FILE), 'utf8').then(
+    (t) => JSON.parse(t) as FiringRecord,
+    () => undefined,
+  );
+  return {
+    sweep: record.name,
+    firingId,
+    ...(claim ? { scheduledAt: claim.scheduledAt, workflowId: claim.owner.split('/')[0] } : {}),
+    firings,
+    axes: record.axes.map((a) => a.name),
+    metricNames,
+    cells,
+  };
+}
+
+function rows(r: FiringResults): { headers: string[]; rows: Cell[][] } {
+  return {
+    headers: ['cell', ...r.axes, 'status', ...r.metricNames],
+    rows: r.cells.map((c) => [c.cell, ...r.axes.map((a) => c.axes[a]), c.phase ? `${c.status} (${c.phase})` : c.status, ...r.metricNames.map((m) => c.metrics[m])]),
+  };
+}
+
+export function formatResults(r: FiringResults, format: 'table' | 'csv' | 'json'): string {
+  if (format === 'json') return JSON.stringify(r, null, 2);
+  const t = rows(r);
+  if (format === 'csv') return formatCsv(t.headers, t.rows);
+  const done = r.cells.filter((c) => c.status === 'succeeded').length;
+  const lines = [
+    `sweep ${r.sweep}, firing ${r.firingId} (${r.firings.length} firing${r.firings.length === 1 ? '' : 's'}; --firing ID for another): ${done}/${r.cells.length} cells succeeded`,
+    ...(r.workflowId ? [`  scheduled for ${r.scheduledAt}; workflow ${r.workflowId}`] : []),
+    '',
+    formatTable(t.headers, t.rows),
+  ];
+  const errors = r.cells.filter((c) => c.error);
+  if (errors.length) lines.push('', ...errors.map((c) => `${c.cell}: ${c.error}`));
+  return lines.join('\n');
+}

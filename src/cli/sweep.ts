@@ -1,0 +1,299 @@
+/**
+ * `orbit sweep`: scheduled sweeps over a matrix of requests, on Temporal Schedules. `create` builds
+ * and freezes one bundle per cell through its task plugin, then creates a schedule whose every firing
+ * runs the generic runSweep workflow; the other commands go through the Schedules API.
+ */
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, type Client, type ScheduleDescription, type ScheduleHandle } from '@temporalio/client';
+import { rm } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import type { TemporalTarget } from '../config';
+import type { TaskRegistry } from '../plugins/registry';
+import { parseDuration } from '../sweeps/duration';
+import { loadSweep, SweepFileError, type LoadedSweep } from '../sweeps/load';
+import { describeSpec, overlapPolicy, scheduleOptions } from '../sweeps/schedule';
+import { OVERLAP_NAMES, overlapName, type OverlapName } from '../sweeps/schema';
+import { buildSweep, firingIds, readSweep, sweepDir, SweepNotFoundError, type SweepRecord } from '../sweeps/store';
+import { CliError } from './errors';
+import { formatResults, sweepResults } from './sweep-results';
+import { formatTable } from './table';
+
+export interface SweepContext {
+  client: Client;
+  registry: TaskRegistry;
+  /** ORBIT_HOME. */
+  home: string;
+  taskQueue: string;
+  target: TemporalTarget;
+}
+
+export const SWEEP_HELP = `orbit sweep: scheduled sweeps over a matrix of requests (Temporal Schedules)
+
+  orbit sweep validate FILE [--name N] [--host H]            check a sweep file and every cell; build nothing
+  orbit sweep create FILE [--name N] [--host H] [--trigger]   build one frozen bundle per cell, create the schedule
+  orbit sweep list                                            sweeps: state, schedule, next firing
+  orbit sweep describe NAME                                   schedule, policies, recent and running firings, cells
+  orbit sweep pause NAME [--note TEXT]                        stop firing (running firings go on)
+  orbit sweep unpause NAME [--note TEXT]
+  orbit sweep trigger NAME [--overlap P]                      fire now (default: the sweep's overlap policy)
+  orbit sweep backfill NAME --start T --end T [--overlap P]   fire for every scheduled time in [T, T] (ISO, now, or -2h)
+  orbit sweep results NAME [--firing ID] [--format table|csv|json]   each cell's status and metrics
+  orbit sweep delete NAME [--purge]                           delete the schedule (--purge: and its folder)
+
+Overlap policies: ${OVERLAP_NAMES.join(', ')}. See examples/sweep.yaml for the file format.`;
+
+function scheduleUiUrl(target: TemporalTarget, name: string): string | undefined {
+  if (!target.uiUrl) return undefined;
+  return `${target.uiUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(target.namespace)}/schedules/${encodeURIComponent(name)}`;
+}
+
+function when(d: Date | undefined): string {
+  return d ? d.toISOString().replace('T', ' ').slice(0, 19) + 'Z' : '-';
+}
+
+async function describeSchedule(ctx: SweepContext, name: string): Promise<{ handle: ScheduleHandle; description: ScheduleDescription }> {
+  const handle = ctx.client.schedule.getHandle(name);
+  try {
+    return { handle, description: await handle.describe() };
+  } catch (e) {
+    if (e instanceof ScheduleNotFoundError) throw new CliError(`no sweep named ${name}: Temporal has no schedule ${name}; \`orbit sweep list\` shows the sweeps`);
+    throw e;
+  }
+}
+
+async function record(ctx: SweepContext, name: string): Promise<{ dir: string; record: SweepRecord }> {
+  try {
+    return await readSweep(ctx.home, name);
+  } catch (e) {
+    if (e instanceof SweepNotFoundError) throw new CliError(`${e.message}; the sweep was created with another ORBIT_HOME, or purged`);
+    throw e;
+  }
+}
+
+/** Reads and checks a sweep file (every cell through its plugin); a CliError listing every problem when invalid. */
+export async function loadSweepFile(file: string, registry: TaskRegistry, options: { name?: string; host?: string } = {}): Promise<LoadedSweep> {
+  try {
+    return await loadSweep(file, registry, options);
+  } catch (e) {
+    if (e instanceof SweepFileError) throw new CliError(e.message);
+    throw e;
+  }
+}
+
+/** Builds and freezes every cell of a checked sweep, then creates its schedule; nothing is left behind on failure. */
+export async function createSweep(ctx: SweepContext, loaded: LoadedSweep, options: { trigger?: boolean } = {}): Promise<{ dir: string; record: SweepRecord; handle: ScheduleHandle }> {
+  const existing = ctx.client.schedule.getHandle(loaded.name);
+  const exists = await existing.describe().then(
+    () => true,
+    (e: unknown) => {
+      if (e instanceof ScheduleNotFoundError) return false;
+      throw new CliError(`cannot reach Temporal to check for a schedule ${loaded.name}: ${(e as Error).message}`, 3);
+    },
+  );
+  if (exists) throw new CliError(`a sweep named ${loaded.name} already exists; delete it first (\`orbit sweep delete ${loaded.name}\`) or set another name`);
+  let built;
+  try {
+    built = await buildSweep(loaded, ctx.home);
+  } catch (e) {
+    if ((e as Error).message.includes('already exists')) throw new CliError((e as Error).message);
+    throw e;
+  }
+  const opts = scheduleOptions(built.dir, built.record, ctx.taskQueue);
+  if (options.trigger) opts.state = { ...opts.state, triggerImmediately: true };
+  try {
+    const handle = await ctx.client.schedule.create(opts);
+    return { ...built, handle };
+  } catch (e) {
+    await rm(built.dir, { recursive: true, force: true });
+    if (e instanceof ScheduleAlreadyRunning) throw new CliError(`a sweep named ${loaded.name} already exists`);
+    throw e;
+  }
+}
+
+/** `now`, `-2h` (that long ago), `+30m`, or an ISO time. */
+export function parseTime(text: string, now = new Date()): Date {
+  if (text === 'now') return now;
+  if (/^[+-]/.test(text)) {
+    const d = parseDuration(text.slice(1));
+    if (d.ok) return new Date(now.getTime() + (text.startsWith('-') ? -d.ms : d.ms));
+  }
+  const t = new Date(text);
+  if (Number.isNaN(t.getTime())) throw new CliError(`"${text}" is not a time: write an ISO time (2026-11-25T03:00:00Z), now, or a duration ago like -2h`);
+  return t;
+}
+
+function overlapOption(text: string | undefined, fallback: OverlapName): OverlapName {
+  if (text === undefined) return fallback;
+  const name = overlapName(text);
+  if (!name) throw new CliError(`--overlap "${text}" is not one of ${OVERLAP_NAMES.join(', ')}`);
+  return name;
+}
+
+export async function describeSweep(ctx: SweepContext, name: string): Promise<string> {
+  const { description: d } = await describeSchedule(ctx, name);
+  const local = await readSweep(ctx.home, name).catch(() => undefined);
+  const lines = [`sweep ${name}: ${d.state.paused ? 'paused' : 'active'}${d.state.note ? ` (${d.state.note})` : ''}`];
+  if (local) {
+    const r = local.record;
+    lines.push(`  schedule: ${describeSpec(r.schedule)}; overlap ${r.schedule.overlap}; catch-up window ${r.schedule.catchupWindow / 1000}s${r.schedule.pauseOnFailure ? '; pauses on failure' : ''}`);
+    lines.push(`  cells: ${r.cells.length} ${r.taskType} on ${r.host}, at most ${r.maxConcurrent} at once; axes ${r.axes.map((a) => `${a.name} (${a.values.join(', ')})`).join(' x ')}`);
+    lines.push(`  folder: ${local.dir}`);
+  }
+  lines.push(`  firings: ${d.info.numActionsTaken} taken, ${d.info.numActionsSkippedOverlap} skipped (overlap), ${d.info.numActionsMissedCatchupWindow} missed (catch-up window)`);
+  lines.push(`  next: ${d.info.nextActionTimes.slice(0, 3).map(when).join(', ') || '-'}`);
+  for (const a of d.info.runningActions) lines.push(`  running: ${a.workflow.workflowId}`);
+  for (const a of d.info.recentActions.slice(-5)) lines.push(`  recent: ${when(a.scheduledAt)} -> ${a.action.workflow.workflowId}`);
+  if (local) {
+    const firings = await firingIds(local.dir);
+    if (firings.length) lines.push(`  firing folders: ${firings.slice(-5).join(', ')}${firings.length > 5 ? ` (${firings.length} in all)` : ''}`);
+    lines.push('', formatTable(['cell', ...local.record.axes.map((a) => a.name), 'digest'], local.record.cells.map((c) => [c.name, ...local.record.axes.map((a) => c.axes[a.name]), c.digest.slice(0, 19)])));
+  }
+  const ui = scheduleUiUrl(ctx.target, name);
+  if (ui) lines.push('', `Web UI: ${ui}`);
+  return lines.join('\n');
+}
+
+export async function listSweeps(ctx: SweepContext): Promise<string> {
+  const rows = [];
+  for await (const s of ctx.client.schedule.list()) {
+    if (!s.memo?.orbitSweep) continue;
+    const local = await readSweep(ctx.home, s.scheduleId).catch(() => undefined);
+    rows.push([
+      s.scheduleId,
+      s.state.paused ? 'paused' : 'active',
+      local ? describeSpec(local.record.schedule) : '?',
+      local?.record.cells.length ?? (s.memo.cells as number | undefined),
+      when(s.info.nextActionTimes[0]),
+      when(s.info.recentActions.at(-1)?.scheduledAt),
+    ]);
+  }
+  rows.sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+  return rows.length ? formatTable(['name', 'state', 'schedule', 'cells', 'next', 'last'], rows) : 'no sweeps; create one with `orbit sweep create FILE`';
+}
+
+export interface SweepDeps {
+  /** The task registry (no connection needed: a sweep file is checked before Temporal is reached). */
+  registry: () => Promise<TaskRegistry>;
+  /** Connects to Temporal. */
+  context: () => Promise<SweepContext>;
+}
+
+/** `orbit sweep ...` with its arguments. */
+export async function sweepCommand(argv: string[], out: (s: string) => void, deps: SweepDeps): Promise<number> {
+  const context = deps.context;
+  const [sub, ...rest] = argv;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      name: { type: 'string' },
+      host: { type: 'string' },
+      trigger: { type: 'boolean', default: false },
+      note: { type: 'string' },
+      overlap: { type: 'string' },
+      start: { type: 'string' },
+      end: { type: 'string' },
+      firing: { type: 'string' },
+      format: { type: 'string', default: 'table' },
+      purge: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (!sub || sub === 'help' || sub === '--help' || sub === '-h' || values.help) {
+    out(SWEEP_HELP);
+    return 0;
+  }
+  const one = (what: string): string => {
+    if (positionals.length !== 1) throw new CliError(`orbit sweep ${sub}: expected exactly one ${what}; see orbit sweep --help`);
+    return positionals[0]!;
+  };
+  switch (sub) {
+    case 'create': {
+      const loaded = await loadSweepFile(one('sweep file'), await deps.registry(), { name: values.name, host: values.host });
+      const ctx = await context();
+      const { dir, record: r, handle } = await createSweep(ctx, loaded, { trigger: values.trigger });
+      const d = await handle.describe();
+      out(`created sweep ${r.name}: ${r.cells.length} ${r.taskType} cell${r.cells.length === 1 ? '' : 's'} on ${r.host} (${r.axes.map((a) => `${a.name} x${a.values.length}`).join(', ')})`);
+      out(`  schedule: ${describeSpec(r.schedule)}; overlap ${r.schedule.overlap}${r.schedule.paused ? '; paused' : ''}`);
+      out(`  next firing: ${when(d.info.nextActionTimes[0])}${values.trigger ? ' (and one now)' : ''}`);
+      out(`  bundles: ${dir}/cells/`);
+      const ui = scheduleUiUrl(ctx.target, r.name);
+      if (ui) out(`  Web UI: ${ui}`);
+      return 0;
+    }
+    case 'validate': {
+      const loaded = await loadSweepFile(one('sweep file'), await deps.registry(), { name: values.name, host: values.host });
+      out(`${loaded.file}: valid sweep ${loaded.name}: ${loaded.cells.length} ${loaded.taskType} cell${loaded.cells.length === 1 ? '' : 's'} (${loaded.cells.map((c) => c.name).join(', ')}); ${describeSpec(loaded.schedule)}`);
+      return 0;
+    }
+    case 'list':
+      out(await listSweeps(await context()));
+      return 0;
+    case 'describe':
+      out(await describeSweep(await context(), one('sweep name')));
+      return 0;
+    case 'pause':
+    case 'unpause': {
+      const name = one('sweep name');
+      const { handle } = await describeSchedule(await context(), name);
+      if (sub === 'pause') await handle.pause(values.note ?? 'paused with orbit sweep pause');
+      else await handle.unpause(values.note ?? 'unpaused with orbit sweep unpause');
+      out(`sweep ${name} ${sub}d`);
+      return 0;
+    }
+    case 'trigger': {
+      const name = one('sweep name');
+      const ctx = await context();
+      const { handle } = await describeSchedule(ctx, name);
+      const { record: r } = await record(ctx, name);
+      const overlap = overlapOption(values.overlap, r.schedule.overlap);
+      await handle.trigger(overlapPolicy(overlap));
+      out(`sweep ${name}: fired now (overlap ${overlap}); \`orbit sweep describe ${name}\` shows the firing`);
+      return 0;
+    }
+    case 'backfill': {
+      const name = one('sweep name');
+      if (!values.start || !values.end) throw new CliError('orbit sweep backfill needs --start and --end (ISO times, now, or e.g. --start=-6h)');
+      const start = parseTime(values.start);
+      const end = parseTime(values.end);
+      if (end.getTime() <= start.getTime()) throw new CliError(`--end (${end.toISOString()}) must be after --start (${start.toISOString()})`);
+      const ctx = await context();
+      const { handle } = await describeSchedule(ctx, name);
+      const { record: r } = await record(ctx, name);
+      const overlap = overlapOption(values.overlap, r.schedule.overlap);
+      await handle.backfill({ start, end, overlap: overlapPolicy(overlap) });
+      out(`sweep ${name}: backfilling ${start.toISOString()} .. ${end.toISOString()} (overlap ${overlap})`);
+      return 0;
+    }
+    case 'results': {
+      const name = one('sweep name');
+      const format = values.format;
+      if (format !== 'table' && format !== 'csv' && format !== 'json') throw new CliError(`--format must be table, csv or json (got ${format})`);
+      const ctx = await context();
+      const { dir, record: r } = await record(ctx, name);
+      out(formatResults(await sweepResults(ctx.client, ctx.registry, dir, r, values.firing), format));
+      return 0;
+    }
+    case 'delete': {
+      const name = one('sweep name');
+      const ctx = await context();
+      let deleted = false;
+      try {
+        await ctx.client.schedule.getHandle(name).delete();
+        deleted = true;
+      } catch (e) {
+        if (!(e instanceof ScheduleNotFoundError)) throw e;
+        if (!values.purge) throw new CliError(`no sweep named ${name}: Temporal has no schedule ${name}`);
+      }
+      out(deleted ? `sweep ${name}: schedule deleted (running firings go on)` : `sweep ${name}: no schedule left`);
+      if (values.purge) {
+        await rm(sweepDir(ctx.home, name), { recursive: true, force: true });
+        out(`  removed ${sweepDir(ctx.home, name)}`);
+      } else {
+        out(`  bundles and firing results stay in ${sweepDir(ctx.home, name)} (--purge removes them)`);
+      }
+      return 0;
+    }
+    default:
+      throw new CliError(`unknown sweep command "${sub}"; see orbit sweep --help`);
+  }
+}
