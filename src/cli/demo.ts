@@ -3,25 +3,25 @@
  * worker in this process, submits the example job, follows it, and prints where everything is.
  */
 import { orbitHome, taskQueue, temporalTarget } from '../config';
-import { HostRegistry } from '../hosts/registry';
-import { createOrbitWorker, localHost } from '../worker/worker';
+import { loadHostRegistry } from '../worker/hosts';
+import { createOrbitWorker } from '../worker/worker';
 import { CliError } from './errors';
 import { main } from './main';
 
-export async function runDemo(out: (s: string) => void, requestFile: string): Promise<number> {
+export async function runDemo(out: (s: string) => void, requestFile: string, extraArgs: string[] = []): Promise<number> {
   const target = temporalTarget();
   if (target.embedded) {
     const { ensureDevServer } = await import('../../temporal/dev-server');
     const s = await ensureDevServer({ port: target.port, detached: true });
     out(`${s.started ? 'started' : 'reusing'} Temporal dev server at ${s.address} (Web UI ${s.uiUrl})`);
   }
-  const hosts = new HostRegistry([localHost(orbitHome())]);
+  const hosts = await loadHostRegistry(orbitHome());
   const worker = await createOrbitWorker({ connectionOptions: target.connectionOptions, namespace: target.namespace, taskQueue: taskQueue(), hosts }).catch((e: Error) => {
     throw new CliError(`cannot start a worker against ${target.address}: ${e.message}`, 3);
   });
   const running = worker.run();
   try {
-    return await main(['submit', requestFile, '--follow'], out);
+    return await main(['submit', requestFile, '--follow', ...extraArgs], out);
   } finally {
     worker.shutdown();
     await running;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { formatProblem, ValidationError } from '../bundle';
 import { orbitHome, taskQueue, temporalTarget, workflowUiUrl } from '../config';
 import { buildDefaultTaskRegistry } from '../plugins/registry';
-import { statusQuery, type RunStatus } from '../workflows';
+import { statusQuery, type OnHostLost, type RunStatus } from '../workflows';
 import { CliError } from './errors';
 import { awaitRun, bundleDirOf, describeRun, summarize } from './outcome';
 import { loadRequest } from './request';
@@ -14,10 +14,22 @@ import { connectClient, prepareRun, startRun } from './submit';
 const HELP = `orbit: durable ML jobs on rented machines, on Temporal
 
 Usage:
-  orbit submit FILE [--host NAME] [--job-id ID] [--follow]   build a bundle from a request and run it
+  orbit submit FILE [--host local|auto|NAME] [--job-id ID] [--follow] [--hosts hosts.yaml]
+         [--on-host-lost wait|fail|relaunch] [--max-relaunches N]
+                                                             build a bundle from a request and run it
   orbit validate FILE                                        check a request; build nothing
   orbit status RUN_ID                                        phase, host, progress, Web UI link
   orbit result RUN_ID                                        wait for the end; the result and the task's summary
+  orbit diagnose RUN                                         which layer of a run failed (runtime, precheck, task,
+                                                             progress, gpu), with the evidence; RUN is a run id or a
+                                                             bundle folder; exit 0 healthy, 1 not
+  orbit report RUN                                           write <bundle>/runtime/report.html: timeline, loss and GPU
+                                                             charts, provenance and the diagnosis, viewable offline
+  orbit list [--task T] [--phase P] [--host H] [--sweep S] [--query Q] [--limit N]
+                                                             runs, newest first, found by Orbit's search attributes
+                                                             (the Web UI's visibility queries); orbit list --help
+  orbit sweep create|list|describe|pause|unpause|trigger|backfill|results|delete ...
+                                                             scheduled sweeps over a matrix of requests; orbit sweep --help
   orbit tasks                                                the task types this client knows
   orbit up                                                   start (or reuse) the embedded Temporal dev server
   orbit worker                                               run a worker until interrupted
@@ -30,8 +42,14 @@ otherwise the embedded dev server on 127.0.0.1:ORBIT_TEMPORAL_PORT, default 7233
 const TERMINAL: RunStatus['phase'][] = ['succeeded', 'failed', 'cancelled', 'timed-out'];
 
 async function follow(handle: WorkflowHandle, out: (s: string) => void): Promise<void> {
-  let phase = '';
+  let shown = 0;
   let lastLog = '';
+  const showLog = (line: string | undefined) => {
+    if (line && line !== lastLog) {
+      lastLog = line;
+      out(`    ${line}`);
+    }
+  };
   for (;;) {
     let status: RunStatus | undefined;
     try {
@@ -39,28 +57,20 @@ async function follow(handle: WorkflowHandle, out: (s: string) => void): Promise
     } catch {
       status = undefined; // not yet picked up by a worker
     }
-    if (status && status.phase !== phase) {
-      phase = status.phase;
-      out(`[${new Date().toISOString().slice(11, 19)}] ${phase}${phase === 'running' && status.launch?.pid ? ` (pid ${status.launch.pid} on ${status.host})` : ''}`);
+    for (const p of status?.phases.slice(shown) ?? []) {
+      out(`[${p.at.slice(11, 19)}] ${p.phase}${p.phase === 'running' && status?.launch?.pid ? ` (pid ${status.launch.pid} on ${p.host ?? status.host})` : ''}`);
     }
-    const tail = status?.probe?.taskLogTail.at(-1);
-    if (tail && tail !== lastLog) {
-      lastLog = tail;
-      out(`    ${tail}`);
-    }
+    shown = status?.phases.length ?? shown;
+    showLog(status?.probe?.taskLogTail.at(-1));
     const d = await handle.describe();
     for (const a of d.raw.pendingActivities ?? []) {
       const details = a.heartbeatDetails?.payloads?.[0]?.data;
       if (!details) continue;
       try {
-        const probe = JSON.parse(Buffer.from(details).toString('utf8')) as { taskLogTail?: string[] };
-        const line = probe.taskLogTail?.at(-1);
-        if (line && line !== lastLog) {
-          lastLog = line;
-          out(`    ${line}`);
-        }
+        const beat = JSON.parse(Buffer.from(details).toString('utf8')) as { probe?: { taskLogTail?: string[] } };
+        showLog(beat.probe?.taskLogTail?.at(-1));
       } catch {
-        /* not a probe */
+        /* not a monitor heartbeat */
       }
     }
     if (status && TERMINAL.includes(status.phase)) return;
@@ -71,11 +81,16 @@ async function follow(handle: WorkflowHandle, out: (s: string) => void): Promise
 
 export async function main(argv: string[], out: (s: string) => void = console.log): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === 'list') return (await import('./sweep-entry')).orbitList(rest, out);
+  if (command === 'sweep') return (await import('./sweep-entry')).orbitSweep(rest, out);
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
     options: {
       host: { type: 'string', default: 'local' },
+      hosts: { type: 'string' },
+      'on-host-lost': { type: 'string', default: 'wait' },
+      'max-relaunches': { type: 'string', default: '1' },
       'job-id': { type: 'string' },
       follow: { type: 'boolean', short: 'f', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -85,7 +100,7 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
     out(HELP);
     return 0;
   }
-  const registry = buildDefaultTaskRegistry();
+  const registry = await buildDefaultTaskRegistry();
   const target = temporalTarget();
   const one = (what: string): string => {
     if (positionals.length !== 1) throw new CliError(`orbit ${command}: expected exactly one ${what}; see orbit --help`);
@@ -104,13 +119,17 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
     case 'submit': {
       const loaded = await loadRequest(one('request file'), registry, values['job-id']);
       const client = await connectClient(target);
-      const prepared = await prepareRun(loaded, { host: values.host! });
+      const onHostLost = values['on-host-lost'] as OnHostLost;
+      if (!['fail', 'wait', 'relaunch'].includes(onHostLost)) throw new CliError(`--on-host-lost must be fail, wait or relaunch (got "${onHostLost}")`);
+      const maxRelaunches = Number(values['max-relaunches']);
+      if (!Number.isInteger(maxRelaunches) || maxRelaunches < 0) throw new CliError(`--max-relaunches must be a whole number, 0 or more (got "${values['max-relaunches']}")`);
+      const prepared = await prepareRun(loaded, { host: values.host!, hostsFile: values.hosts, onHostLost, maxRelaunches });
       const { handle, uiUrl } = await startRun(client, prepared, target).catch(async (e: unknown) => {
         const { rm } = await import('node:fs/promises');
         await rm(prepared.bundle.dir, { recursive: true, force: true });
         throw e;
       });
-      out(`submitted ${handle.workflowId} (${loaded.plugin.taskType} on ${values.host})`);
+      out(`submitted ${handle.workflowId} (${loaded.plugin.taskType} on ${prepared.input.host})`);
       out(`  bundle: ${prepared.bundle.dir}`);
       if (uiUrl) out(`  Web UI: ${uiUrl}`);
       if (!values.follow) return 0;
@@ -126,8 +145,12 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
       const d = await handle.describe().catch((e: Error) => {
         throw new CliError(`run ${id}: ${e.message}`, 3);
       });
-      const status = await handle.query(statusQuery).catch(() => undefined);
-      out(`run ${id}: ${d.status.name.toLowerCase()}${status ? `, phase ${status.phase} on ${status.host}` : ''}`);
+      // A running workflow answers the query (through a worker); a closed one is read from its search attributes.
+      const status = d.status.name === 'RUNNING' ? await handle.query(statusQuery).catch(() => undefined) : undefined;
+      const attr = (name: string) => d.typedSearchAttributes.getAll().find((p) => p.key.name === name)?.value as string | undefined;
+      const phase = status?.phase ?? attr('OrbitPhase');
+      const host = status?.host ?? attr('OrbitHost');
+      out(`run ${id}: ${d.status.name.toLowerCase()}${phase ? `, phase ${phase}${host ? ` on ${host}` : ''}` : ''}${status && status.hostState !== 'reachable' ? ` (host ${status.hostState})` : ''}`);
       if (status?.probe) out(`  process: ${status.probe.state}${status.probe.pid ? ` pid ${status.probe.pid}` : ''}, artifacts ${status.probe.artifactBytes} bytes`);
       for (const l of status?.probe?.taskLogTail ?? []) out(`    ${l}`);
       for (const p of status?.phases ?? []) out(`  ${p.at}  ${p.phase}`);
@@ -147,6 +170,14 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
       out(describeRun(run, await summarize(run)));
       return run.status === 'succeeded' ? 0 : 1;
     }
+    case 'diagnose': {
+      const { runDiagnose } = await import('./diagnose');
+      return runDiagnose(one('run id or bundle folder'), target, out);
+    }
+    case 'report': {
+      const { runReport } = await import('./report');
+      return runReport(one('run id or bundle folder'), target, out);
+    }
     case 'up': {
       if (!target.embedded) throw new CliError(`TEMPORAL_ADDRESS is set (${target.address}): Orbit uses that cluster and starts no server`);
       const { ensureDevServer } = await import('../../temporal/dev-server');
@@ -161,7 +192,8 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
     }
     case 'demo': {
       const { runDemo } = await import('./demo');
-      return runDemo(out, positionals[0] ?? join(__dirname, '..', '..', 'examples', 'train.yaml'));
+      const passOn = values.host !== 'local' ? ['--host', values.host!] : [];
+      return runDemo(out, positionals[0] ?? join(__dirname, '..', '..', 'examples', 'train.yaml'), passOn);
     }
     default:
       throw new CliError(`unknown command "${command}"; see orbit --help`);

@@ -45,7 +45,7 @@ export async function bundleDirOf(client: Client, workflowId: string): Promise<s
 export async function summarize(run: FinishedRun): Promise<TaskSummary | undefined> {
   if (!run.bundleDir) return undefined;
   const bundle = await Bundle.open(run.bundleDir);
-  const registry = buildDefaultTaskRegistry();
+  const registry = await buildDefaultTaskRegistry();
   if (!registry.has(bundle.spec.taskType)) return undefined;
   const outcome: RunOutcome = { status: run.status, exitCode: run.result?.exitCode ?? null, manifest: await verifyManifest(bundle.dir) };
   return registry.get(bundle.spec.taskType).summarizeResult(bundle, outcome);

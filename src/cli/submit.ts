@@ -4,7 +4,8 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Bundle } from '../bundle';
 import { orbitHome, taskQueue, temporalTarget, workflowUiUrl, type TemporalTarget } from '../config';
-import { runBundle, type RunBundleInput } from '../workflows';
+import { loadInventory, placeJob, PlacementError, unmetRequirements, type JobRequirements } from '../hosts/inventory';
+import { runBundle, type OnHostLost, type RunBundleInput } from '../workflows';
 import { SA_BUNDLE_DIGEST, SA_HOST, SA_JOB_KIND, SA_PHASE, SA_TASK_TYPE } from '../workflows/search-attributes';
 import { CliError } from './errors';
 import type { LoadedRequest } from './request';
@@ -32,7 +33,31 @@ export function newRunId(jobId: string, now = new Date()): string {
  * Builds the bundle under `<orbitHome>/runs/<runId>` through a temporary folder, freezes it, then
  * renames it into place: a failed build leaves nothing behind.
  */
-export async function prepareRun(loaded: LoadedRequest, options: { host: string; env?: NodeJS.ProcessEnv }): Promise<PreparedRun> {
+export interface RunOptions {
+  /** "local" (default), "auto" (placement over hosts.yaml) or a host name. */
+  host: string;
+  env?: NodeJS.ProcessEnv;
+  /** hosts.yaml path (else ORBIT_HOSTS, ./hosts.yaml, ~/.orbit/hosts.yaml). */
+  hostsFile?: string;
+  onHostLost?: OnHostLost;
+  maxRelaunches?: number;
+}
+
+/** Picks the host for a job and, for relaunches, the other fitting hosts in order of preference. */
+export async function placeRun(resources: JobRequirements, options: RunOptions): Promise<{ host: string; relaunchHosts: string[] }> {
+  const inventory = await loadInventory({ path: options.hostsFile, env: options.env });
+  let placement;
+  try {
+    placement = placeJob(resources, inventory, { pin: options.host });
+  } catch (e) {
+    if (e instanceof PlacementError) throw new CliError(`--host ${options.host}: ${e.message}`);
+    throw e;
+  }
+  const others = inventory.hosts.filter((h) => h.name !== placement.name && unmetRequirements(resources, h).length === 0).map((h) => h.name);
+  return { host: placement.name, relaunchHosts: others };
+}
+
+export async function prepareRun(loaded: LoadedRequest, options: RunOptions): Promise<PreparedRun> {
   const runId = newRunId(loaded.jobId);
   const finalDir = join(orbitHome(options.env), 'runs', runId);
   const buildDir = `${finalDir}.building`;
@@ -48,6 +73,10 @@ export async function prepareRun(loaded: LoadedRequest, options: { host: string;
   }
   const bundle = await Bundle.open(finalDir);
   const digest = await bundle.assertDigest();
+  const placed = await placeRun(bundle.spec.resources, options).catch(async (e: unknown) => {
+    await rm(finalDir, { recursive: true, force: true });
+    throw e;
+  });
   return {
     runId,
     bundle,
@@ -56,9 +85,13 @@ export async function prepareRun(loaded: LoadedRequest, options: { host: string;
       runId,
       bundleDir: bundle.dir,
       digest,
-      host: options.host,
+      host: placed.host,
       logFile: bundle.spec.entrypoint.logFile,
       timeouts: bundle.spec.timeouts,
+      syncIntervalMs: bundle.spec.sync.intervalSeconds * 1000,
+      onHostLost: options.onHostLost,
+      maxRelaunches: options.maxRelaunches,
+      relaunchHosts: options.onHostLost === 'relaunch' ? placed.relaunchHosts : undefined,
     },
   };
 }
@@ -97,6 +130,12 @@ export async function startRun(client: Client, prepared: PreparedRun, target: Te
         bundleDir: prepared.bundle.dir,
         resources: spec.resources,
         entrypoint: spec.entrypoint.command.join(' '),
+        host: prepared.input.host,
+        digest: prepared.digest,
+        createdAt: spec.createdAt,
+        expectedOutputs: spec.expectedOutputs.map((o) => o.path),
+        /** What the plugin recorded about the job (e.g. its checkpoint, environments, output). */
+        metadata: spec.metadata,
       },
       staticSummary: `${spec.taskType} ${spec.jobId} on ${prepared.input.host}`,
       staticDetails: `bundle ${prepared.bundle.dir}\ndigest ${prepared.digest}\nentrypoint ${spec.entrypoint.command.join(' ')}`,

@@ -13,7 +13,7 @@ export class LocalTransport implements Transport {
 
   exec(script: string, options: ExecOptions = {}): Promise<ExecResult> {
     return new Promise((resolvePromise, reject) => {
-      const child = spawn('bash', ['-c', script], { stdio: ['pipe', 'pipe', 'pipe'], signal: options.signal });
+      const child = spawn('bash', ['--norc', '--noprofile', '-c', script], { stdio: ['pipe', 'pipe', 'pipe'], signal: options.signal });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       let outBytes = 0;

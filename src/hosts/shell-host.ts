@@ -5,7 +5,7 @@
  * Everything the far side prints is parsed as untrusted input.
  */
 import { appendFile, lstat, mkdir, readFile, realpath, rename, rm, stat, truncate } from 'node:fs/promises';
-import { dirname, join, posix, sep } from 'node:path';
+import { join, posix } from 'node:path';
 import {
   COLLECTED_PARTS,
   FROZEN_FILE,
@@ -57,6 +57,8 @@ export interface CollectOptions {
   atomicDirs?: { parent: string; marker: string }[];
   /** Check the manifest at the end (default true; a sync while the job runs skips it). */
   verify?: boolean;
+  /** Longest the listing script may take. */
+  execTimeoutMs?: number;
   signal?: AbortSignal;
   onProgress?: (p: { files: number; bytes: number }) => void;
 }
@@ -86,6 +88,16 @@ export class RunNotStagedError extends Error {
   }
 }
 
+/**
+ * Before a final collection: a run whose wrapper died without writing its exit code (killed, host
+ * rebooted) gets a manifest of what is on disk now, so what is collected can still be verified.
+ */
+const SEAL_VANISHED = `pid=$(cat runtime/pid 2>/dev/null)
+if [ -n "$pid" ] && [ ! -s runtime/exit_code ] && [ ! -s artifacts/manifest.json ] && ! kill -0 "$pid" 2>/dev/null; then
+  python3 scripts/orbit/manifest.py "$PWD" > artifacts/manifest.json.tmp 2>/dev/null && mv -f artifacts/manifest.json.tmp artifacts/manifest.json
+  echo "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ) process $pid vanished without an exit code; manifest of what remains written by Orbit" >> runtime/runtime.log
+fi`;
+
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 /** Files under runtime/ that are the control plane's own or secret; never collected. */
 const NEVER_COLLECT = new Set([SECRET_ENV_FILE, FROZEN_FILE, `${FROZEN_FILE}.tmp`, `${MANIFEST_FILE}.tmp`, 'runtime/collection.json', 'runtime/collection.json.tmp']);
@@ -96,7 +108,9 @@ export class ShellHost {
   readonly workRoot: string;
 
   constructor(opts: { name: string; transport: Transport; workRoot: string }) {
-    if (!opts.workRoot.startsWith('/')) throw new Error(`host ${opts.name}: workRoot must be an absolute path, got "${opts.workRoot}"`);
+    if (!/^\/[A-Za-z0-9._+\/-]*$/.test(opts.workRoot)) {
+      throw new Error(`host ${opts.name}: workRoot must be an absolute path of A-Z, a-z, 0-9, '.', '_', '+', '-', '/'; got "${opts.workRoot}"`);
+    }
     this.name = opts.name;
     this.transport = opts.transport;
     this.workRoot = opts.workRoot.replace(/\/+$/, '');
@@ -138,12 +152,22 @@ export class ShellHost {
       bytesSent += f.size;
     }
     const extras = [...remote.keys()].filter((p) => !local.has(p));
-    const finalize = [
-      ...toSend.map(([path, f]) => `mv -f -- ${q(path + PARTIAL_SUFFIX)} ${q(path)}${f.executable ? ` && chmod 755 -- ${q(path)}` : ''}`),
-      ...extras.map((p) => `rm -f -- ${q(p)}`),
+    // Paths go on stdin (NUL-separated), never into the script: any number of files, any names.
+    const ops = [
+      ...toSend.map(([path, f]) => `${f.executable ? 'x' : 'f'}\0${path}\0`),
+      ...extras.map((p) => `r\0${p}\0`),
     ];
-    if (finalize.length) {
-      const r = await this.transport.exec(`set -e\ncd ${q(dir)}\n${finalize.join('\n')}\n`, { signal });
+    if (ops.length) {
+      const script = `set -e
+cd ${q(dir)}
+while IFS= read -r -d '' op && IFS= read -r -d '' p; do
+  case "$op" in
+    r) rm -f -- "$p" ;;
+    x) mv -f -- "$p${PARTIAL_SUFFIX}" "$p"; chmod 755 -- "$p" ;;
+    *) mv -f -- "$p${PARTIAL_SUFFIX}" "$p" ;;
+  esac
+done`;
+      const r = await this.transport.exec(script, { stdin: ops.join(''), signal });
       if (r.code !== 0) throw new StageVerificationError(`upload to ${this.name} could not finish: ${r.stderr.trim()}`);
     }
     const after = await this.remoteHashes(dir, roots, [], signal);
@@ -179,11 +203,14 @@ export class ShellHost {
    */
   async launch(runId: string, options: { secrets?: Record<string, string>; env?: Record<string, string> } = {}): Promise<LaunchResult> {
     const dir = this.runDir(runId);
+    for (const name of Object.keys({ ...options.env, ...options.secrets })) {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`launch on ${this.name}: "${name}" is not a valid environment variable name`);
+    }
     const secretFile = Object.entries({ ...options.env, ...options.secrets })
       .map(([k, v]) => `export ${k}=${q(v)}\n`)
       .join('');
     const script = `set -u
-cd ${q(dir)} 2>/dev/null || { echo "ORBIT_ERR ${dir} does not exist: stage the bundle first"; exit 3; }
+cd ${q(dir)} 2>/dev/null || { echo ORBIT_ERR ${q(dir)} does not exist: stage the bundle first; exit 3; }
 [ -f ${RUN_SCRIPT} ] || { echo "ORBIT_ERR ${RUN_SCRIPT} is missing: stage the bundle first"; exit 3; }
 if mkdir runtime/.launched 2>/dev/null; then
   ( umask 077; cat > ${SECRET_ENV_FILE} )
@@ -233,12 +260,14 @@ echo "--task.log"; tail -c 4000 ${q(logPath)} 2>/dev/null | tail -n 5
     const grace = Math.max(0, Math.floor(graceSeconds));
     const script = `cd ${q(dir)} 2>/dev/null || { echo ORBIT_NOT_RUNNING; exit 0; }
 stamp() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
+# A group is alive while it has a member that is not a zombie (zombies wait for a slow reaper).
+alive() { ps -e -o pgid=,stat= 2>/dev/null | awk -v g="$1" '$1 == g && $2 !~ /^Z/ { found = 1 } END { exit !found }'; }
 pid=$(cat runtime/pid 2>/dev/null || cat runtime/.launched/pid 2>/dev/null)
-if [ -z "$pid" ] || ! kill -0 -- "-$pid" 2>/dev/null; then echo ORBIT_NOT_RUNNING; exit 0; fi
+if [ -z "$pid" ] || ! alive "$pid"; then echo ORBIT_NOT_RUNNING; exit 0; fi
 echo "$(stamp) cancel requested: TERM to process group $pid" >> runtime/runtime.log
 kill -TERM -- "-$pid" 2>/dev/null
-for i in $(seq ${grace * 10}); do kill -0 -- "-$pid" 2>/dev/null || { echo ORBIT_STOPPED; exit 0; }; sleep 0.1; done
-kill -0 -- "-$pid" 2>/dev/null || { echo ORBIT_STOPPED; exit 0; }
+for i in $(seq ${grace * 10}); do alive "$pid" || { echo ORBIT_STOPPED; exit 0; }; sleep 0.1; done
+alive "$pid" || { echo ORBIT_STOPPED; exit 0; }
 echo "$(stamp) grace of ${grace}s over: KILL to process group $pid" >> runtime/runtime.log
 kill -KILL -- "-$pid" 2>/dev/null
 sleep 0.2
@@ -264,9 +293,10 @@ echo ORBIT_KILLED
     const dir = this.runDir(runId);
     const root = await realpath(bundleDir);
     const listing = await this.transport.exec(
-      `cd ${q(dir)} 2>/dev/null || { echo "ORBIT_ERR ${dir} does not exist on this host"; exit 3; }
+      `cd ${q(dir)} 2>/dev/null || { echo ORBIT_ERR ${q(dir)} does not exist on this host; exit 3; }
+${options.verify === false ? '' : SEAL_VANISHED}
 find artifacts runtime -mindepth 1 \\( -type d -printf 'd\\0%p\\0\\0' \\) -o \\( -type f -printf 'f\\0%p\\0%s\\0' \\) -o \\( -type l -printf 'l\\0%p\\0%l\\0' \\) -o -printf 'o\\0%p\\0\\0'`,
-      { signal: options.signal, maxOutputBytes: 256 * 1024 * 1024 },
+      { signal: options.signal, timeoutMs: options.execTimeoutMs, maxOutputBytes: 256 * 1024 * 1024 },
     );
     if (listing.code === 3) throw new RunNotStagedError(listing.stdout.replace(/^ORBIT_ERR /, '').trim());
     if (listing.code !== 0) throw new Error(`listing ${dir} on ${this.name} failed (exit ${listing.code}): ${listing.stderr.trim()}`);
@@ -279,10 +309,16 @@ find artifacts runtime -mindepth 1 \\( -type d -printf 'd\\0%p\\0\\0' \\) -o \\(
     if (manifestFile) {
       if (manifestFile.size > MAX_MANIFEST_BYTES) refused.push({ path: MANIFEST_FILE, message: `is ${manifestFile.size} bytes, over the 64 MiB limit` });
       else {
-        await this.fetchFile(dir, root, manifestFile.path, manifestFile.size, options.signal, true);
-        const parsed = parseManifest(await readFile(join(root, MANIFEST_FILE), 'utf8'));
-        if (parsed.ok) manifestEntries = new Map(parsed.value.files.map((e) => [`artifacts/${e.path}`, e]));
-        else refused.push(...parsed.problems);
+        const fetched = await abortable(this.fetchFile(dir, root, manifestFile.path, manifestFile.size, options.signal, true), options.signal).catch((e: Error) => {
+          if (options.signal?.aborted) throw e;
+          return { problem: e.message };
+        });
+        if (fetched.problem) refused.push({ path: MANIFEST_FILE, message: fetched.problem });
+        else {
+          const parsed = parseManifest(await readFile(join(root, MANIFEST_FILE), 'utf8'));
+          if (parsed.ok) manifestEntries = new Map(parsed.value.files.map((e) => [`artifacts/${e.path}`, e]));
+          else refused.push(...parsed.problems);
+        }
       }
     }
 
@@ -310,7 +346,10 @@ find artifacts runtime -mindepth 1 \\( -type d -printf 'd\\0%p\\0\\0' \\) -o \\(
             continue;
           }
         }
-        const outcome = await this.fetchFile(dir, root, f.path, f.size, options.signal, false, entry?.sha256);
+        const outcome = await abortable(this.fetchFile(dir, root, f.path, f.size, options.signal, false, entry?.sha256), options.signal).catch((e: NodeJS.ErrnoException) => {
+          if (options.signal?.aborted || !['ENOTDIR', 'EISDIR', 'EEXIST', 'ELOOP'].includes(e.code ?? '')) throw e;
+          return { bytes: 0, sha: undefined, problem: `cannot be written locally (${e.code}); not collected` };
+        });
         if (outcome.problem) refused.push({ path: f.path, message: outcome.problem });
         else {
           result.filesFetched++;
@@ -342,9 +381,7 @@ find artifacts runtime -mindepth 1 \\( -type d -printf 'd\\0%p\\0\\0' \\) -o \\(
     expectedSha?: string,
   ): Promise<{ bytes: number; sha?: string; problem?: string }> {
     const target = join(root, rel);
-    await mkdir(dirname(target), { recursive: true });
-    const parent = await realpath(dirname(target));
-    if (parent !== root && !parent.startsWith(root + sep)) return { bytes: 0, problem: 'resolves outside the bundle; not collected' };
+    if (!(await mkdirInside(root, posix.dirname(rel)))) return { bytes: 0, problem: 'resolves outside the bundle; not collected' };
     const part = target + PARTIAL_SUFFIX;
     let bytes = 0;
     for (let attempt = 0; attempt < 2; attempt++) {
@@ -392,6 +429,44 @@ export function withoutIncompleteUnits<T extends { path: string }>(files: T[], a
     }
     return true;
   });
+}
+
+/** Rejects as soon as `signal` aborts, even if `work` never settles (a transfer to a frozen host). */
+function abortable<T>(work: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return work;
+  if (signal.aborted) return Promise.reject(signal.reason ?? new Error('aborted'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason ?? new Error('aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** Creates `rel` (a folder path) under `root` one part at a time; false when a part is a link or not a folder. */
+async function mkdirInside(root: string, rel: string): Promise<boolean> {
+  let current = root;
+  for (const part of rel.split('/').filter((p) => p && p !== '.')) {
+    current = join(current, part);
+    try {
+      const st = await lstat(current);
+      if (!st.isDirectory()) return false;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      await mkdir(current).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EEXIST') throw err;
+      });
+    }
+  }
+  return true;
 }
 
 async function sizeOf(path: string): Promise<number | null> {

@@ -41,14 +41,19 @@ export class TaskRegistry {
 }
 
 /**
- * The default registry. Plugins are imported here, inside the function, so no module mutates a
- * global registry at load time and the core never imports a task.
+ * The default registry. Plugins are imported here, lazily, inside the function: no module mutates a
+ * global registry at load time, and the core never imports a task.
  */
-export function buildDefaultTaskRegistry(): TaskRegistry {
-  /* eslint-disable @typescript-eslint/no-require-imports */
-  const { TrainingPlugin } = require('./training/plugin') as typeof import('./training/plugin');
-  const { EvaluationPlugin } = require('./evaluation/plugin') as typeof import('./evaluation/plugin');
-  const { CollectionPlugin } = require('./collection/plugin') as typeof import('./collection/plugin');
-  /* eslint-enable @typescript-eslint/no-require-imports */
-  return new TaskRegistry().register(new TrainingPlugin()).register(new EvaluationPlugin()).register(new CollectionPlugin());
+export async function buildDefaultTaskRegistry(): Promise<TaskRegistry> {
+  const [{ TrainingPlugin }, { EvaluationPlugin }, { CollectionPlugin }, { UpstreamPlugin }] = await Promise.all([
+    import('./training/plugin'),
+    import('./evaluation/plugin'),
+    import('./collection/plugin'),
+    import('./upstream/plugin'),
+  ]);
+  return new TaskRegistry()
+    .register(new TrainingPlugin())
+    .register(new EvaluationPlugin())
+    .register(new CollectionPlugin())
+    .register(new UpstreamPlugin());
 }

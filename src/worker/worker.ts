@@ -2,9 +2,8 @@ import { NativeConnection, Worker, type NativeConnectionOptions } from '@tempora
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createActivities } from '../activities';
-import { LocalTransport } from '../hosts/local-transport';
-import { HostRegistry } from '../hosts/registry';
-import { ShellHost } from '../hosts/shell-host';
+import { createCloneActivities } from '../activities/clone';
+import type { HostRegistry } from '../hosts/registry';
 
 export interface OrbitWorkerOptions {
   connection?: NativeConnection;
@@ -15,14 +14,13 @@ export interface OrbitWorkerOptions {
   /** Secrets are resolved by name from here (default: this process's environment). */
   secretSource?: Record<string, string | undefined>;
   maxConcurrentActivityTaskExecutions?: number;
+  /** Fault injection for tests; see ActivityDeps.pauseAfter. */
+  pauseAfter?: Record<string, number>;
 }
 
-/** The embedded local host: bundles run on the worker's own machine under `<orbitHome>/work/<runId>`. */
-export function localHost(orbitHomeDir: string): ShellHost {
-  return new ShellHost({ name: 'local', transport: new LocalTransport(), workRoot: join(orbitHomeDir, 'work') });
-}
+export { localHost } from './hosts';
 
-/** A worker that runs the generic runBundle workflow and the host activities. */
+/** A worker that runs the generic workflows (runBundle, runSweep), the host activities and cloneBundle. */
 export async function createOrbitWorker(options: OrbitWorkerOptions): Promise<Worker> {
   const connection = options.connection ?? (await NativeConnection.connect(options.connectionOptions ?? {}));
   return Worker.create({
@@ -30,7 +28,7 @@ export async function createOrbitWorker(options: OrbitWorkerOptions): Promise<Wo
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     workflowsPath: workflowsPath(),
-    activities: createActivities({ hosts: options.hosts, secretSource: options.secretSource }),
+    activities: { ...createActivities({ hosts: options.hosts, secretSource: options.secretSource, pauseAfter: options.pauseAfter }), ...createCloneActivities() },
     maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions ?? 200,
   });
 }

@@ -1,2 +1,4 @@
-export { runBundle, statusQuery } from './run-bundle';
-export type { RunBundleInput, RunResult, RunStatus, Phase } from './run-bundle';
+export { runBundle, statusQuery, retryCollectionSignal } from './run-bundle';
+export type { RunBundleInput, RunResult, RunStatus, Phase, OnHostLost } from './run-bundle';
+export { runSweep, sweepStatusQuery, firingIdOf, cellWorkflowId } from './sweep';
+export type { RunSweepInput, SweepCellInput, SweepCellStatus, SweepFiringResult, CellState } from './sweep';

@@ -5,6 +5,7 @@ export const SA_TASK_TYPE = defineSearchAttributeKey('OrbitTaskType', SearchAttr
 export const SA_JOB_KIND = defineSearchAttributeKey('OrbitJobKind', SearchAttributeType.KEYWORD);
 export const SA_HOST = defineSearchAttributeKey('OrbitHost', SearchAttributeType.KEYWORD);
 export const SA_PHASE = defineSearchAttributeKey('OrbitPhase', SearchAttributeType.KEYWORD);
+export const SA_HOST_STATE = defineSearchAttributeKey('OrbitHostState', SearchAttributeType.KEYWORD);
 export const SA_BUNDLE_DIGEST = defineSearchAttributeKey('OrbitBundleDigest', SearchAttributeType.KEYWORD);
 export const SA_SWEEP = defineSearchAttributeKey('OrbitSweep', SearchAttributeType.KEYWORD);
 
@@ -14,6 +15,7 @@ export const ORBIT_SEARCH_ATTRIBUTES: ReadonlyArray<{ name: string; type: 'Keywo
   SA_JOB_KIND,
   SA_HOST,
   SA_PHASE,
+  SA_HOST_STATE,
   SA_BUNDLE_DIGEST,
   SA_SWEEP,
 ].map((k) => ({ name: k.name, type: 'Keyword' as const }));

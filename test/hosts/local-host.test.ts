@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalTransport } from '../../src/hosts/local-transport';
 import { ShellHost } from '../../src/hosts/shell-host';
 import { scriptBundle, tempDir } from '../helpers/bundles';
+import { processGone } from '../helpers/processes';
 
 async function waitFor<T>(fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 15_000): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -28,9 +29,9 @@ describe('ShellHost over the local transport', () => {
     const bundleDir = join(tmp.dir, 'ok');
     await scriptBundle(bundleDir, 'cat inputs/data.txt > artifacts/out.txt\nmkdir -p artifacts/deep/er\necho x > artifacts/deep/er/y\necho done');
     const staged = await host.stage('run-ok', bundleDir);
-    expect(staged.filesSent).toBe(5); // job.json, inputs/data.txt, scripts/job.sh, run.sh, manifest.py
+    expect(staged.filesSent).toBe(8); // job.json, inputs/data.txt, scripts/job.sh, run.sh, manifest.py, precheck.py, precheck.json, gpu_audit.py
     const again = await host.stage('run-ok', bundleDir);
-    expect(again).toEqual({ filesSent: 0, bytesSent: 0, filesSkipped: 5 });
+    expect(again).toEqual({ filesSent: 0, bytesSent: 0, filesSkipped: 8 });
 
     const launched = await host.launch('run-ok');
     expect(launched.alreadyLaunched).toBe(false);
@@ -41,7 +42,7 @@ describe('ShellHost over the local transport', () => {
     const collected = await host.collect('run-ok', bundleDir);
     expect(collected.refused).toEqual([]);
     expect(collected.manifest.verified).toBe(true);
-    expect(collected.manifest.verifiedFiles.sort()).toEqual(['deep/er/y', 'job.log', 'out.txt']);
+    expect(collected.manifest.verifiedFiles.sort()).toEqual(['deep/er/y', 'job.log', 'nvml-audit.jsonl', 'out.txt', 'runtime-precheck.log']);
     expect(await readFile(join(bundleDir, 'artifacts/out.txt'), 'utf8')).toBe('hello\n');
     const lastRun = JSON.parse(await readFile(join(bundleDir, 'runtime/last_run.json'), 'utf8'));
     expect(lastRun).toMatchObject({ schemaVersion: 'orbit.last_run.v1', runId: 'run-ok', exitCode: 0 });
@@ -88,7 +89,7 @@ describe('ShellHost over the local transport', () => {
     const probe = await host.probe('run-cancel', 'job.log');
     expect(probe.state).toBe('exited');
     expect(probe.exitCode).not.toBe(0);
-    expect(() => process.kill(childPid, 0)).toThrow();
+    expect(processGone(childPid)).toBe(true);
   });
 
   it('refuses links that leave the bundle and writes nothing outside it', async () => {

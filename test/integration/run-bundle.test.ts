@@ -1,5 +1,4 @@
-import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
@@ -11,6 +10,8 @@ import { HostRegistry } from '../../src/hosts/registry';
 import { createOrbitWorker, localHost } from '../../src/worker/worker';
 import { runBundle, statusQuery, type RunBundleInput, type RunResult } from '../../src/workflows';
 import { scriptBundle, tempDir } from '../helpers/bundles';
+import { recordHistory as record } from '../helpers/histories';
+import { processGone } from '../helpers/processes';
 
 describe('runBundle on the real dev server with the local host', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -45,13 +46,6 @@ describe('runBundle on the real dev server with the local host', () => {
     await tmp.cleanup();
   });
 
-  /** With ORBIT_RECORD_HISTORIES=1, saves a finished run's history for the replay tests (test/histories). */
-  async function record(name: string, handle: WorkflowHandle) {
-    if (!process.env.ORBIT_RECORD_HISTORIES) return;
-    const json = JSON.stringify(JSON.parse(historyToJSON(await handle.fetchHistory())), null, 1);
-    await writeFile(join(__dirname, '..', 'histories', `${name}.json`), json + '\n');
-  }
-
   async function start(name: string, body: string, extra: Partial<RunBundleInput> = {}, specOverrides = {}) {
     const bundleDir = join(tmp.dir, 'bundles', name);
     const { bundle, digest } = await scriptBundle(bundleDir, body, specOverrides);
@@ -85,7 +79,7 @@ describe('runBundle on the real dev server with the local host', () => {
     expect((await verifyManifest(bundleDir)).verified).toBe(true);
     const status = await handle.query(statusQuery);
     expect(status.phase).toBe('succeeded');
-    expect(status.stage?.filesSent).toBe(5);
+    expect(status.stage?.filesSent).toBe(8); // 5 of the bundle's own + precheck.py, precheck.json, gpu_audit.py
     const report = JSON.parse(await readFile(join(bundleDir, 'runtime/collection.json'), 'utf8'));
     expect(report.manifest.verified).toBe(true);
     await record('run-bundle-succeeded', handle);
@@ -165,7 +159,7 @@ describe('runBundle on the real dev server with the local host', () => {
     expect((await handle.query(statusQuery)).phase).toBe('cancelled');
     const childPid = Number((await readFile(join(bundleDir, 'artifacts/child.pid'), 'utf8')).trim());
     expect(childPid).toBeGreaterThan(0);
-    expect(() => process.kill(childPid, 0)).toThrow();
+    expect(processGone(childPid)).toBe(true);
     expect(await readFile(join(bundleDir, 'runtime/runtime.log'), 'utf8')).toMatch(/cancel requested/);
     await record('run-bundle-cancelled', handle);
   });

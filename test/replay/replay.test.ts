@@ -12,10 +12,16 @@ function history(file: string) {
 }
 
 // Recorded from real runs on the dev server (ORBIT_RECORD_HISTORIES=1 npx vitest run --project integration
-// test/integration/run-bundle.test.ts). A workflow change that breaks any of them must use patched().
+// test/integration/run-bundle.test.ts test/integration/faults.test.ts). A workflow change that breaks any of them must use patched().
 describe('recorded runBundle histories replay against the current workflow code', () => {
   it('has recorded histories to replay', () => {
-    expect(files.sort()).toEqual(['run-bundle-cancelled.json', 'run-bundle-failed.json', 'run-bundle-succeeded.json']);
+    expect(files.sort()).toEqual([
+      'run-bundle-cancelled.json',
+      'run-bundle-failed.json',
+      'run-bundle-lost.json',
+      'run-bundle-relaunched.json',
+      'run-bundle-succeeded.json',
+    ]);
   });
 
   for (const file of files) {
