@@ -30,6 +30,8 @@ Usage:
                                                              (the Web UI's visibility queries); orbit list --help
   orbit sweep create|list|describe|pause|unpause|trigger|backfill|results|delete ...
                                                              scheduled sweeps over a matrix of requests; orbit sweep --help
+  orbit hosts list [--hosts FILE]                            the hosts of hosts.yaml and what each offers
+  orbit hosts check NAME [--hosts FILE]                      connect; print OS, free disk, GPUs (nvidia-smi -L), python3
   orbit tasks                                                the task types this client knows
   orbit up                                                   start (or reuse) the embedded Temporal dev server
   orbit worker                                               run a worker until interrupted
@@ -177,6 +179,10 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
     case 'report': {
       const { runReport } = await import('./report');
       return runReport(one('run id or bundle folder'), target, out);
+    }
+    case 'hosts': {
+      const { runHosts } = await import('./hosts');
+      return runHosts(positionals, values.hosts, out);
     }
     case 'up': {
       if (!target.embedded) throw new CliError(`TEMPORAL_ADDRESS is set (${target.address}): Orbit uses that cluster and starts no server`);

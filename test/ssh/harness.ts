@@ -49,6 +49,8 @@ export interface SshdServer {
 
 export interface StartSshdOptions {
   name?: string;
+  /** Extra environment for every session (e.g. a PATH with the project venv, as a rented host's own Python). */
+  sessionEnv?: Record<string, string>;
 }
 
 let counter = 0;
@@ -93,7 +95,9 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<SshdSer
       'MaxSessions 20',
       'Subsystem sftp internal-sftp',
       // Sessions get an empty home: the runner's own dotfiles (a slow ~/.bashrc) stay out of the tests.
-      `SetEnv HOME=${home}`,
+      `SetEnv HOME=${home}${Object.entries(options.sessionEnv ?? {})
+        .map(([k, v]) => ` ${k}=${v}`)
+        .join('')}`,
       '',
     ].join('\n'),
   );

@@ -1,0 +1,43 @@
+/** `orbit hosts list` and `orbit hosts check NAME`: the inventory, and a live look at one host. */
+import { checkHost, factsWarnings } from '../hosts/check';
+import { loadInventory } from '../hosts/inventory';
+import { SshTransport } from '../hosts/ssh-transport';
+import { CliError } from './errors';
+
+export async function runHosts(args: string[], hostsFile: string | undefined, out: (s: string) => void): Promise<number> {
+  const [sub, name, ...extra] = args;
+  const inventory = await loadInventory({ path: hostsFile });
+  if (sub === 'list' && name === undefined) {
+    out(`hosts from ${inventory.source ?? '(no hosts.yaml found: only "local")'}`);
+    out('  local        this machine (the worker\'s own)');
+    for (const h of inventory.hosts) {
+      const r = h.resources;
+      out(
+        `  ${h.name.padEnd(12)} ${h.user}@${h.address}:${h.port}  ${r.gpus} gpu${r.gpus === 1 ? '' : 's'}${r.gpuType ? ` (${r.gpuType})` : ''}, ${r.cpus} cpus, ${r.memoryGb} GB` +
+          `${h.labels.length ? `  [${h.labels.join(', ')}]` : ''}  workRoot ${h.workRoot}`,
+      );
+    }
+    return 0;
+  }
+  if (sub === 'check' && name && extra.length === 0) {
+    const host = inventory.hosts.find((h) => h.name === name);
+    if (!host) throw new CliError(`no host named "${name}" in ${inventory.source ?? 'hosts.yaml'}; known: ${inventory.hosts.map((h) => h.name).join(', ') || '(none)'}`);
+    const transport = SshTransport.fromHost(host, { readyTimeoutMs: 10_000 });
+    try {
+      const facts = await checkHost(transport, { workRoot: host.workRoot, timeoutMs: 30_000 });
+      out(`${name}: ${host.user}@${host.address}:${host.port} (${facts.hostname})`);
+      out(`  os:        ${facts.os} (${facts.kernel}, ${facts.arch})`);
+      out(`  free disk: ${facts.freeDiskBytes === null ? 'unknown' : `${(facts.freeDiskBytes / 2 ** 30).toFixed(1)} GiB`} at ${facts.diskPath}`);
+      out(`  gpus:      ${facts.gpus.length ? facts.gpus.join('\n             ') : facts.gpuSummary}`);
+      out(`  python3:   ${facts.python3 ?? 'missing (run.sh needs it for the manifest)'}`);
+      const warnings = factsWarnings(facts, host);
+      for (const w of warnings) out(`  warning: ${w}`);
+      return warnings.length ? 1 : 0;
+    } catch (e) {
+      throw new CliError(`${name}: ${(e as Error).message}`, 3);
+    } finally {
+      await transport.close();
+    }
+  }
+  throw new CliError('usage: orbit hosts list | orbit hosts check NAME  [--hosts FILE]');
+}
