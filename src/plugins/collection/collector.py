@@ -10,7 +10,6 @@ The config (written by the collection plugin) holds: output (a path under artifa
 Writes the output CSV (atomically) and artifacts/collection.json: {output, rows, columns, dropped}.
 No torch needed: the standard library only.
 """
-import argparse
 import csv
 import json
 import math
@@ -21,7 +20,7 @@ import time
 
 sys.dont_write_bytecode = True  # keep scripts/ (covered by the bundle digest) free of __pycache__
 
-from tabular import TaskError, write_json_atomic  # noqa: E402
+from tabular import run_task, TaskError, write_json_atomic  # noqa: E402
 
 ARTIFACTS = os.environ.get("ORBIT_ARTIFACTS_DIR", "artifacts")
 
@@ -85,18 +84,5 @@ def collect(config):
     print(f"done: wrote {len(rows)} rows x {len(header)} columns to {output}", flush=True)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="path of the JSON config, relative to the bundle root")
-    args = parser.parse_args()
-    try:
-        with open(args.config, encoding="utf-8") as f:
-            config = json.load(f)
-        collect(config)
-    except TaskError as e:
-        print(f"collector: error: {e}", file=sys.stderr, flush=True)
-        sys.exit(2)
-
-
 if __name__ == "__main__":
-    main()
+    run_task("collector", collect, __doc__)

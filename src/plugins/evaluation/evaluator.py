@@ -8,7 +8,6 @@ environments [{name, data}], threads. Paths are relative to the bundle.
 Writes artifacts/scores.json: {checkpoint: {path, step}, environments: {name: {mse, mae, rows}},
 meanMse}. Progress goes to stdout (the entrypoint's log file).
 """
-import argparse
 import json
 import os
 import sys
@@ -20,7 +19,7 @@ warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
 import torch  # noqa: E402
 
-from tabular import TaskError, features_tensor, load_model, read_table, write_json_atomic  # noqa: E402
+from tabular import features_tensor, load_model, read_table, run_task, TaskError, write_json_atomic  # noqa: E402
 
 ARTIFACTS = os.environ.get("ORBIT_ARTIFACTS_DIR", "artifacts")
 
@@ -52,18 +51,5 @@ def evaluate(config):
     print(f"done: {len(scores)} environments, mean mse {result['meanMse']:.5f}", flush=True)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="path of the JSON config, relative to the bundle root")
-    args = parser.parse_args()
-    try:
-        with open(args.config, encoding="utf-8") as f:
-            config = json.load(f)
-        evaluate(config)
-    except TaskError as e:
-        print(f"evaluator: error: {e}", file=sys.stderr, flush=True)
-        sys.exit(2)
-
-
 if __name__ == "__main__":
-    main()
+    run_task("evaluator", evaluate, __doc__)

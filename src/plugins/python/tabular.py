@@ -100,3 +100,21 @@ def features_tensor(rows, mean, std):
     data = torch.tensor(rows, dtype=torch.float32)
     x = (data[:, :-1] - torch.tensor(mean)) / torch.tensor(std)
     return x, data[:, -1]
+
+
+def run_task(name, work, doc):
+    """The command line every task script shares: `--config FILE` (JSON, relative to the bundle root)
+    is loaded and handed to `work`; a TaskError is printed as `<name>: error: ...` with exit code 2."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=(doc or name).splitlines()[0])
+    parser.add_argument("--config", required=True, help="path of the JSON config, relative to the bundle root")
+    args = parser.parse_args()
+    try:
+        with open(args.config, encoding="utf-8") as f:
+            config = json.load(f)
+        work(config)
+    except TaskError as e:
+        print(f"{name}: error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)

@@ -16,7 +16,6 @@ If ORBIT_RESUME_FROM names a complete checkpoint folder (absolute, or relative t
 model and optimizer continue from its step to the same final step. Batches and the learning rate
 depend only on (seed, step), so a resumed run takes the steps an uninterrupted one would.
 """
-import argparse
 import hashlib
 import json
 import math
@@ -31,7 +30,7 @@ warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
 import torch  # noqa: E402
 
-from tabular import COMPLETE, TaskError, build_mlp, features_tensor, read_checkpoint_meta, read_table, write_json_atomic  # noqa: E402
+from tabular import COMPLETE, build_mlp, features_tensor, read_checkpoint_meta, read_table, run_task, TaskError, write_json_atomic  # noqa: E402
 
 ARTIFACTS = os.environ.get("ORBIT_ARTIFACTS_DIR", "artifacts")
 
@@ -169,18 +168,5 @@ def train(config):
     print(f"done: {steps} steps, loss {metrics['firstLoss']:.5f} -> {metrics['finalLoss']:.5f}, full-data mse {full_loss:.5f}", flush=True)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="path of the JSON config, relative to the bundle root")
-    args = parser.parse_args()
-    try:
-        with open(args.config, encoding="utf-8") as f:
-            config = json.load(f)
-        train(config)
-    except TaskError as e:
-        print(f"trainer: error: {e}", file=sys.stderr, flush=True)
-        sys.exit(2)
-
-
 if __name__ == "__main__":
-    main()
+    run_task("trainer", train, __doc__)
