@@ -1,24 +1,12 @@
-import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { verifyManifest } from '../../src/bundle';
 import { tempDir } from '../helpers/bundles';
+import { orbit, ROOT } from '../helpers/orbit-cli';
 import { startSshd, writeHostsFile, type SshdServer } from '../ssh/harness';
 
-const run = promisify(execFile);
-const ROOT = resolve(__dirname, '../..');
 
-async function orbit(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(join(ROOT, 'bin/orbit'), args, { env, timeout: 240_000, maxBuffer: 16 << 20 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof err.code === 'number' ? err.code : -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
 
 describe('orbit on a rented host reached by SSH (a real sshd on loopback)', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;

@@ -1,26 +1,12 @@
-import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { verifyManifest } from '../../src/bundle';
 import { tempDir } from '../helpers/bundles';
+import { orbit, ROOT } from '../helpers/orbit-cli';
 
-const run = promisify(execFile);
-const ROOT = resolve(__dirname, '../..');
-const ORBIT = join(ROOT, 'bin/orbit');
 
-/** Runs bin/orbit as a user would, against the test dev server, with its own ORBIT_HOME. */
-async function orbit(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(ORBIT, args, { env, timeout: 240_000, maxBuffer: 16 << 20 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof err.code === 'number' ? err.code : -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
 
 describe('the orbit command line, end to end on the embedded default', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;

@@ -1,48 +1,35 @@
-import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { NativeConnection, type Worker } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { verifyManifest } from '../../src/bundle';
-import { HostRegistry } from '../../src/hosts/registry';
-import { createOrbitWorker, localHost } from '../../src/worker/worker';
 import { runBundle, statusQuery, type RunBundleInput, type RunResult } from '../../src/workflows';
 import { scriptBundle, tempDir } from '../helpers/bundles';
+import { startInProcessWorker, type InProcessWorker } from '../helpers/worker';
 import { recordHistory as record } from '../helpers/histories';
 import { processGone } from '../helpers/processes';
 
 describe('runBundle on the real dev server with the local host', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
-  let worker: Worker;
-  let running: Promise<void>;
+  let worker: InProcessWorker;
   let client: Client;
-  let connection: Connection;
-  let nativeConnection: NativeConnection;
   const taskQueue = `test-${randomUUID()}`;
 
   beforeAll(async () => {
     tmp = await tempDir();
-    const address = inject('temporalAddress');
-    nativeConnection = await NativeConnection.connect({ address });
-    worker = await createOrbitWorker({
-      connection: nativeConnection,
-      namespace: 'default',
+    worker = await startInProcessWorker({
+      address: inject('temporalAddress'),
       taskQueue,
-      hosts: new HostRegistry([localHost(tmp.dir)]),
+      orbitHome: tmp.dir,
       secretSource: { ORBIT_TEST_TOKEN: 's3cr3t-value' },
     });
-    running = worker.run();
-    connection = await Connection.connect({ address });
-    client = new Client({ connection });
+    client = worker.client;
   });
 
   afterAll(async () => {
-    worker.shutdown();
-    await running;
-    await connection.close();
-    await nativeConnection.close();
+    await worker.stop();
     await tmp.cleanup();
   });
 

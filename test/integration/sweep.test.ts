@@ -3,9 +3,9 @@
  * with an in-process worker on its own task queue. Cells are collection jobs (standard-library
  * Python) or the tests' bash "sleeper" task, so a firing takes seconds.
  */
-import { Client, Connection, ScheduleNotFoundError, WorkflowFailedError, type ScheduleDescription } from '@temporalio/client';
+import { ScheduleNotFoundError, WorkflowFailedError, type Client, type ScheduleDescription } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
@@ -19,11 +19,10 @@ import { listQuery, listRuns } from '../../src/cli/list';
 import { sweepCommand, type SweepContext } from '../../src/cli/sweep';
 import type { FiringResults } from '../../src/cli/sweep-results';
 import { temporalTarget } from '../../src/config';
-import { HostRegistry } from '../../src/hosts/registry';
 import type { TaskRegistry } from '../../src/plugins/registry';
-import { createOrbitWorker, localHost } from '../../src/worker/worker';
 import type { SweepFiringResult } from '../../src/workflows';
 import { tempDir } from '../helpers/bundles';
+import { startInProcessWorker, type InProcessWorker } from '../helpers/worker';
 import { testRegistry } from '../helpers/sleeper-plugin';
 
 const ROOT = resolve(__dirname, '../..');
@@ -53,11 +52,8 @@ async function resultOf<T>(client: Client, workflowId: string, timeoutMs = 60_00
 
 describe('orbit sweep on Temporal Schedules', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
-  let worker: Worker;
-  let running: Promise<void>;
+  let worker: InProcessWorker;
   let client: Client;
-  let connection: Connection;
-  let nativeConnection: NativeConnection;
   let registry: TaskRegistry;
   let ctx: SweepContext;
   const taskQueue = `sweep-${randomUUID()}`;
@@ -67,11 +63,8 @@ describe('orbit sweep on Temporal Schedules', () => {
   beforeAll(async () => {
     tmp = await tempDir('orbit-sweep-');
     const address = inject('temporalAddress');
-    nativeConnection = await NativeConnection.connect({ address });
-    worker = await createOrbitWorker({ connection: nativeConnection, namespace: 'default', taskQueue, hosts: new HostRegistry([localHost(join(tmp.dir, 'home'))]) });
-    running = worker.run();
-    connection = await Connection.connect({ address });
-    client = new Client({ connection });
+    worker = await startInProcessWorker({ address, taskQueue, orbitHome: join(tmp.dir, 'home') });
+    client = worker.client;
     registry = await testRegistry();
     const target = temporalTarget({ ORBIT_TEMPORAL_PORT: address.split(':')[1], TEMPORAL_UI_URL: inject('temporalUiUrl') });
     ctx = { client, registry, home: join(tmp.dir, 'home'), taskQueue, target };
@@ -79,10 +72,7 @@ describe('orbit sweep on Temporal Schedules', () => {
 
   afterAll(async () => {
     for (const name of created) await client.schedule.getHandle(name).delete().catch(() => undefined);
-    worker.shutdown();
-    await running;
-    await connection.close();
-    await nativeConnection.close();
+    await worker.stop();
     await tmp.cleanup();
   });
 

@@ -4,44 +4,27 @@
  * and headless Chromium (Debian's, driven by playwright-core) finds it in the dev server's Web UI and
  * shows its activities. Screenshots land in test-output/ (git-ignored).
  */
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { NativeConnection, type Worker } from '@temporalio/worker';
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { HostRegistry } from '../../src/hosts/registry';
-import { createOrbitWorker, localHost } from '../../src/worker/worker';
 import { tempDir } from '../helpers/bundles';
+import { startInProcessWorker, type InProcessWorker } from '../helpers/worker';
+import { orbit, ROOT } from '../helpers/orbit-cli';
 
-const run = promisify(execFile);
-const ROOT = resolve(__dirname, '../..');
 const OUTPUT = join(ROOT, 'test-output');
 const CHROMIUM = '/usr/bin/chromium';
 
-async function orbit(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(join(ROOT, 'bin/orbit'), args, { env, timeout: 120_000, maxBuffer: 16 << 20 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof err.code === 'number' ? err.code : -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
 
 describe('the Web UI and orbit list explain a run', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
-  let worker: Worker;
-  let running: Promise<void>;
+  let worker: InProcessWorker;
   let client: Client;
-  let connection: Connection;
-  let nativeConnection: NativeConnection;
   let env: NodeJS.ProcessEnv;
   let runId: string;
   let digest: string;
@@ -50,20 +33,14 @@ describe('the Web UI and orbit list explain a run', () => {
   beforeAll(async () => {
     tmp = await tempDir('orbit-ui-');
     const address = inject('temporalAddress');
-    nativeConnection = await NativeConnection.connect({ address });
-    worker = await createOrbitWorker({ connection: nativeConnection, namespace: 'default', taskQueue, hosts: new HostRegistry([localHost(join(tmp.dir, 'home'))]) });
-    running = worker.run();
-    connection = await Connection.connect({ address });
-    client = new Client({ connection });
+    worker = await startInProcessWorker({ address, taskQueue, orbitHome: join(tmp.dir, 'home') });
+    client = worker.client;
     env = { ...process.env, ORBIT_HOME: join(tmp.dir, 'home'), ORBIT_TEMPORAL_PORT: address.split(':')[1], ORBIT_TASK_QUEUE: taskQueue, TEMPORAL_UI_URL: inject('temporalUiUrl') };
     delete env.TEMPORAL_ADDRESS;
   });
 
   afterAll(async () => {
-    worker.shutdown();
-    await running;
-    await connection.close();
-    await nativeConnection.close();
+    await worker.stop();
     await tmp.cleanup();
   });
 
