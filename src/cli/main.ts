@@ -1,5 +1,6 @@
 /** orbit: submit and inspect runs. `orbit --help` lists the commands. */
-import type { WorkflowHandle } from '@temporalio/client';
+import type { WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/client';
+import type { Probe } from '../activities/types';
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { formatProblem, ValidationError } from '../bundle';
@@ -43,6 +44,21 @@ otherwise the embedded dev server on 127.0.0.1:ORBIT_TEMPORAL_PORT, default 7233
 
 const TERMINAL: RunStatus['phase'][] = ['succeeded', 'failed', 'cancelled', 'timed-out'];
 
+/** The newest probe a running monitor heartbeated (fresher than the workflow's own status between returns). */
+function liveProbe(d: WorkflowExecutionDescription): Probe | undefined {
+  for (const a of d.raw.pendingActivities ?? []) {
+    const data = a.heartbeatDetails?.payloads?.[0]?.data;
+    if (!data) continue;
+    try {
+      const beat = JSON.parse(Buffer.from(data).toString('utf8')) as { probe?: Probe };
+      if (beat.probe) return beat.probe;
+    } catch {
+      /* not a monitor heartbeat */
+    }
+  }
+  return undefined;
+}
+
 async function follow(handle: WorkflowHandle, out: (s: string) => void): Promise<void> {
   let shown = 0;
   let lastLog = '';
@@ -65,16 +81,7 @@ async function follow(handle: WorkflowHandle, out: (s: string) => void): Promise
     shown = status?.phases.length ?? shown;
     showLog(status?.probe?.taskLogTail.at(-1));
     const d = await handle.describe();
-    for (const a of d.raw.pendingActivities ?? []) {
-      const details = a.heartbeatDetails?.payloads?.[0]?.data;
-      if (!details) continue;
-      try {
-        const beat = JSON.parse(Buffer.from(details).toString('utf8')) as { probe?: { taskLogTail?: string[] } };
-        showLog(beat.probe?.taskLogTail?.at(-1));
-      } catch {
-        /* not a monitor heartbeat */
-      }
-    }
+    showLog(liveProbe(d)?.taskLogTail.at(-1));
     if (status && TERMINAL.includes(status.phase)) return;
     if (d.status.name !== 'RUNNING') return;
     await new Promise((r) => setTimeout(r, 1000));
@@ -153,8 +160,10 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
       const phase = status?.phase ?? attr('OrbitPhase');
       const host = status?.host ?? attr('OrbitHost');
       out(`run ${id}: ${d.status.name.toLowerCase()}${phase ? `, phase ${phase}${host ? ` on ${host}` : ''}` : ''}${status && status.hostState !== 'reachable' ? ` (host ${status.hostState})` : ''}`);
-      if (status?.probe) out(`  process: ${status.probe.state}${status.probe.pid ? ` pid ${status.probe.pid}` : ''}, artifacts ${status.probe.artifactBytes} bytes`);
-      for (const l of status?.probe?.taskLogTail ?? []) out(`    ${l}`);
+      const probe = (d.status.name === 'RUNNING' ? liveProbe(d) : undefined) ?? status?.probe;
+      if (probe) out(`  process: ${probe.state}${probe.pid ? ` pid ${probe.pid}` : ''}, artifacts ${probe.artifactBytes} bytes`);
+      for (const l of probe?.taskLogTail ?? []) out(`    ${l}`);
+      if (status?.synced.files) out(`  synced while running: ${status.synced.files} files, ${status.synced.bytes} bytes`);
       for (const p of status?.phases ?? []) out(`  ${p.at}  ${p.phase}`);
       const dir = (d.memo as Record<string, unknown> | undefined)?.bundleDir;
       if (typeof dir === 'string') out(`  bundle: ${dir}`);

@@ -51,7 +51,7 @@ export interface RunBundleInput {
   logFile: string;
   timeouts: { stageSeconds: number; runSeconds: number; collectSeconds: number; killGraceSeconds: number };
   pollIntervalMs?: number;
-  /** How often the monitor returns to the workflow with progress (each return adds a few history events). */
+  /** How often the monitor returns to the workflow with progress (each return adds a few history events; default 30 min). */
   progressEveryMs?: number;
   heartbeatTimeoutMs?: number;
   /** Copy new files back this often while the job runs (job.json sync.intervalSeconds). 0 disables. */
@@ -112,7 +112,9 @@ export const retryCollectionSignal = defineSignal('retryCollection');
 
 export async function runBundle(input: RunBundleInput): Promise<RunResult> {
   const pollIntervalMs = input.pollIntervalMs ?? 5_000;
-  const progressEveryMs = input.progressEveryMs ?? 5 * 60_000;
+  // Live progress travels in the monitor's heartbeats (orbit status reads them); the monitor returns to the
+  // workflow only on a state change, at the end, or every progressEveryMs, so history stays flat for most jobs.
+  const progressEveryMs = input.progressEveryMs ?? 30 * 60_000;
   const probeTimeoutMs = input.probeTimeoutMs ?? 20_000;
   const hostLostAfterMs = input.hostLostAfterMs ?? 10 * 60_000;
   const collectDeadlineMs = input.collectDeadlineMs ?? 6 * 3600_000;

@@ -72,6 +72,24 @@ describe('runBundle on the real dev server with the local host', () => {
     await record('run-bundle-succeeded', handle);
   });
 
+  it('orbit status shows the live task log from the monitor heartbeat between progress returns', async () => {
+    // Heartbeat details reach the server at most every ~80% of the heartbeat timeout (the SDK throttles them).
+    const { handle } = await start('live', 'for i in $(seq 1 28); do echo "tick $i"; sleep 0.25; done', { progressEveryMs: 600_000, heartbeatTimeoutMs: 2_000 });
+    for (let i = 0; i < 50 && (await handle.query(statusQuery)).phase !== 'running'; i++) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 3_500));
+    const lines: string[] = [];
+    process.env.ORBIT_TEMPORAL_PORT = inject('temporalAddress').split(':')[1];
+    delete process.env.TEMPORAL_ADDRESS;
+    const { main } = await import('../../src/cli/main');
+    expect(await main(['status', handle.workflowId], (l) => lines.push(l))).toBe(0);
+    const text = lines.join('\n');
+    expect(text).toContain(`run ${handle.workflowId}: running, phase running on local`);
+    expect(text).toMatch(/process: running pid \d+/);
+    expect(text).toMatch(/ {4}tick \d+/);
+    expect((await handle.query(statusQuery)).probe).toBeUndefined(); // the workflow itself has not heard yet
+    expect((await handle.result()).status).toBe('succeeded');
+  });
+
   it('passes secrets by name: the job sees the value, history and bundle never do', async () => {
     const { handle, bundleDir } = await start('secret', 'printf %s "$ORBIT_TEST_TOKEN" | sha256sum | cut -c1-64 > artifacts/token.sha256; echo "token has ${#ORBIT_TEST_TOKEN} chars"', {}, {
       secretEnv: ['ORBIT_TEST_TOKEN'],
