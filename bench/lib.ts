@@ -3,11 +3,12 @@
  * harness's startSshd), Orbit hosts and the raw `ssh`/`scp`/`rsync` command lines for the same sshd,
  * timing, process memory, workflow histories, and the figure lines every script prints.
  */
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { spawn, type SpawnOptions } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { connect as netConnect, createServer as createNetServer, type Socket } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { HostRegistry } from '../src/hosts/registry';
@@ -206,7 +207,14 @@ export async function temporal(args: BenchArgs): Promise<Temporal> {
 }
 
 /** An in-process worker serving `hosts` on a task queue of its own. */
+let runtimeInstalled = false;
+
 export async function inProcessWorker(address: string, taskQueue: string, hosts: HostRegistry, extra: { maxConcurrentActivityTaskExecutions?: number } = {}) {
+  if (!runtimeInstalled) {
+    // The expected warnings (probes that get no answer from a killed host) would drown the figures.
+    Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' }, forward: {} } } });
+    runtimeInstalled = true;
+  }
   const nativeConnection = await NativeConnection.connect({ address });
   const worker: Worker = await createOrbitWorker({ connection: nativeConnection, namespace: 'default', taskQueue, hosts, ...extra });
   const running = worker.run();
@@ -240,8 +248,12 @@ export function orbitHost(sshd: SshdServer, extra: Partial<SshTransportOptions> 
   return new ShellHost({ name: sshd.name, workRoot: sshd.workRoot, transport: new SshTransport(transportOptions(sshd, extra)) });
 }
 
-/** `ssh` options that reach a harness sshd the way a user would: its key, its known_hosts, strict checking, no prompts. */
-export function sshOptions(sshd: SshdServer): string[] {
+/**
+ * `ssh` options that reach a harness sshd the way a user would: its key, its known_hosts, strict
+ * checking, no prompts. With `mux` (a control socket path), connections share one master
+ * (ControlMaster=auto, kept 60 s): the raw tools' best case.
+ */
+export function sshOptions(sshd: SshdServer, mux?: string): string[] {
   return [
     '-i', sshd.keyFile,
     '-o', `UserKnownHostsFile=${sshd.knownHostsFile}`,
@@ -249,17 +261,25 @@ export function sshOptions(sshd: SshdServer): string[] {
     '-o', 'BatchMode=yes',
     '-o', 'IdentitiesOnly=yes',
     '-o', 'LogLevel=ERROR',
+    ...(mux ? ['-o', 'ControlMaster=auto', '-o', `ControlPath=${mux}`, '-o', 'ControlPersist=60'] : []),
   ];
 }
 
 export const target = (sshd: SshdServer) => `${sshd.user}@${sshd.address}`;
 
-export function rawSsh(sshd: SshdServer, command: string, opts: Parameters<typeof run>[2] = {}) {
-  return run('ssh', [...sshOptions(sshd), '-p', String(sshd.port), target(sshd), command], opts);
+type RunOpts = Parameters<typeof run>[2] & { mux?: string; sshExtra?: string[] };
+
+export function rawSsh(sshd: SshdServer, command: string, opts: RunOpts = {}) {
+  return run('ssh', [...sshOptions(sshd, opts.mux), ...(opts.sshExtra ?? []), '-p', String(sshd.port), target(sshd), command], opts);
 }
 
-export function rawScp(sshd: SshdServer, from: string[], to: string, opts: Parameters<typeof run>[2] = {}) {
-  return run('scp', [...sshOptions(sshd), '-P', String(sshd.port), '-q', '-r', '-p', ...from, to], opts);
+export function rawScp(sshd: SshdServer, from: string[], to: string, opts: RunOpts = {}) {
+  return run('scp', [...sshOptions(sshd, opts.mux), '-P', String(sshd.port), '-q', '-r', '-p', ...from, to], opts);
+}
+
+/** Ends a multiplexing master started with `mux`. */
+export async function closeMux(sshd: SshdServer, mux: string): Promise<void> {
+  await run('ssh', [...sshOptions(sshd, mux), '-p', String(sshd.port), '-O', 'exit', target(sshd)], { allowFail: true });
 }
 
 /** The `-e` value rsync uses to reach the sshd. */
@@ -353,3 +373,72 @@ export function runtimeLogSpan(text: string): { first: number; last: number; sta
 }
 
 export { HostRegistry, ShellHost, SshTransport };
+
+// ------------------------------------------------------------------ wire bytes
+
+/**
+ * A TCP relay on 127.0.0.1 in front of a port, counting the bytes each way: what crossed the wire,
+ * SSH framing included, whatever the client. Connections end when either side ends.
+ */
+export async function countingProxy(targetPort: number) {
+  const counts = { down: 0, up: 0 };
+  const sockets = new Set<Socket>();
+  const server = createNetServer((client) => {
+    const upstream = netConnect({ host: '127.0.0.1', port: targetPort });
+    sockets.add(client);
+    sockets.add(upstream);
+    client.on('data', (b: Buffer) => (counts.up += b.length));
+    upstream.on('data', (b: Buffer) => (counts.down += b.length));
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    port,
+    counts,
+    reset: () => {
+      counts.down = 0;
+      counts.up = 0;
+    },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** Kills a detached run's process group on a harness host (its run.sh wrote runtime/pid). */
+export function killRun(workRoot: string, runId: string): void {
+  try {
+    const pid = Number(readFileSync(join(workRoot, runId, 'runtime/pid'), 'utf8').trim());
+    if (pid > 1) process.kill(-pid, 'SIGKILL');
+  } catch {
+    /* not started or gone */
+  }
+}
+
+/**
+ * PROTOTYPE of a recommended src change, for the experiment lines only: sets TCP_NODELAY on the
+ * transport's ssh2 connection each time it is used (ssh2 leaves Nagle's algorithm on). Patches this
+ * one instance; src/ is unchanged.
+ */
+export function withNoDelay<T extends ShellHost>(host: T): T {
+  const t = host.transport as unknown as { connection: (signal?: AbortSignal) => Promise<{ client: { setNoDelay(on: boolean): unknown } }> };
+  const original = t.connection.bind(t);
+  t.connection = async (signal?: AbortSignal) => {
+    const live = await original(signal);
+    live.client.setNoDelay(true);
+    return live;
+  };
+  return host;
+}

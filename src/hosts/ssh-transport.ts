@@ -342,6 +342,9 @@ export class SshTransport implements Transport {
       }
       try {
         client.connect(config);
+        // Without TCP_NODELAY every small SSH message waits for a delayed ACK: 47 ms per exec instead of 3 ms,
+        // and SFTP reads that trickle (docs/benchmarks.md). ssh2 creates the socket inside connect().
+        client.setNoDelay(true);
       } catch (e) {
         reject(new SshAuthError(`cannot connect to ${this.label}: ${(e as Error).message}`, { cause: e }));
       }

@@ -113,7 +113,8 @@ describe('ShellHost over SSH', () => {
     await host.launch('run-cancel');
     const running = await waitFor(() => host.probe('run-cancel', 'job.log'), (p) => p.state === 'running' && p.artifactBytes > 0);
     expect(running.state).toBe('running');
-    const childPid = Number((await transport.exec(`cat ${server.workRoot}/run-cancel/artifacts/child.pid`)).stdout.trim());
+    const pidFile = await waitFor(() => transport.exec(`cat ${server.workRoot}/run-cancel/artifacts/child.pid 2>/dev/null`), (r) => r.stdout.trim() !== '');
+    const childPid = Number(pidFile.stdout.trim());
     expect(childPid).toBeGreaterThan(1);
     expect(await remoteAlive(childPid)).toBe(true);
     expect(await host.cancel('run-cancel', 2)).toBe('stopped');

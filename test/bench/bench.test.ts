@@ -1,0 +1,59 @@
+/**
+ * The benchmarks (bench/*.ts) still run: each with --tiny against one dev server of this file's
+ * own, asserting that it prints its figure lines. Not a timed test: the figures' values are not
+ * checked (docs/benchmarks.md has the measured ones).
+ */
+import { spawn } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureDevServer, type DevServer } from '../../temporal/dev-server';
+import { tempDir } from '../helpers/bundles';
+import { freePort } from '../helpers/ports';
+
+const REPO = resolve(__dirname, '../..');
+
+/** Each script and the lines it must print (one regex per figure). */
+const EXPECTED: Record<string, RegExp[]> = {
+  overhead: [/^\[overhead\] per-run time .*raw .*orbit/m, /^\[overhead\] ratio orbit\/raw \d+\.\d+ \(target <= 1\.10\)/m, /^\[overhead\] fixed overhead orbit-raw -?\d+\.\d+ s/m, /^\[overhead\] phases of an orbit run/m],
+  collect: [/^\[collect\] throughput .* ratio orbit\/rsync \d+\.\d+ \(target >= 1\.0\)/m, /^\[collect\] resume orbit: .* extra .*% of the total \(target <= 2%\)/m, /^\[collect\] resume rsync: .* extra/m],
+  hostloss: [/^\[hostloss\] detection latency, host killed .* ratio to the bound \d+\.\d+/m, /^\[hostloss\] detection latency, host frozen .* ratio to the bound \d+\.\d+/m, /^\[hostloss\] raw ssh/m],
+  scale: [/^\[scale\] N \d+: .*last completed after/m, /^\[scale\] failures \d+ of \d+/m, /^\[scale\] worker peak RSS \d+ MiB/m, /^\[scale\] history events per run .* median \d+/m, /^\[scale\] history events flat in job duration/m],
+};
+
+function runScript(name: string, temporalAddress: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const child = spawn(join(REPO, 'node_modules/.bin/tsx'), [join(REPO, 'bench', `${name}.ts`), '--tiny', '--temporal', temporalAddress], {
+      cwd: REPO,
+      env: { ...process.env, PATH: `${join(REPO, '.venv/bin')}:${process.env.PATH}` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.once('close', (code) => done({ code, stdout, stderr }));
+  });
+}
+
+describe('benchmarks run on a tiny size and print their figures', () => {
+  let server: DevServer;
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+
+  beforeAll(async () => {
+    tmp = await tempDir('orbit-bench-test-');
+    server = await ensureDevServer({ port: await freePort(), uiPort: await freePort(), dataDir: join(tmp.dir, 'temporal') });
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    await tmp?.cleanup();
+  });
+
+  for (const [name, patterns] of Object.entries(EXPECTED)) {
+    it.concurrent(`bench/${name}.ts --tiny`, async () => {
+      const r = await runScript(name, server.address);
+      expect(r.code, `${name} failed:\n${r.stdout}\n${r.stderr.slice(-4000)}`).toBe(0);
+      for (const p of patterns) expect(r.stdout).toMatch(p);
+    }, 90_000);
+  }
+});
