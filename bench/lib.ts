@@ -430,7 +430,7 @@ export function killRun(workRoot: string, runId: string): void {
 /**
  * PROTOTYPE of a recommended src change, for the experiment lines only: sets TCP_NODELAY on the
  * transport's ssh2 connection each time it is used (ssh2 leaves Nagle's algorithm on). Patches this
- * one instance; src/ is unchanged.
+ * one instance. Since dd59246 SshTransport sets it itself, so this measures the same as without.
  */
 export function withNoDelay<T extends ShellHost>(host: T): T {
   const t = host.transport as unknown as { connection: (signal?: AbortSignal) => Promise<{ client: { setNoDelay(on: boolean): unknown } }> };
