@@ -60,20 +60,34 @@ export async function verifyManifest(bundleDir: string, knownHashes?: Map<string
     return result;
   }
   result.manifestPresent = true;
-  for (const entry of parsed.value.files) {
-    const local = join(bundleDir, ARTIFACTS_DIR, entry.path);
-    let st;
-    try {
-      st = await lstat(local);
-    } catch {
-      result.missing.push(entry.path);
-      continue;
+  // Entries are checked 16 at a time (a manifest may list thousands of files); results keep its order.
+  const entries = parsed.value.files;
+  const verdicts: (string | { missing: true } | { mismatch: string } | undefined)[] = new Array(entries.length);
+  let next = 0;
+  const check = async (): Promise<void> => {
+    for (let i = next++; i < entries.length; i = next++) {
+      const entry = entries[i]!;
+      const local = join(bundleDir, ARTIFACTS_DIR, entry.path);
+      let st;
+      try {
+        st = await lstat(local);
+      } catch {
+        verdicts[i] = { missing: true };
+        continue;
+      }
+      if (!st.isFile()) verdicts[i] = { mismatch: 'is not a plain file' };
+      else if (st.size !== entry.size) verdicts[i] = { mismatch: `size ${st.size} != manifest ${entry.size}` };
+      else if ((knownHashes?.get(entry.path) ?? (await sha256File(local))) !== entry.sha256) verdicts[i] = { mismatch: 'sha256 differs from manifest' };
+      else verdicts[i] = entry.path;
     }
-    if (!st.isFile()) result.mismatched.push({ path: entry.path, reason: 'is not a plain file' });
-    else if (st.size !== entry.size) result.mismatched.push({ path: entry.path, reason: `size ${st.size} != manifest ${entry.size}` });
-    else if ((knownHashes?.get(entry.path) ?? (await sha256File(local))) !== entry.sha256) result.mismatched.push({ path: entry.path, reason: 'sha256 differs from manifest' });
-    else result.verifiedFiles.push(entry.path);
-  }
+  };
+  await Promise.all(Array.from({ length: 16 }, check));
+  entries.forEach((entry, i) => {
+    const v = verdicts[i];
+    if (typeof v === 'string') result.verifiedFiles.push(v);
+    else if (v && 'missing' in v) result.missing.push(entry.path);
+    else if (v) result.mismatched.push({ path: entry.path, reason: v.mismatch });
+  });
   for (const p of result.missing) result.problems.push({ path: `${ARTIFACTS_DIR}/${p}`, message: 'listed in the manifest but missing' });
   for (const m of result.mismatched) result.problems.push({ path: `${ARTIFACTS_DIR}/${m.path}`, message: m.reason });
   result.verified = result.problems.length === 0;

@@ -4,7 +4,8 @@
  * artifacts/ back. Each is idempotent, so a retried activity or a restarted worker repeats it safely.
  * Everything the far side prints is parsed as untrusted input.
  */
-import { appendFile, lstat, mkdir, readFile, realpath, rename, rm, stat, truncate } from 'node:fs/promises';
+import { createHash, type Hash } from 'node:crypto';
+import { appendFile, lstat, mkdir, open, readdir, readFile, realpath, rename, rm, stat, truncate } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import {
   COLLECTED_PARTS,
@@ -25,7 +26,9 @@ import {
   type Problem,
 } from '../bundle';
 import { shellQuote as q } from '../bundle/render';
-import type { Transport } from './transport';
+import { TarFormatError, TarReader } from './tar-reader';
+import type { ExecResult, Transport } from './transport';
+import { WriterThread } from './writer-thread';
 
 export interface StageResult {
   filesSent: number;
@@ -51,8 +54,10 @@ export interface Probe {
 }
 
 export interface CollectOptions {
-  /** Parallel transfers. */
+  /** Parallel SFTP transfers (besides the one stream of small files). */
   concurrency?: number;
+  /** Files up to this many bytes that are not local yet come in one tar stream; 0 fetches every file over SFTP. Default 1 MiB. */
+  streamBelowBytes?: number;
   /** Sub-folders of these artifacts/ folders are collected only once they hold their marker file. */
   atomicDirs?: { parent: string; marker: string }[];
   /** Check the manifest at the end (default true; a sync while the job runs skips it). */
@@ -99,6 +104,17 @@ if [ -n "$pid" ] && [ ! -s runtime/exit_code ] && [ ! -s artifacts/manifest.json
 fi`;
 
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** Files up to this size come in the tar stream by default (docs/benchmarks.md). */
+const STREAM_BELOW_BYTES = 1024 * 1024;
+/** Streamed files wait for the local writers in a queue of at most this many bytes; then the stream pauses. */
+const STREAM_QUEUE_BYTES = 16 * 1024 * 1024;
+/** Local errors that make one file impossible to write (a folder where a file goes, ...): refused, not fatal. */
+const LOCAL_WRITE_ERRORS = ['ENOTDIR', 'EISDIR', 'EEXIST', 'ELOOP'];
+
+interface RemoteFile {
+  path: string;
+  size: number;
+}
 /** Files under runtime/ that are the control plane's own or secret; never collected. */
 const NEVER_COLLECT = new Set([SECRET_ENV_FILE, FROZEN_FILE, `${FROZEN_FILE}.tmp`, `${MANIFEST_FILE}.tmp`, 'runtime/collection.json', 'runtime/collection.json.tmp']);
 
@@ -288,106 +304,234 @@ echo ORBIT_KILLED
    * fetched again; a cut transfer resumes from its partial file; manifest entries are checked by size
    * and sha256 before they are renamed into place. Unsafe paths, escaping links and sizes that
    * disagree with the manifest are refused and reported, never written.
+   *
+   * Small files not yet local come in one tar stream over one exec (one round trip for all of them,
+   * where SFTP needs three per file), at the same time as the larger ones come over SFTP, hashed as
+   * they arrive. Whatever the stream does not deliver intact (tar missing on the host, a file changed
+   * while it was read, a corrupt archive) is fetched again over SFTP.
    */
   async collect(runId: string, bundleDir: string, options: CollectOptions = {}): Promise<CollectResult> {
     const dir = this.runDir(runId);
     const root = await realpath(bundleDir);
-    const listing = await this.transport.exec(
-      `cd ${q(dir)} 2>/dev/null || { echo ORBIT_ERR ${q(dir)} does not exist on this host; exit 3; }
+    // Stops every transfer of this collection on the caller's abort or on the first failure.
+    const stop = new AbortController();
+    const onAbort = () => stop.abort(options.signal?.reason);
+    if (options.signal?.aborted) onAbort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const signal = stop.signal;
+    try {
+      const listing = await this.transport.exec(
+        `cd ${q(dir)} 2>/dev/null || { echo ORBIT_ERR ${q(dir)} does not exist on this host; exit 3; }
 ${options.verify === false ? '' : SEAL_VANISHED}
 find artifacts runtime -mindepth 1 \\( -type d -printf 'd\\0%p\\0\\0' \\) -o \\( -type f -printf 'f\\0%p\\0%s\\0' \\) -o \\( -type l -printf 'l\\0%p\\0%l\\0' \\) -o -printf 'o\\0%p\\0\\0'`,
-      { signal: options.signal, timeoutMs: options.execTimeoutMs, maxOutputBytes: 256 * 1024 * 1024 },
-    );
-    if (listing.code === 3) throw new RunNotStagedError(listing.stdout.replace(/^ORBIT_ERR /, '').trim());
-    if (listing.code !== 0) throw new Error(`listing ${dir} on ${this.name} failed (exit ${listing.code}): ${listing.stderr.trim()}`);
-    const parsedListing = parseListing(listing.stdout);
-    const refused = parsedListing.refused;
-    const files = withoutIncompleteUnits(parsedListing.files, options.atomicDirs ?? []);
+        { signal, timeoutMs: options.execTimeoutMs, maxOutputBytes: 256 * 1024 * 1024 },
+      );
+      if (listing.code === 3) throw new RunNotStagedError(listing.stdout.replace(/^ORBIT_ERR /, '').trim());
+      if (listing.code !== 0) throw new Error(`listing ${dir} on ${this.name} failed (exit ${listing.code}): ${listing.stderr.trim()}`);
+      const parsedListing = parseListing(listing.stdout);
+      const refused = parsedListing.refused;
+      const files = withoutIncompleteUnits(parsedListing.files, options.atomicDirs ?? []);
+      const folders = new LocalFolders(root);
 
-    let manifestEntries = new Map<string, ManifestEntry>();
-    const manifestFile = files.find((f) => f.path === MANIFEST_FILE);
-    if (manifestFile) {
-      if (manifestFile.size > MAX_MANIFEST_BYTES) refused.push({ path: MANIFEST_FILE, message: `is ${manifestFile.size} bytes, over the 64 MiB limit` });
-      else {
-        const fetched = await abortable(this.fetchFile(dir, root, manifestFile.path, manifestFile.size, options.signal, true), options.signal).catch((e: Error) => {
-          if (options.signal?.aborted) throw e;
-          return { problem: e.message };
-        });
-        if (fetched.problem) refused.push({ path: MANIFEST_FILE, message: fetched.problem });
+      let manifestEntries = new Map<string, ManifestEntry>();
+      const manifestFile = files.find((f) => f.path === MANIFEST_FILE);
+      if (manifestFile) {
+        if (manifestFile.size > MAX_MANIFEST_BYTES) refused.push({ path: MANIFEST_FILE, message: `is ${manifestFile.size} bytes, over the 64 MiB limit` });
         else {
-          const parsed = parseManifest(await readFile(join(root, MANIFEST_FILE), 'utf8'));
-          if (parsed.ok) manifestEntries = new Map(parsed.value.files.map((e) => [`artifacts/${e.path}`, e]));
-          else refused.push(...parsed.problems);
+          const fetched = await abortable(this.fetchFile(dir, root, folders, manifestFile, signal, { wholeOnly: true }), signal).catch((e: Error) => {
+            if (signal.aborted) throw e;
+            return { problem: e.message };
+          });
+          if (fetched.problem) refused.push({ path: MANIFEST_FILE, message: fetched.problem });
+          else {
+            const parsed = parseManifest(await readFile(join(root, MANIFEST_FILE), 'utf8'));
+            if (parsed.ok) manifestEntries = new Map(parsed.value.files.map((e) => [`artifacts/${e.path}`, e]));
+            else refused.push(...parsed.problems);
+          }
         }
       }
-    }
 
-    const result: CollectResult = { filesFetched: 0, bytesFetched: 0, filesSkipped: 0, refused, manifest: undefined as unknown as ManifestCheck };
-    const known = new Map<string, string>();
-    const queue = files.filter((f) => f.path !== MANIFEST_FILE);
-    const worker = async (): Promise<void> => {
-      for (let f = queue.shift(); f; f = queue.shift()) {
+      const result: CollectResult = { filesFetched: 0, bytesFetched: 0, filesSkipped: 0, refused, manifest: undefined as unknown as ManifestCheck };
+      const known = new Map<string, string>();
+      const fetched = (f: RemoteFile, bytes: number, sha: string | undefined) => {
+        result.filesFetched++;
+        result.bytesFetched += bytes;
+        if (sha) known.set(f.path, sha);
+        options.onProgress?.({ files: result.filesFetched, bytes: result.bytesFetched });
+      };
+
+      // Sort what is to do by the local state: one readdir per folder, an lstat only for names present.
+      const local = await localState(root, files);
+      const streamLimit = options.streamBelowBytes ?? STREAM_BELOW_BYTES;
+      const streamed: RemoteFile[] = [];
+      const perFile: RemoteFile[] = [];
+      for (const f of files) {
+        if (f.path === MANIFEST_FILE) continue;
         const entry = manifestEntries.get(f.path);
         if (entry && entry.size !== f.size) {
           refused.push({ path: f.path, message: `remote size ${f.size} differs from the manifest's ${entry.size}; not collected` });
           continue;
         }
-        const target = join(root, f.path);
-        const localSize = await sizeOf(target);
-        if (localSize === f.size) {
-          if (!entry) {
-            result.filesSkipped++;
-            continue;
-          }
-          const sha = await sha256File(target);
-          if (sha === entry.sha256) {
-            known.set(f.path, sha);
-            result.filesSkipped++;
-            continue;
-          }
-        }
-        const outcome = await abortable(this.fetchFile(dir, root, f.path, f.size, options.signal, false, entry?.sha256), options.signal).catch((e: NodeJS.ErrnoException) => {
-          if (options.signal?.aborted || !['ENOTDIR', 'EISDIR', 'EEXIST', 'ELOOP'].includes(e.code ?? '')) throw e;
-          return { bytes: 0, sha: undefined, problem: `cannot be written locally (${e.code}); not collected` };
-        });
-        if (outcome.problem) refused.push({ path: f.path, message: outcome.problem });
-        else {
-          result.filesFetched++;
-          result.bytesFetched += outcome.bytes;
-          if (outcome.sha) known.set(f.path, outcome.sha);
-          options.onProgress?.({ files: result.filesFetched, bytes: result.bytesFetched });
-        }
+        const here = local.get(f.path);
+        const resumable = here?.part || (here?.size != null && here.size < f.size);
+        if (streamLimit > 0 && f.size <= streamLimit && here?.size !== f.size && !resumable) streamed.push(f);
+        else perFile.push(f);
       }
-    };
-    await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 4) }, worker));
-    result.manifest =
-      options.verify === false
-        ? { verified: false, manifestPresent: Boolean(manifestFile), verifiedFiles: [], missing: [], mismatched: [], problems: [] }
-        : await verifyManifest(root, new Map([...known].map(([p, s]) => [p.slice('artifacts/'.length), s])));
-    return result;
+
+      const fetchLoop = async (queue: RemoteFile[]): Promise<void> => {
+        for (let f = queue.shift(); f && !signal.aborted; f = queue.shift()) {
+          const entry = manifestEntries.get(f.path);
+          if (local.get(f.path)?.size === f.size) {
+            if (!entry) {
+              result.filesSkipped++;
+              continue;
+            }
+            const sha = await sha256File(join(root, f.path));
+            if (sha === entry.sha256) {
+              known.set(f.path, sha);
+              result.filesSkipped++;
+              continue;
+            }
+          }
+          const outcome = await abortable(this.fetchFile(dir, root, folders, f, signal, { expectedSha: entry?.sha256 }), signal).catch((e: NodeJS.ErrnoException) => {
+            if (signal.aborted || !LOCAL_WRITE_ERRORS.includes(e.code ?? '')) throw e;
+            return { bytes: 0, sha: undefined, problem: `cannot be written locally (${e.code}); not collected` };
+          });
+          if (outcome.problem) refused.push({ path: f.path, message: outcome.problem });
+          else fetched(f, outcome.bytes, outcome.sha);
+        }
+      };
+      const fetchAll = (queue: RemoteFile[]) => Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 4) }, () => fetchLoop(queue)));
+      const failFast = <T>(p: Promise<T>): Promise<T> =>
+        p.catch((e: unknown) => {
+          stop.abort(e);
+          throw e;
+        });
+
+      const [leftovers] = await Promise.all([
+        streamed.length ? failFast(this.streamFiles(dir, folders, streamed, manifestEntries, signal, fetched, refused)) : [],
+        failFast(fetchAll(perFile)),
+      ]);
+      if (leftovers.length) await failFast(fetchAll(leftovers));
+      if (signal.aborted) throw signal.reason ?? new Error('collection aborted');
+      result.manifest =
+        options.verify === false
+          ? { verified: false, manifestPresent: Boolean(manifestFile), verifiedFiles: [], missing: [], mismatched: [], problems: [] }
+          : await verifyManifest(root, new Map([...known].filter(([p]) => p.startsWith('artifacts/')).map(([p, s]) => [p.slice('artifacts/'.length), s])));
+      return result;
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * Fetches `files` (all small, none of them local yet) as one tar stream: `tar -T -` on the host
+   * reads the paths from stdin; each entry is checked (a path asked for, not seen before, a regular
+   * file of the listed size, and the manifest's sha256 when there is one), written to `.orbit-part`
+   * and renamed into place as it arrives. Returns the files the stream did not deliver intact.
+   */
+  private async streamFiles(
+    dir: string,
+    folders: LocalFolders,
+    files: RemoteFile[],
+    manifest: Map<string, ManifestEntry>,
+    signal: AbortSignal,
+    fetched: (f: RemoteFile, bytes: number, sha: string) => void,
+    refused: Problem[],
+  ): Promise<RemoteFile[]> {
+    const wanted = new Map(files.map((f) => [f.path, f]));
+    const delivered = new Set<string>();
+    // Entries are written by a thread of their own, as they arrive; the stream pauses while more than
+    // STREAM_QUEUE_BYTES wait for it.
+    const writer = new WriterThread();
+    const writing = new Set<Promise<void>>();
+    let queuedBytes = 0;
+    let writeError: Error | undefined;
+    const maxEntryBytes = files.reduce((m, f) => Math.max(m, f.size), 0);
+    const reader = new TarReader(
+      async (e) => {
+        const f = wanted.get(e.path);
+        if (!f || delivered.has(f.path) || e.type !== 'file' || !e.data || e.size !== f.size) return;
+        const sha = createHash('sha256').update(e.data).digest('hex');
+        const entry = manifest.get(f.path);
+        if (entry && entry.sha256 !== sha) return; // changed while read: fetched again over SFTP
+        delivered.add(f.path);
+        if (!(await folders.ensure(posix.dirname(f.path)))) {
+          refused.push({ path: f.path, message: 'resolves outside the bundle; not collected' });
+          return;
+        }
+        const target = join(folders.root, f.path);
+        const size = e.data.length;
+        const w = writer
+          .write(target + PARTIAL_SUFFIX, target, new Uint8Array(e.data)) // a copy the thread can own
+          .then(
+            () => fetched(f, size, sha),
+            (err: NodeJS.ErrnoException) => {
+              if (LOCAL_WRITE_ERRORS.includes(err.code ?? '')) refused.push({ path: f.path, message: `cannot be written locally (${err.code}); not collected` });
+              else writeError ??= err;
+            },
+          )
+          .finally(() => {
+            writing.delete(w);
+            queuedBytes -= size;
+          });
+        writing.add(w);
+        queuedBytes += size;
+        while (queuedBytes > STREAM_QUEUE_BYTES && !writeError) await Promise.race(writing);
+        if (writeError) throw writeError;
+      },
+      { maxEntryBytes },
+    );
+    let outcome: ExecResult | undefined;
+    try {
+      outcome = await this.transport.execStream(`cd ${q(dir)} && exec tar --null --no-recursion --hard-dereference -T - -cf -`, {
+        stdin: files.map((f) => `${f.path}\0`).join(''),
+        signal,
+        onStdout: (chunk) => reader.push(chunk),
+      });
+    } catch (e) {
+      if (!(e instanceof TarFormatError)) throw e;
+    } finally {
+      await Promise.allSettled(writing);
+      await writer.close();
+    }
+    if (writeError) throw writeError;
+    // tar names a file it could not read whole on stderr ("file changed as we read it", "File shrank
+    // by N bytes; padding with zeros"). Without a manifest hash to prove it, such a copy is fetched again.
+    const complaints = outcome?.stderr ?? '';
+    const again: RemoteFile[] = [];
+    for (const f of files) {
+      if (!delivered.has(f.path)) again.push(f);
+      else if (complaints && !manifest.has(f.path) && complaints.includes(`${f.path}:`)) {
+        await rm(join(folders.root, f.path), { force: true });
+        again.push(f);
+      }
+    }
+    return again;
   }
 
   /**
    * Fetches one file into `<target>.orbit-part`, resuming from what is there (or from a shorter local
-   * copy), checks size and, when known, sha256, then renames it into place.
+   * copy, unless `wholeOnly`), checks its size and, when known, its sha256 (computed as the bytes
+   * arrive), then renames it into place.
    */
   private async fetchFile(
     dir: string,
     root: string,
-    rel: string,
-    size: number,
-    signal: AbortSignal | undefined,
-    small: boolean,
-    expectedSha?: string,
+    folders: LocalFolders,
+    file: RemoteFile,
+    signal: AbortSignal,
+    opts: { wholeOnly?: boolean; expectedSha?: string },
   ): Promise<{ bytes: number; sha?: string; problem?: string }> {
+    const { path: rel, size } = file;
     const target = join(root, rel);
-    if (!(await mkdirInside(root, posix.dirname(rel)))) return { bytes: 0, problem: 'resolves outside the bundle; not collected' };
+    if (!(await folders.ensure(posix.dirname(rel)))) return { bytes: 0, problem: 'resolves outside the bundle; not collected' };
     const part = target + PARTIAL_SUFFIX;
     let bytes = 0;
     for (let attempt = 0; attempt < 2; attempt++) {
       let offset = await sizeOf(part);
       const current = await sizeOf(target);
-      if (offset === null && current !== null && current < size && !small && attempt === 0) {
+      if (offset === null && current !== null && current < size && !opts.wholeOnly && attempt === 0) {
         await rename(target, part); // a shorter local copy (a growing log): continue after it
         offset = current;
       }
@@ -395,15 +539,18 @@ find artifacts runtime -mindepth 1 \\( -type d -printf 'd\\0%p\\0\\0' \\) -o \\(
         await truncate(part, 0);
         offset = 0;
       }
-      if (size - (offset ?? 0) > 0) bytes += await this.transport.download(`${dir}/${rel}`, part, offset ?? 0, size - (offset ?? 0), { signal });
-      else await appendFile(part, '');
+      const hash = opts.expectedSha ? createHash('sha256') : undefined;
+      if (hash && offset) await hashPrefix(part, offset, hash);
+      if (size - (offset ?? 0) > 0) {
+        bytes += await this.transport.download(`${dir}/${rel}`, part, offset ?? 0, size - (offset ?? 0), { signal, onData: hash && ((c) => hash.update(c)) });
+      } else await appendFile(part, '');
       const got = await sizeOf(part);
       if (got !== size) {
         await rm(part, { force: true });
         return { bytes, problem: `changed during transfer: got ${got ?? 0} bytes, expected ${size}` };
       }
-      const sha = expectedSha ? await sha256File(part) : undefined;
-      if (expectedSha && sha !== expectedSha) {
+      const sha = hash?.digest('hex');
+      if (opts.expectedSha && sha !== opts.expectedSha) {
         await rm(part, { force: true });
         if (attempt === 0) continue; // a resumed prefix was wrong: fetch it whole once more
         return { bytes, problem: 'sha256 differs from the manifest after a full transfer; not collected' };
@@ -451,22 +598,90 @@ function abortable<T>(work: Promise<T>, signal?: AbortSignal): Promise<T> {
   });
 }
 
-/** Creates `rel` (a folder path) under `root` one part at a time; false when a part is a link or not a folder. */
-async function mkdirInside(root: string, rel: string): Promise<boolean> {
-  let current = root;
-  for (const part of rel.split('/').filter((p) => p && p !== '.')) {
-    current = join(current, part);
+/**
+ * The local folders of one collection: each is created (or checked) once, one part at a time, and
+ * refused when a part is a link or not a folder, so nothing is ever written outside the bundle.
+ */
+class LocalFolders {
+  private readonly made = new Map<string, Promise<boolean>>();
+  constructor(readonly root: string) {}
+
+  ensure(rel: string): Promise<boolean> {
+    const key = rel === '.' ? '' : rel;
+    let p = this.made.get(key);
+    if (!p) {
+      p = this.check(key);
+      this.made.set(key, p);
+    }
+    return p;
+  }
+
+  private async check(rel: string): Promise<boolean> {
+    if (!rel) return true;
+    const parent = posix.dirname(rel);
+    if (!(await this.ensure(parent === '.' ? '' : parent))) return false;
+    const current = join(this.root, rel);
     try {
-      const st = await lstat(current);
-      if (!st.isDirectory()) return false;
+      return (await lstat(current)).isDirectory();
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       await mkdir(current).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'EEXIST') throw err;
       });
+      return (await lstat(current)).isDirectory();
     }
   }
-  return true;
+}
+
+/**
+ * The local size (null when absent) and whether a `.orbit-part` is there, for each file: one readdir
+ * per folder, an lstat only for the names it lists.
+ */
+async function localState(root: string, files: RemoteFile[]): Promise<Map<string, { size: number | null; part: boolean }>> {
+  const byFolder = new Map<string, RemoteFile[]>();
+  for (const f of files) {
+    const d = posix.dirname(f.path);
+    const list = byFolder.get(d);
+    if (list) list.push(f);
+    else byFolder.set(d, [f]);
+  }
+  const out = new Map<string, { size: number | null; part: boolean }>();
+  const folders = [...byFolder.entries()];
+  const one = async ([folder, list]: [string, RemoteFile[]]) => {
+    let names: Set<string>;
+    try {
+      names = new Set(await readdir(join(root, folder)));
+    } catch {
+      names = new Set();
+    }
+    for (const f of list) {
+      const base = posix.basename(f.path);
+      out.set(f.path, {
+        size: names.has(base) ? await sizeOf(join(root, f.path)) : null,
+        part: names.has(base + PARTIAL_SUFFIX),
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, async () => {
+    for (let next = folders.shift(); next; next = folders.shift()) await one(next);
+  }));
+  return out;
+}
+
+/** Feeds the first `bytes` bytes of a local file to `hash` (a resumed download's prefix). */
+async function hashPrefix(path: string, bytes: number, hash: Hash): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(Math.min(bytes, 4 * 1024 * 1024));
+    for (let at = 0; at < bytes; ) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, bytes - at), at);
+      if (bytesRead === 0) break;
+      hash.update(buf.subarray(0, bytesRead));
+      at += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
 }
 
 async function sizeOf(path: string): Promise<number | null> {

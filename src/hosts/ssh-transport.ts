@@ -11,12 +11,17 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { Client, utils, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm, type SFTPWrapper } from 'ssh2';
 import { shellQuote } from '../bundle/render';
 import type { HostEntry, SshHostKeyPolicy, SshIdentity } from './inventory';
-import { HostUnreachableError, type ExecOptions, type ExecResult, type TransferOptions, type Transport } from './transport';
+import { HostUnreachableError, type ExecOptions, type ExecResult, type StreamExecOptions, type TransferOptions, type Transport } from './transport';
 
 const DEFAULT_MAX_OUTPUT = 16 * 1024 * 1024;
 const MAX_STDERR = 1 << 20;
-/** Bytes per SFTP request and requests kept in flight: 16 x 64 KiB hides the round trip. */
-const CHUNK = 64 * 1024;
+/**
+ * Bytes per SFTP request and requests kept in flight. OpenSSH's sftp-server serves reads of up to
+ * 256 KiB - 1 KiB (ssh2 learns the limit through limits@openssh.com and splits longer ones); 255 KiB
+ * requests move a file 28 % faster than 64 KiB ones here (docs/benchmarks.md). 16 x 255 KiB is 4 MiB
+ * in flight per file, which hides the round trip.
+ */
+const CHUNK = 255 * 1024;
 const DEPTH = 16;
 const SFTP_NO_SUCH_FILE = 2;
 /** Scripts up to this size go on the command line; longer ones ahead of stdin. */
@@ -475,7 +480,15 @@ export class SshTransport implements Transport {
 
   // ---------------------------------------------------------------- exec
 
-  async exec(script: string, options: ExecOptions = {}): Promise<ExecResult> {
+  exec(script: string, options: ExecOptions = {}): Promise<ExecResult> {
+    return this.execOn(script, options);
+  }
+
+  execStream(script: string, options: StreamExecOptions): Promise<ExecResult> {
+    return this.execOn(script, options);
+  }
+
+  private async execOn(script: string, options: ExecOptions & Partial<StreamExecOptions>): Promise<ExecResult> {
     const { signal, timeoutMs } = options;
     throwIfAborted(signal);
     const deadline = timeoutMs ? Date.now() + timeoutMs : undefined;
@@ -493,9 +506,9 @@ export class SshTransport implements Transport {
     }
   }
 
-  private runOn(live: Live, script: string, options: ExecOptions, deadline: number | undefined): Promise<ExecResult> {
+  private runOn(live: Live, script: string, options: ExecOptions & Partial<StreamExecOptions>, deadline: number | undefined): Promise<ExecResult> {
     const max = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
-    const signal = options.signal;
+    const { signal, onStdout } = options;
     // The login shell prints its pid (the session's process group: sshd runs each session in a new
     // session) before becoming bash, so a timed-out or aborted script can be killed with its children.
     // A script too long for one argument (Linux caps one at 128 KiB) travels ahead of stdin instead:
@@ -517,6 +530,9 @@ export class SshTransport implements Transport {
       let errBytes = 0;
       let pre: Buffer | undefined = Buffer.alloc(0);
       let timer: NodeJS.Timeout | undefined;
+      /** The last promise `onStdout` returned: the session is finished only after it settles. */
+      let consuming: Promise<void> = Promise.resolve();
+      let waiting = 0;
 
       // Kills the script's process group over the same connection (never reconnects for it).
       const killRemote = () => {
@@ -592,6 +608,20 @@ export class SshTransport implements Transport {
           if (settled && !killWanted) ch.close();
           ch.on('data', (b: Buffer) => {
             if (settled) return;
+            if (onStdout) {
+              // Chunks are handed over one after another, never two at once; reading pauses while some wait.
+              waiting++;
+              if (waiting > 1) ch.pause();
+              consuming = consuming
+                .then(() => (settled ? undefined : onStdout(b)))
+                .then(
+                  () => {
+                    if (--waiting === 0 && !settled) ch.resume();
+                  },
+                  (e: unknown) => finish(e as Error),
+                );
+              return;
+            }
             outBytes += b.length;
             if (outBytes > max) finish(new Error(`script on ${this.label} printed more than ${max} bytes`));
             else out.push(b);
@@ -612,11 +642,14 @@ export class SshTransport implements Transport {
               finish(new HostUnreachableError(`connection to ${this.label} was lost while a script ran`));
               return;
             }
-            finish(undefined, {
-              code: exit?.code ?? null,
-              stdout: Buffer.concat(out).toString('utf8'),
-              stderr: Buffer.concat(err).toString('utf8'),
-            });
+            const code = exit.code;
+            void consuming.then(() =>
+              finish(undefined, {
+                code,
+                stdout: Buffer.concat(out).toString('utf8'),
+                stderr: Buffer.concat(err).toString('utf8'),
+              }),
+            );
           });
           ch.on('end', () => undefined);
           ch.end(stdin ?? '');
@@ -726,17 +759,22 @@ export class SshTransport implements Transport {
     }
     const out = await open(localPath, 'a');
     let moved = 0;
+    // Read buffers are reused once their bytes are written: a fresh 255 KiB buffer per read costs page
+    // faults and garbage collection, which halved throughput here (docs/benchmarks.md).
+    const spare: Buffer[] = [];
     try {
       // Reads are issued ahead; their results are appended strictly in order.
       await Promise.race([
         pipelined(
           maxBytes,
-          (pos, len) => readFully(sftp, handle, offset + pos, len),
+          (pos, len) => readFully(sftp, handle, offset + pos, len, len === CHUNK ? spare.pop() : undefined),
           options.signal,
           async (chunk: Buffer) => {
             await out.write(chunk);
+            options.onData?.(chunk);
             moved += chunk.length;
             options.onProgress?.(moved);
+            if (chunk.length === CHUNK) spare.push(chunk);
           },
         ),
         live.dropped,
@@ -788,9 +826,9 @@ function sftpClose(sftp: SFTPWrapper, handle: Buffer): Promise<void> {
   });
 }
 
-/** Reads up to `len` bytes at `pos`, looping over short reads; fewer bytes only at end of file. */
-async function readFully(sftp: SFTPWrapper, handle: Buffer, pos: number, len: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(len);
+/** Reads up to `len` bytes at `pos` (into `into` when given), looping over short reads; fewer bytes only at end of file. */
+async function readFully(sftp: SFTPWrapper, handle: Buffer, pos: number, len: number, into?: Buffer): Promise<Buffer> {
+  const buf = into ?? Buffer.allocUnsafe(len);
   let got = 0;
   while (got < len) {
     const n = await new Promise<number>((resolve, reject) =>

@@ -25,6 +25,17 @@ export interface TransferOptions {
   signal?: AbortSignal;
   /** Called with the bytes moved so far for this file. */
   onProgress?: (bytes: number) => void;
+  /** Called with each piece of a download, in file order, once it is written (to hash while downloading). The buffer is reused after the call returns: copy what you keep. */
+  onData?: (chunk: Buffer) => void;
+}
+
+export interface StreamExecOptions extends Omit<ExecOptions, 'maxOutputBytes'> {
+  /**
+   * Receives the script's stdout as it arrives. While a promise it returned is pending, reading
+   * pauses (and the far side blocks once the window fills). A throw or rejection kills the script
+   * and rejects the call with that error.
+   */
+  onStdout: (chunk: Buffer) => void | Promise<void>;
 }
 
 export interface Transport {
@@ -32,6 +43,8 @@ export interface Transport {
   readonly description: string;
   /** Runs `script` with bash on the target. Never rejects for a non-zero exit; rejects when the target is unreachable. */
   exec(script: string, options?: ExecOptions): Promise<ExecResult>;
+  /** Like `exec`, but stdout is streamed to `onStdout` instead of collected (the result's stdout is empty). */
+  execStream(script: string, options: StreamExecOptions): Promise<ExecResult>;
   /** Copies a local file to an absolute path on the target (the caller picks a temporary name and renames). */
   upload(localPath: string, remotePath: string, options?: TransferOptions): Promise<void>;
   /**

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShellHost } from '../../src/hosts/shell-host';
 import { SshTransport } from '../../src/hosts/ssh-transport';
-import type { ExecOptions, ExecResult, TransferOptions, Transport } from '../../src/hosts/transport';
+import type { ExecOptions, ExecResult, StreamExecOptions, TransferOptions, Transport } from '../../src/hosts/transport';
 import { scriptBundle, tempDir } from '../helpers/bundles';
 import { startSshd, type SshdServer } from './harness';
 
@@ -34,6 +34,9 @@ class HostileTransport implements Transport {
     const r = await this.inner.exec(script, options);
     if (script.includes('find artifacts runtime')) return { ...r, stdout: `${r.stdout}f\0artifacts/../../outside.txt\x006\0f\0artifacts/sub/../../../up.txt\x006\0` };
     return r;
+  }
+  execStream(script: string, options: StreamExecOptions): Promise<ExecResult> {
+    return this.inner.execStream(script, options);
   }
   upload(localPath: string, remotePath: string, options?: TransferOptions): Promise<void> {
     return this.inner.upload(localPath, remotePath, options);

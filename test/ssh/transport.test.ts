@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -84,6 +84,33 @@ describe('SshTransport against a real sshd', () => {
     await expect(t.exec('sleep 30', { signal: ac.signal })).rejects.toMatchObject({ name: 'AbortError' });
     await expect(t.exec('head -c 5000 /dev/zero', { maxOutputBytes: 1000 })).rejects.toThrow(/printed more than 1000 bytes/);
     expect((await t.exec('echo still fine')).stdout).toBe('still fine\n');
+  });
+
+  it('streams stdout in order to a slow consumer, and kills the script when the consumer throws', async () => {
+    // 8 MiB, far more than the SSH window: the far side must wait while the consumer is slow.
+    const expected = (await t.exec('seq 1 1000000 | sha256sum')).stdout.split(' ')[0];
+    const hash = createHash('sha256');
+    let chunks = 0;
+    const r = await t.execStream('seq 1 1000000; echo done >&2', {
+      onStdout: async (chunk) => {
+        hash.update(chunk);
+        if (++chunks % 50 === 0) await new Promise((res) => setTimeout(res, 5));
+      },
+    });
+    expect(r).toMatchObject({ code: 0, stdout: '', stderr: 'done\n' });
+    expect(hash.digest('hex')).toBe(expected);
+    expect(chunks).toBeGreaterThan(50);
+
+    const marker = join(server.workRoot, 'stream-child.pid');
+    await expect(
+      t.execStream(`sleep 30 & echo $! > ${marker}; while true; do echo tick; sleep 0.05; done`, {
+        onStdout: () => {
+          throw new Error('consumer refuses this stream');
+        },
+      }),
+    ).rejects.toThrow('consumer refuses this stream');
+    const pid = Number((await readFile(marker, 'utf8')).trim());
+    await expect.poll(() => isAlive(pid), { timeout: 5000 }).toBe(false);
   });
 
   it('uploads byte-exact (creating folders) and downloads ranges that resume', async () => {
