@@ -1,7 +1,8 @@
 /**
  * Profiling behind docs/benchmarks.md (not part of `npm run bench`): what bounds Orbit's SSH
  * transfers, and prototypes of the recommended src changes, measured side by side on one sshd.
- * (Since dd59246 src sets TCP_NODELAY itself, so its "as is" and "TCP_NODELAY" lines now agree.)
+ * These prototypes are now in src (TCP_NODELAY since dd59246; 255 KiB reads, the tar stream and
+ * hashing while downloading since 26d6a4b), so the "as is" lines measure them too.
  *  1. exec round trip: SshTransport.exec('true') as is, and with TCP_NODELAY on its socket;
  *  2. one large file: SshTransport.download as is / with TCP_NODELAY, raw ssh2 SFTP reads of 64 KiB
  *     and 255 KiB with 16 in flight (with TCP_NODELAY), scp;
