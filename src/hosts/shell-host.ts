@@ -28,7 +28,7 @@ import {
 import { shellQuote as q } from '../bundle/render';
 import { TarFormatError, TarReader } from './tar-reader';
 import type { ExecResult, Transport } from './transport';
-import { WriterThread } from './writer-thread';
+import { mainThreadWriter, WriterThread, type FileWriter } from './writer-thread';
 
 export interface StageResult {
   filesSent: number;
@@ -108,6 +108,10 @@ const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const STREAM_BELOW_BYTES = 1024 * 1024;
 /** Streamed files wait for the local writers in a queue of at most this many bytes; then the stream pauses. */
 const STREAM_QUEUE_BYTES = 16 * 1024 * 1024;
+/** Longest wait, after a failure, for transfers still running to stop. */
+const SETTLE_MS = 10_000;
+/** Below this many streamed files their writes stay on the main thread (a thread costs more than it saves). */
+const WRITER_THREAD_MIN_FILES = 256;
 /** Local errors that make one file impossible to write (a folder where a file goes, ...): refused, not fatal. */
 const LOCAL_WRITE_ERRORS = ['ENOTDIR', 'EISDIR', 'EEXIST', 'ELOOP'];
 
@@ -378,6 +382,7 @@ find artifacts runtime -mindepth 1 \\( -type d -printf 'd\\0%p\\0\\0' \\) -o \\(
         else perFile.push(f);
       }
 
+      const inflight = new Set<Promise<unknown>>();
       const fetchLoop = async (queue: RemoteFile[]): Promise<void> => {
         for (let f = queue.shift(); f && !signal.aborted; f = queue.shift()) {
           const entry = manifestEntries.get(f.path);
@@ -393,7 +398,13 @@ find artifacts runtime -mindepth 1 \\( -type d -printf 'd\\0%p\\0\\0' \\) -o \\(
               continue;
             }
           }
-          const outcome = await abortable(this.fetchFile(dir, root, folders, f, signal, { expectedSha: entry?.sha256 }), signal).catch((e: NodeJS.ErrnoException) => {
+          const work = this.fetchFile(dir, root, folders, f, signal, { expectedSha: entry?.sha256 });
+          inflight.add(work);
+          void work.then(
+            () => inflight.delete(work),
+            () => inflight.delete(work),
+          );
+          const outcome = await abortable(work, signal).catch((e: NodeJS.ErrnoException) => {
             if (signal.aborted || !LOCAL_WRITE_ERRORS.includes(e.code ?? '')) throw e;
             return { bytes: 0, sha: undefined, problem: `cannot be written locally (${e.code}); not collected` };
           });
@@ -408,11 +419,20 @@ find artifacts runtime -mindepth 1 \\( -type d -printf 'd\\0%p\\0\\0' \\) -o \\(
           throw e;
         });
 
-      const [leftovers] = await Promise.all([
-        streamed.length ? failFast(this.streamFiles(dir, folders, streamed, manifestEntries, signal, fetched, refused)) : [],
-        failFast(fetchAll(perFile)),
+      // On a failure every branch is stopped and waited for (transfers to a frozen host at most
+      // SETTLE_MS), so nothing of this collection still writes once it has returned or thrown.
+      const settle = async <T>(branches: Promise<T>[]): Promise<T[]> => {
+        const done = await Promise.allSettled(branches.map(failFast));
+        const failed = done.find((d): d is PromiseRejectedResult => d.status === 'rejected');
+        if (!failed) return done.map((d) => (d as PromiseFulfilledResult<T>).value);
+        await Promise.race([Promise.allSettled([...inflight]), new Promise((r) => setTimeout(r, SETTLE_MS).unref())]);
+        throw failed.reason;
+      };
+      const [leftovers = []] = await settle<RemoteFile[] | void>([
+        streamed.length ? this.streamFiles(dir, folders, streamed, manifestEntries, signal, fetched, refused) : Promise.resolve([]),
+        fetchAll(perFile).then(() => undefined),
       ]);
-      if (leftovers.length) await failFast(fetchAll(leftovers));
+      if (leftovers.length) await settle([fetchAll(leftovers)]);
       if (signal.aborted) throw signal.reason ?? new Error('collection aborted');
       result.manifest =
         options.verify === false
@@ -441,9 +461,9 @@ find artifacts runtime -mindepth 1 \\( -type d -printf 'd\\0%p\\0\\0' \\) -o \\(
   ): Promise<RemoteFile[]> {
     const wanted = new Map(files.map((f) => [f.path, f]));
     const delivered = new Set<string>();
-    // Entries are written by a thread of their own, as they arrive; the stream pauses while more than
-    // STREAM_QUEUE_BYTES wait for it.
-    const writer = new WriterThread();
+    // Entries are written as they arrive, by a thread of their own when there are many; the stream
+    // pauses while more than STREAM_QUEUE_BYTES wait to be written.
+    const writer: FileWriter = files.length >= WRITER_THREAD_MIN_FILES ? new WriterThread() : mainThreadWriter;
     const writing = new Set<Promise<void>>();
     let queuedBytes = 0;
     let writeError: Error | undefined;

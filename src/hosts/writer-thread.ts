@@ -5,7 +5,23 @@
  * synchronous calls on the main thread would stall the transfer feeding them. One thread writing
  * one file after another does neither.
  */
+import { rename, writeFile } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
+
+/** Writes a whole file as `part`, then renames it to `target`. */
+export interface FileWriter {
+  write(part: string, target: string, data: Uint8Array): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The same from the main thread, with the promise API: for a few files, where starting a thread costs more. */
+export const mainThreadWriter: FileWriter = {
+  async write(part, target, data) {
+    await writeFile(part, data);
+    await rename(part, target);
+  },
+  async close() {},
+};
 
 // Plain JavaScript, evaluated in the thread: it needs no build step and no TypeScript loader.
 const THREAD = `
@@ -28,7 +44,7 @@ interface Reply {
   message?: string;
 }
 
-export class WriterThread {
+export class WriterThread implements FileWriter {
   private readonly worker: Worker;
   private readonly waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   private next = 0;
@@ -67,9 +83,10 @@ export class WriterThread {
 
   /** Stops the thread; writes not yet answered are rejected. */
   async close(): Promise<void> {
+    const e = new Error('file writer thread closed');
+    this.failure ??= e;
     this.worker.removeAllListeners('exit');
     await this.worker.terminate();
-    const e = new Error('file writer thread closed');
     for (const w of this.waiting.values()) w.reject(e);
     this.waiting.clear();
   }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalTransport } from '../../src/hosts/local-transport';
 import { ShellHost } from '../../src/hosts/shell-host';
-import type { ExecOptions, ExecResult, StreamExecOptions, TransferOptions, Transport } from '../../src/hosts/transport';
+import { HostUnreachableError, type ExecOptions, type ExecResult, type StreamExecOptions, type TransferOptions, type Transport } from '../../src/hosts/transport';
 import { scriptBundle, tempDir } from '../helpers/bundles';
 
 /** One ustar entry (header + data + padding), as a hostile host could send it. */
@@ -34,6 +34,8 @@ class Tampering implements Transport {
   rewriteScript?: (script: string) => string;
   rewriteStream?: (archive: Buffer) => Buffer;
   extraStderr = '';
+  /** Fails the stream as a dropped connection would, after this many bytes. */
+  dropAfterBytes?: number;
   private readonly inner = new LocalTransport();
   exec(script: string, options?: ExecOptions): Promise<ExecResult> {
     return this.inner.exec(script, options);
@@ -48,7 +50,10 @@ class Tampering implements Transport {
     const chunks: Buffer[] = [];
     const r = await this.inner.execStream(s, { ...options, onStdout: (c) => void chunks.push(Buffer.from(c)) });
     const all = this.rewriteStream(Buffer.concat(chunks));
-    for (let at = 0; at < all.length; at += 3000) await options.onStdout(all.subarray(at, at + 3000));
+    for (let at = 0; at < all.length; at += 3000) {
+      if (this.dropAfterBytes !== undefined && at >= this.dropAfterBytes) throw new HostUnreachableError('connection to the tampering host was lost while a script ran');
+      await options.onStdout(all.subarray(at, at + 3000));
+    }
     return { ...r, stdout: '', stderr: r.stderr + this.extraStderr };
   }
   upload(localPath: string, remotePath: string, options?: TransferOptions): Promise<void> {
@@ -82,14 +87,14 @@ describe('collect: small files in one tar stream', () => {
   });
   afterAll(() => tmp?.cleanup());
 
-  /** A finished run with 120 small files in 4 folders, one 3 MiB file and a manifest; a fresh local bundle. */
-  async function finishedRun(transport: Tampering): Promise<{ host: ShellHost; runId: string; bundleDir: string; remote: string }> {
+  /** A finished run with `small` small files in 4 folders, one 3 MiB file and a manifest; a fresh local bundle. */
+  async function finishedRun(transport: Tampering, small = 120): Promise<{ host: ShellHost; runId: string; bundleDir: string; remote: string }> {
     const runId = `run-${++n}`;
     const bundleDir = join(tmp.dir, runId);
     await scriptBundle(
       bundleDir,
       [
-        'for i in $(seq 0 119); do mkdir -p artifacts/samples/s$((i % 4)); printf "sample %04d %s" $i "$(head -c $((i * 37)) /dev/zero | tr "\\0" A)" > artifacts/samples/s$((i % 4))/$i.txt; done',
+        `for i in $(seq 0 ${small - 1}); do mkdir -p artifacts/samples/s$((i % 4)); printf "sample %04d %s" $i "$(head -c $((i * 37)) /dev/zero | tr "\\0" A)" > artifacts/samples/s$((i % 4))/$i.txt; done`,
         'head -c 3145728 /dev/urandom > artifacts/model.bin',
       ].join('\n'),
     );
@@ -108,12 +113,12 @@ describe('collect: small files in one tar stream', () => {
 
   it('fetches the small files in one stream and only the large one per file, all verified', async () => {
     const t = new Tampering();
-    const { host, runId, bundleDir, remote } = await finishedRun(t);
+    const { host, runId, bundleDir, remote } = await finishedRun(t, 300); // enough files for the writer thread
     const r = await host.collect(runId, bundleDir);
     expect(r.refused).toEqual([]);
     expect(r.manifest.verified).toBe(true);
     const listed = (JSON.parse(await readFile(join(remote, 'artifacts/manifest.json'), 'utf8')) as { files: unknown[] }).files.length;
-    expect(listed).toBeGreaterThanOrEqual(122); // 120 samples, model.bin, job.log, the runtime's own logs
+    expect(listed).toBeGreaterThanOrEqual(302); // 300 samples, model.bin, job.log, the runtime's own logs
     expect(r.manifest.verifiedFiles).toHaveLength(listed);
     expect(t.streams).toBe(1);
     expect(t.downloads.map((p) => p.slice(remote.length + 1)).sort()).toEqual(['artifacts/manifest.json', 'artifacts/model.bin']);
@@ -197,6 +202,27 @@ describe('collect: small files in one tar stream', () => {
     expect(createHash('sha256').update(await readFile(join(bundleDir, 'artifacts/model.bin'))).digest('hex')).toBe(
       createHash('sha256').update(await readFile(join(remote, 'artifacts/model.bin'))).digest('hex'),
     );
+  });
+
+  it('fails as the host does when the stream drops, keeps what arrived, and writes nothing after it returned', async () => {
+    const t = new Tampering();
+    const { host, runId, bundleDir, remote } = await finishedRun(t, 300);
+    t.rewriteStream = (archive) => archive;
+    t.dropAfterBytes = 60_000;
+    await expect(host.collect(runId, bundleDir)).rejects.toThrow(HostUnreachableError);
+    const snapshot = async () => (await tree(bundleDir)).join('\n');
+    const after = await snapshot();
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await snapshot()).toBe(after);
+    const kept = (await tree(join(bundleDir, 'artifacts/samples'))).filter((p) => !p.endsWith('.orbit-part'));
+    expect(kept.length).toBeGreaterThan(0);
+    expect(kept.length).toBeLessThan(300);
+    for (const f of kept) expect((await readFile(join(bundleDir, 'artifacts/samples', f))).equals(await readFile(join(remote, 'artifacts/samples', f)))).toBe(true);
+    // The next collection brings the rest.
+    t.dropAfterBytes = undefined;
+    const r = await host.collect(runId, bundleDir);
+    expect(r.manifest.verified).toBe(true);
+    await expectSameArtifacts(bundleDir, remote);
   });
 
   it('sends every file per file when streaming is turned off (streamBelowBytes 0)', async () => {
