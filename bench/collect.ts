@@ -10,7 +10,7 @@
  * after it restarts; the bytes that crossed the wire (counted by a TCP relay in front of sshd, SSH
  * framing included) against one uninterrupted collection. rsync --partial side by side.
  *
- *   npx tsx bench/collect.ts [--tiny] [--reps N] [--no-breakdown] [--big-mib 256] [--small-count 8192] [--small-kib 32] [--no-resume]
+ *   npx tsx bench/collect.ts [--tiny] [--reps 4] [--no-breakdown] [--big-mib 256] [--small-count 8192] [--small-kib 32] [--no-resume]
  */
 import { createHash, randomFillSync } from 'node:crypto';
 import { link, mkdir, open, rm, writeFile } from 'node:fs/promises';
@@ -33,7 +33,7 @@ interface Dataset {
 
 async function main(): Promise<void> {
   const args = parseArgs();
-  const reps = args.num('reps', args.tiny ? 1 : 2);
+  const reps = args.num('reps', args.tiny ? 1 : 4);
   const breakdown = !args.flag('no-breakdown') && !args.tiny;
   const big = { count: 3, size: args.num('big-mib', args.tiny ? 1 : 256) * MiB };
   const small = { count: args.num('small-count', args.tiny ? 300 : 8192), mean: args.num('small-kib', args.tiny ? 4 : 32) * 1024 };
@@ -98,6 +98,7 @@ async function main(): Promise<void> {
         `throughput ${what} (${d.files} files, ${mib(d.bytes)}): rsync -a ${mibps(d.bytes, rs)}, orbit ${mibps(d.bytes, os)}; ratio orbit/rsync ${(rs / os).toFixed(3)}` +
           (d.id === 'mixed' ? ` (target >= 1.0) ${verdict(rs / os >= 1)}` : ''),
       );
+      if (reps > 1) line(B, `  per rep (rsync time / orbit time, same rep): ${r.rsync.map((x, i) => (x / r.orbit[i]!).toFixed(2)).join(', ')}`);
     }
 
     // ---------------------------------------------------------------- what bounds figure 2
