@@ -20,7 +20,7 @@ import { ShellHost, type CollectResult } from '../src/hosts/shell-host';
 import { SshTransport } from '../src/hosts/ssh-transport';
 import { scriptBundle, tempDir } from '../test/helpers/bundles';
 import { startSshd, type SshdServer } from '../test/ssh/harness';
-import { countingProxy, line, machine, median, mib, mibps, orbitHost, parseArgs, run, sleep, sshOptions, target, transportOptions, verdict } from './lib';
+import { countingProxy, line, machine, median, mib, mibps, orbitHost, parseArgs, run, runMain, sleep, sshOptions, target, transportOptions, verdict } from './lib';
 
 const B = 'collect';
 const MiB = 1024 * 1024;
@@ -289,10 +289,4 @@ async function makeDatasets(sshd: SshdServer, tmpDir: string, big: { count: numb
   return out;
 }
 
-main().then(
-  () => process.exit(0),
-  (e: Error) => {
-    console.error(e.stack ?? e.message);
-    process.exit(1);
-  },
-);
+runMain(main);

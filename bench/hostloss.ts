@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { runBundle, statusQuery, type RunBundleInput, type RunStatus } from '../src/workflows';
 import { scriptBundle, tempDir } from '../test/helpers/bundles';
 import { startSshd } from '../test/ssh/harness';
-import { HostRegistry, inProcessWorker, killRun, line, machine, median, orbitHost, parseArgs, rawSsh, s, sleep, temporal, verdict } from './lib';
+import { HostRegistry, inProcessWorker, killRun, line, machine, median, orbitHost, parseArgs, rawSsh, runMain, s, sleep, temporal, verdict } from './lib';
 import type { WorkflowHandle } from '@temporalio/client';
 
 const B = 'hostloss';
@@ -119,10 +119,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e: Error) => {
-    console.error(e.stack ?? e.message);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -55,6 +55,17 @@ export function parseArgs(argv = process.argv.slice(2)): BenchArgs {
 
 // ------------------------------------------------------------------ output
 
+/** Runs a script's `main`, then exits: 0 when it finished, 1 with the error's stack when it threw. */
+export function runMain(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (e: Error) => {
+      console.error(e.stack ?? e.message);
+      process.exit(1);
+    },
+  );
+}
+
 /** Prints one figure line: `[bench] label: key value, ...`. */
 export function line(bench: string, text: string): void {
   console.log(`[${bench}] ${text}`);

@@ -12,28 +12,7 @@ import { join } from 'node:path';
 import { runBundle, type RunBundleInput, type RunResult } from '../src/workflows';
 import { scriptBundle, tempDir } from '../test/helpers/bundles';
 import { startSshd } from '../test/ssh/harness';
-import {
-  HostRegistry,
-  inProcessWorker,
-  line,
-  machine,
-  median,
-  orbitHost,
-  parseArgs,
-  rawScp,
-  rawSsh,
-  closeMux,
-  runtimeLogSpan,
-  s,
-  target,
-  temporal,
-  timeline,
-  verdict,
-  transportOptions,
-  withNoDelay,
-  ShellHost,
-  SshTransport,
-} from './lib';
+import { closeMux, HostRegistry, inProcessWorker, line, machine, median, orbitHost, parseArgs, rawScp, rawSsh, runMain, runtimeLogSpan, s, ShellHost, SshTransport, target, temporal, timeline, transportOptions, verdict, withNoDelay } from './lib';
 
 const B = 'overhead';
 
@@ -177,10 +156,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e: Error) => {
-    console.error(e.stack ?? e.message);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -20,7 +20,7 @@ import { dirname, join } from 'node:path';
 import { Client, type SFTPWrapper } from 'ssh2';
 import { scriptBundle } from '../test/helpers/bundles';
 import { startSshd } from '../test/ssh/harness';
-import { line, machine, mibps, orbitHost, parseArgs, run, sshOptions, target, withNoDelay } from './lib';
+import { line, machine, mibps, orbitHost, parseArgs, run, runMain, sshOptions, target, withNoDelay } from './lib';
 
 const B = 'profile';
 const MiB = 1024 * 1024;
@@ -239,10 +239,4 @@ function tarFetch(client: Client, root: string, files: { path: string; size: num
   });
 }
 
-main().then(
-  () => process.exit(0),
-  (e: Error) => {
-    console.error(e.stack ?? e.message);
-    process.exit(1);
-  },
-);
+runMain(main);

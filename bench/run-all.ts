@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { REPO, machine, parseArgs, temporal } from './lib';
+import { machine, parseArgs, REPO, runMain, temporal } from './lib';
 
 export const SCRIPTS = ['overhead', 'collect', 'hostloss', 'scale'] as const;
 
@@ -49,10 +49,4 @@ async function main(): Promise<void> {
   if (failed) process.exit(1);
 }
 
-main().then(
-  () => process.exit(0),
-  (e: Error) => {
-    console.error(e.stack ?? e.message);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -17,7 +17,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { runBundle, type RunBundleInput, type RunResult } from '../src/workflows';
 import { scriptBundle, tempDir } from '../test/helpers/bundles';
 import { startSshd, writeHostsFile, type SshdServer } from '../test/ssh/harness';
-import { eventTypes, killRun, line, machine, median, memorySampler, parseArgs, rawScp, rawSsh, REPO, run, s, sleep, target, temporal, timeline, verdict } from './lib';
+import { eventTypes, killRun, line, machine, median, memorySampler, parseArgs, rawScp, rawSsh, REPO, run, runMain, s, sleep, target, temporal, timeline, verdict } from './lib';
 
 const B = 'scale';
 
@@ -276,10 +276,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e: Error) => {
-    console.error(e.stack ?? e.message);
-    process.exit(1);
-  },
-);
+runMain(main);
