@@ -47,11 +47,8 @@ async function main(): Promise<void> {
       host: sshd.name,
       logFile: bundle.spec.entrypoint.logFile,
       timeouts: { ...bundle.spec.timeouts, killGraceSeconds: 1 },
-      pollIntervalMs,
-      heartbeatTimeoutMs,
-      probeTimeoutMs,
       syncIntervalMs: 30_000,
-      hostLostAfterMs: 600_000,
+      tuning: { pollIntervalMs, heartbeatTimeoutMs, probeTimeoutMs, hostLostAfterMs: 600_000 },
     };
     runId = input.runId;
     handle = await t.client.workflow.start(runBundle, { taskQueue, workflowId: input.runId, args: [input] });

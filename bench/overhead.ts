@@ -68,9 +68,8 @@ async function main(): Promise<void> {
       host: via.name,
       logFile: b.bundle.spec.entrypoint.logFile,
       timeouts: b.bundle.spec.timeouts,
-      pollIntervalMs,
-      heartbeatTimeoutMs: 10_000,
       syncIntervalMs: b.bundle.spec.sync.intervalSeconds * 1000,
+      tuning: { pollIntervalMs, heartbeatTimeoutMs: 10_000 },
     };
     const t0 = Date.now();
     const handle = await t.client.workflow.start(runBundle, { taskQueue, workflowId: b.id, args: [input] });

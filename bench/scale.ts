@@ -15,6 +15,7 @@ import { cp, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { runBundle, type RunBundleInput, type RunResult } from '../src/workflows';
+import type { RunTuning } from '../src/common/run';
 import { scriptBundle, tempDir } from '../test/helpers/bundles';
 import { startSshd, writeHostsFile, type SshdServer } from '../test/ssh/harness';
 import { eventTypes, killRun, line, machine, median, memorySampler, parseArgs, rawScp, rawSsh, REPO, run, runMain, s, sleep, target, temporal, timeline, verdict } from './lib';
@@ -124,7 +125,7 @@ async function main(): Promise<void> {
     }
     const template = join(tmp.dir, 'template');
     const { bundle, digest } = await scriptBundle(template, `echo "job on $(hostname)"; sleep "\${ORBIT_BENCH_SLEEP:-${jobS}}"; echo ok > artifacts/out.txt`);
-    const inputFor = async (name: string, host: SshdServer, extra: Partial<RunBundleInput> = {}, body?: string): Promise<RunBundleInput> => {
+    const inputFor = async (name: string, host: SshdServer, tuning: RunTuning = {}, body?: string): Promise<RunBundleInput> => {
       const bundleDir = join(tmp.dir, 'bundles', name);
       let d = digest;
       if (body) d = (await scriptBundle(bundleDir, body)).digest;
@@ -136,10 +137,8 @@ async function main(): Promise<void> {
         host: host.name,
         logFile: bundle.spec.entrypoint.logFile,
         timeouts: bundle.spec.timeouts,
-        pollIntervalMs,
-        heartbeatTimeoutMs: 30_000,
         syncIntervalMs: bundle.spec.sync.intervalSeconds * 1000,
-        ...extra,
+        tuning: { pollIntervalMs, heartbeatTimeoutMs: 30_000, ...tuning },
       };
     };
     await mkdir(join(tmp.dir, 'bundles'));

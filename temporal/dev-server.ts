@@ -7,7 +7,7 @@ import { mkdirSync, openSync, readFileSync, writeFileSync, existsSync } from 'no
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { ORBIT_SEARCH_ATTRIBUTES } from '../src/workflows/search-attributes';
+import { ORBIT_SEARCH_ATTRIBUTES } from '../src/common/search-attributes';
 import { REPO_ROOT, findTemporalBinary } from './binary';
 
 const run = promisify(execFile);

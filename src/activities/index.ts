@@ -26,11 +26,12 @@ import type {
   ResumeStaged,
   StageInput,
   StageResult,
-} from './types';
+} from '../common/activities';
 
-export * from './types';
+export * from '../common/activities';
 
-export { NON_RETRYABLE_ERRORS } from './errors';
+export { NON_RETRYABLE_ERRORS } from '../common/errors';
+import { ERROR } from '../common/errors';
 
 const LIST_CAP = 50;
 export const COLLECTION_REPORT = 'runtime/collection.json';
@@ -116,7 +117,7 @@ export function createActivities(deps: ActivityDeps) {
         if (value === undefined) {
           throw ApplicationFailure.nonRetryable(
             `secret ${name} (job.json secretEnv) is not set in the worker's environment; export ${name} where the worker runs and retry`,
-            'SecretMissingError',
+            ERROR.secretMissing,
           );
         }
         values[name] = value;

@@ -1,3 +1,4 @@
+import { ERROR } from '../common/errors';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -16,7 +17,7 @@ import {
   RUN_SCRIPT,
   RUNTIME_DIR,
   SCRIPTS_DIR,
-} from './layout';
+} from '../common/layout';
 import { formatProblem, parseWith, ValidationError, type Problem } from './parse';
 import { renderRuntimeScripts } from './render';
 import { isSafeRelativePath, jobSpecSchema, type JobSpec, type JobSpecInput } from './schema';
@@ -30,7 +31,7 @@ export class BundleTamperedError extends Error {
     readonly actual: string,
   ) {
     super(`bundle ${dir} changed after it was frozen: digest ${actual} != frozen ${expected}; build a new bundle instead of editing one`);
-    this.name = 'BundleTamperedError';
+    this.name = ERROR.bundleTampered;
   }
 }
 
@@ -38,7 +39,7 @@ export class BundleTamperedError extends Error {
 export class BundleStateError extends Error {
   constructor(message: string) {
     super(message);
-    this.name = 'BundleStateError';
+    this.name = ERROR.bundleState;
   }
 }
 

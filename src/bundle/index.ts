@@ -1,6 +1,6 @@
 export * from './bundle';
 export * from './hash';
-export * from './layout';
+export * from '../common/layout';
 export * from './manifest';
 export * from './parse';
 export * from './schema';

@@ -1,7 +1,7 @@
 import { lstat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256File } from './hash';
-import { ARTIFACTS_DIR, MANIFEST_FILE } from './layout';
+import { ARTIFACTS_DIR, MANIFEST_FILE } from '../common/layout';
 import { parseWith, type Problem } from './parse';
 import { manifestSchema, type Manifest } from './schema';
 

@@ -1,3 +1,4 @@
+import { ERROR } from '../common/errors';
 import type { z } from 'zod';
 
 /** One problem found in input: the field path and what is wrong with it, with the fix. */
@@ -43,7 +44,7 @@ export class ValidationError extends Error {
     readonly problems: Problem[],
   ) {
     super(`${what} is invalid:\n${problems.map((p) => `  - ${formatProblem(p)}`).join('\n')}`);
-    this.name = 'ValidationError';
+    this.name = ERROR.validation;
   }
 }
 

@@ -6,9 +6,9 @@ import { orbitHome, taskQueue, temporalTarget } from '../config';
 import { loadHostRegistry } from '../worker/hosts';
 import { createOrbitWorker } from '../worker/worker';
 import { CliError } from './errors';
-import { main } from './main';
 
-export async function runDemo(out: (s: string) => void, requestFile: string, extraArgs: string[] = []): Promise<number> {
+/** `submitAndFollow` is `orbit submit <request> --follow`, run while this process hosts the worker. */
+export async function runDemo(out: (s: string) => void, submitAndFollow: () => Promise<number>): Promise<number> {
   const target = temporalTarget();
   if (target.embedded) {
     const { ensureDevServer } = await import('../../temporal/dev-server');
@@ -21,7 +21,7 @@ export async function runDemo(out: (s: string) => void, requestFile: string, ext
   });
   const running = worker.run();
   try {
-    return await main(['submit', requestFile, '--follow', ...extraArgs], out);
+    return await submitAndFollow();
   } finally {
     worker.shutdown();
     await running;

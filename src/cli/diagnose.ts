@@ -1,7 +1,7 @@
 /** `orbit diagnose RUN`: walks a run's bundle through the diagnosis layers and prints the first that failed. */
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { JOB_FILE } from '../bundle/layout';
+import { JOB_FILE } from '../common/layout';
 import { orbitHome, type TemporalTarget } from '../config';
 import { diagnoseBundle, formatDiagnosis } from '../diagnose';
 import { CliError } from './errors';

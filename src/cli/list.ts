@@ -6,7 +6,7 @@
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { parseArgs } from 'node:util';
 import type { TemporalTarget } from '../config';
-import { SA_HOST, SA_JOB_KIND, SA_PHASE, SA_SWEEP, SA_TASK_TYPE } from '../workflows/search-attributes';
+import { SA_HOST, SA_JOB_KIND, SA_PHASE, SA_SWEEP, SA_TASK_TYPE } from '../common/search-attributes';
 import { CliError } from './errors';
 import { formatTable } from './table';
 

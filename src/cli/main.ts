@@ -1,6 +1,7 @@
 /** orbit: submit and inspect runs. `orbit --help` lists the commands. */
 import type { WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/client';
-import type { Probe } from '../activities/types';
+import type { Probe } from '../common/activities';
+import { isOutcome } from '../common/run';
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { formatProblem, ValidationError } from '../bundle';
@@ -42,8 +43,6 @@ Environment: ORBIT_HOME (bundles and work dirs, default ~/.orbit), ORBIT_TASK_QU
 TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE / TEMPORAL_API_KEY / TEMPORAL_TLS_* (an existing cluster;
 otherwise the embedded dev server on 127.0.0.1:ORBIT_TEMPORAL_PORT, default 7233).`;
 
-const TERMINAL: RunStatus['phase'][] = ['succeeded', 'failed', 'cancelled', 'timed-out'];
-
 /** The newest probe a running monitor heartbeated (fresher than the workflow's own status between returns). */
 function liveProbe(d: WorkflowExecutionDescription): Probe | undefined {
   for (const a of d.raw.pendingActivities ?? []) {
@@ -82,7 +81,7 @@ async function follow(handle: WorkflowHandle, out: (s: string) => void): Promise
     showLog(status?.probe?.taskLogTail.at(-1));
     const d = await handle.describe();
     showLog(liveProbe(d)?.taskLogTail.at(-1));
-    if (status && TERMINAL.includes(status.phase)) return;
+    if (status && isOutcome(status.phase)) return;
     if (d.status.name !== 'RUNNING') return;
     await new Promise((r) => setTimeout(r, 1000));
   }
@@ -208,7 +207,8 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
     case 'demo': {
       const { runDemo } = await import('./demo');
       const passOn = values.host !== 'local' ? ['--host', values.host!] : [];
-      return runDemo(out, positionals[0] ?? join(__dirname, '..', '..', 'examples', 'train.yaml'), passOn);
+      const request = positionals[0] ?? join(__dirname, '..', '..', 'examples', 'train.yaml');
+      return runDemo(out, () => main(['submit', request, '--follow', ...passOn], out));
     }
     default:
       throw new CliError(`unknown command "${command}"; see orbit --help`);

@@ -1,6 +1,8 @@
 /** Reads a finished run back in the client: its result, the plugin's summary, printable lines. */
 import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { CancelledFailure } from '@temporalio/common';
+import { runResultOf } from '../common/failures';
+import type { OutcomeStatus } from '../common/run';
 import { Bundle, verifyManifest } from '../bundle';
 import { buildDefaultTaskRegistry } from '../plugins/registry';
 import type { RunOutcome, TaskSummary } from '../plugins/types';
@@ -8,7 +10,7 @@ import type { RunResult } from '../workflows';
 
 export interface FinishedRun {
   workflowId: string;
-  status: RunOutcome['status'];
+  status: OutcomeStatus;
   result?: RunResult;
   /** Why it did not succeed, in one line. */
   error?: string;
@@ -23,9 +25,10 @@ export async function awaitRun(handle: WorkflowHandle, bundleDirHint?: string): 
   } catch (e) {
     if (!(e instanceof WorkflowFailedError)) throw e;
     const cause = e.cause;
-    if (cause instanceof ApplicationFailure && (cause.type === 'RunFailed' || cause.type === 'RunTimedOut')) {
-      const result = cause.details?.[0] as RunResult | undefined;
-      return { workflowId: handle.workflowId, status: result?.status ?? 'failed', result, error: cause.message, bundleDir: result?.bundleDir ?? bundleDirHint };
+    const verdict = runResultOf(e);
+    if (verdict) {
+      const { status, result, message } = verdict;
+      return { workflowId: handle.workflowId, status, result, error: message, bundleDir: result?.bundleDir ?? bundleDirHint };
     }
     if (cause instanceof CancelledFailure) return { workflowId: handle.workflowId, status: 'cancelled', error: 'cancelled', bundleDir: bundleDirHint };
     const inner = cause?.cause as Error | undefined;

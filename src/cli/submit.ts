@@ -6,7 +6,7 @@ import { Bundle } from '../bundle';
 import { orbitHome, taskQueue, temporalTarget, workflowUiUrl, type TemporalTarget } from '../config';
 import { loadInventory, placeJob, PlacementError, unmetRequirements, type JobRequirements } from '../hosts/inventory';
 import { runBundle, type OnHostLost, type RunBundleInput } from '../workflows';
-import { SA_BUNDLE_DIGEST, SA_HOST, SA_JOB_KIND, SA_PHASE, SA_TASK_TYPE } from '../workflows/search-attributes';
+import { runInputFor, runLabelsFor, runSpecOf } from '../common/run-input';
 import { CliError } from './errors';
 import type { LoadedRequest } from './request';
 
@@ -77,23 +77,13 @@ export async function prepareRun(loaded: LoadedRequest, options: RunOptions): Pr
     await rm(finalDir, { recursive: true, force: true });
     throw e;
   });
-  return {
-    runId,
-    bundle,
-    digest,
-    input: {
-      runId,
-      bundleDir: bundle.dir,
-      digest,
-      host: placed.host,
-      logFile: bundle.spec.entrypoint.logFile,
-      timeouts: bundle.spec.timeouts,
-      syncIntervalMs: bundle.spec.sync.intervalSeconds * 1000,
-      onHostLost: options.onHostLost,
-      maxRelaunches: options.maxRelaunches,
-      relaunchHosts: options.onHostLost === 'relaunch' ? placed.relaunchHosts : undefined,
-    },
-  };
+  const input = runInputFor({ runId, bundleDir: bundle.dir, digest }, runSpecOf(bundle.spec), {
+    host: placed.host,
+    onHostLost: options.onHostLost,
+    maxRelaunches: options.maxRelaunches,
+    relaunchHosts: placed.relaunchHosts,
+  });
+  return { runId, bundle, digest, input };
 }
 
 export async function connectClient(target: TemporalTarget = temporalTarget()): Promise<Client> {
@@ -116,29 +106,19 @@ export async function startRun(client: Client, prepared: PreparedRun, target: Te
       taskQueue: taskQueue(),
       workflowId: prepared.runId,
       args: [prepared.input],
-      typedSearchAttributes: [
-        { key: SA_TASK_TYPE, value: spec.taskType },
-        { key: SA_JOB_KIND, value: spec.jobKind },
-        { key: SA_HOST, value: prepared.input.host },
-        { key: SA_PHASE, value: 'pending' },
-        { key: SA_BUNDLE_DIGEST, value: prepared.digest },
-      ],
-      memo: {
-        jobId: spec.jobId,
-        taskType: spec.taskType,
-        jobKind: spec.jobKind,
-        bundleDir: prepared.bundle.dir,
-        resources: spec.resources,
-        entrypoint: spec.entrypoint.command.join(' '),
-        host: prepared.input.host,
-        digest: prepared.digest,
-        createdAt: spec.createdAt,
-        expectedOutputs: spec.expectedOutputs.map((o) => o.path),
-        /** What the plugin recorded about the job (e.g. its checkpoint, environments, output). */
-        metadata: spec.metadata,
-      },
-      staticSummary: `${spec.taskType} ${spec.jobId} on ${prepared.input.host}`,
-      staticDetails: `bundle ${prepared.bundle.dir}\ndigest ${prepared.digest}\nentrypoint ${spec.entrypoint.command.join(' ')}`,
+      ...runLabelsFor(prepared.input, runSpecOf(spec), {
+        name: spec.jobId,
+        memo: {
+          jobId: spec.jobId,
+          resources: spec.resources,
+          entrypoint: spec.entrypoint.command.join(' '),
+          createdAt: spec.createdAt,
+          expectedOutputs: spec.expectedOutputs.map((o) => o.path),
+          /** What the plugin recorded about the job (e.g. its checkpoint, environments, output). */
+          metadata: spec.metadata,
+        },
+        details: [`entrypoint ${spec.entrypoint.command.join(' ')}`],
+      }),
     });
     return { handle, workflowId: handle.workflowId, uiUrl: workflowUiUrl(target, handle.workflowId) };
   } catch (e) {

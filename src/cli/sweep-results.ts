@@ -12,7 +12,7 @@ import type { TaskRegistry } from '../plugins/registry';
 import type { RunOutcome } from '../plugins/types';
 import { FIRINGS_DIR, firingIds, type SweepRecord } from '../sweeps/store';
 import { cellWorkflowId } from '../workflows/sweep';
-import { SA_PHASE } from '../workflows/search-attributes';
+import { SA_PHASE } from '../common/search-attributes';
 import { CliError } from './errors';
 import { awaitRun } from './outcome';
 import { formatCsv, formatTable, type Cell } from './table';

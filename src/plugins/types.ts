@@ -5,6 +5,7 @@
  */
 import type { z } from 'zod';
 import type { Bundle, ManifestCheck, Problem } from '../bundle';
+import type { OutcomeStatus } from '../common/run';
 
 /** What the client hands a plugin when it builds a bundle. */
 export interface TaskSubmission<Req> {
@@ -18,7 +19,7 @@ export interface TaskSubmission<Req> {
 
 /** The outcome of a run as the client sees it, handed to the plugin to summarize. */
 export interface RunOutcome {
-  status: 'succeeded' | 'failed' | 'cancelled' | 'timed-out' | 'lost';
+  status: OutcomeStatus;
   exitCode: number | null;
   manifest: ManifestCheck;
 }

@@ -1,7 +1,7 @@
 /** A sweep as a Temporal Schedule: its spec, policies and the runSweep action every firing takes. */
 import type { ScheduleOptions, ScheduleOverlapPolicy, ScheduleSpec } from '@temporalio/client';
 import { runSweep } from '../workflows/sweep';
-import { SA_HOST, SA_JOB_KIND, SA_PHASE, SA_SWEEP } from '../workflows/search-attributes';
+import { SA_HOST, SA_JOB_KIND, SA_PHASE, SA_SWEEP } from '../common/search-attributes';
 import { formatDuration } from './duration';
 import { OVERLAP_POLICIES, type OverlapName, type SweepSchedule } from './schema';
 import { firingInput, type SweepRecord } from './store';

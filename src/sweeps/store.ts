@@ -12,6 +12,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Bundle } from '../bundle';
+import { runSpecOf } from '../common/run-input';
 import type { RunSweepInput, SweepCellInput } from '../workflows/sweep';
 import type { LoadedSweep } from './load';
 import type { SweepSchedule } from './schema';
@@ -32,6 +33,8 @@ export interface SweepCellRecord {
   digest: string;
   logFile: string;
   timeouts: SweepCellInput['timeouts'];
+  /** job.json sync.intervalSeconds (absent in sweeps created before it was recorded). */
+  syncIntervalSeconds?: number;
 }
 
 export interface SweepRecord {
@@ -92,12 +95,9 @@ export async function buildSweep(loaded: LoadedSweep, home: string, now = new Da
         name: cell.name,
         axes: cell.axes,
         jobId: cell.jobId,
-        taskType: bundle.spec.taskType,
-        jobKind: bundle.spec.jobKind,
         bundle: rel,
         digest,
-        logFile: bundle.spec.entrypoint.logFile,
-        timeouts: bundle.spec.timeouts,
+        ...runSpecOf(bundle.spec),
       });
     }
     const record: SweepRecord = {
@@ -144,16 +144,17 @@ export function firingInput(dir: string, record: SweepRecord): RunSweepInput {
     firingsDir: join(dir, FIRINGS_DIR),
     host: record.host,
     maxConcurrent: record.maxConcurrent,
-    run: { pollIntervalMs: record.pollIntervalMs },
+    tuning: { pollIntervalMs: record.pollIntervalMs },
     cells: record.cells.map((c) => ({
       name: c.name,
       bundleDir: join(dir, c.bundle),
       digest: c.digest,
-      logFile: c.logFile,
-      timeouts: c.timeouts,
+      axes: c.axes,
       taskType: c.taskType,
       jobKind: c.jobKind,
-      axes: c.axes,
+      logFile: c.logFile,
+      timeouts: c.timeouts,
+      ...(c.syncIntervalSeconds !== undefined ? { syncIntervalSeconds: c.syncIntervalSeconds } : {}),
     })),
   };
 }

@@ -29,24 +29,22 @@ import {
 } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { CloneActivities } from '../activities/clone';
-import { NON_RETRYABLE_ERRORS } from '../activities/errors';
-import { runBundle, type RunBundleInput, type RunResult } from './run-bundle';
-import { SA_BUNDLE_DIGEST, SA_HOST, SA_JOB_KIND, SA_PHASE, SA_SWEEP, SA_TASK_TYPE } from './search-attributes';
+import { NON_RETRYABLE_ERRORS } from '../common/failures';
+import { runResultOf } from '../common/failures';
+import type { RunTuning } from '../common/run';
+import { runInputFor, runLabelsFor, type RunSpec } from '../common/run-input';
+import { SA_PHASE } from '../common/search-attributes';
+import { runBundle } from './run-bundle';
 
 /** Set by Temporal on every workflow a schedule starts: the time the firing was scheduled for. */
 const SA_SCHEDULED_START = defineSearchAttributeKey('TemporalScheduledStartTime', SearchAttributeType.DATETIME);
 
-export interface SweepCellInput {
+export interface SweepCellInput extends RunSpec {
   /** Cell name: its axis value names joined with '.'. */
   name: string;
   /** The cell's frozen bundle, built by the client when the sweep was created. */
   bundleDir: string;
   digest: string;
-  logFile: string;
-  timeouts: RunBundleInput['timeouts'];
-  /** Opaque labels for the child's search attributes and memo. */
-  taskType: string;
-  jobKind: string;
   /** Axis name -> value name, for the memo. */
   axes: Record<string, string>;
 }
@@ -59,7 +57,9 @@ export interface RunSweepInput {
   maxConcurrent: number;
   cells: SweepCellInput[];
   /** Passed to every child runBundle. */
-  run?: Pick<RunBundleInput, 'pollIntervalMs' | 'progressEveryMs' | 'heartbeatTimeoutMs'>;
+  tuning?: RunTuning;
+  /** The name `tuning` had in schedules created before it (only pollIntervalMs was set). */
+  run?: RunTuning;
   /** Overrides the firing id (a start outside the schedule). */
   firingId?: string;
 }
@@ -97,11 +97,8 @@ function cellStateOf(err: unknown): { state: CellState; error: string } {
   // A child's or an activity's own failure is in its cause; their messages are generic.
   const failure = err instanceof ChildWorkflowFailure || err instanceof ActivityFailure ? (err.cause ?? err) : err;
   const message = failure instanceof Error ? failure.message : String(failure);
-  if (failure instanceof ApplicationFailure) {
-    const result = failure.details?.[0] as RunResult | undefined;
-    if (failure.type === 'RunTimedOut') return { state: 'timed-out', error: message };
-    if (result?.status === 'lost') return { state: 'lost', error: message };
-  }
+  const verdict = runResultOf(failure);
+  if (verdict) return { state: verdict.status, error: verdict.message };
   if (failure instanceof CancelledFailure) return { state: 'cancelled', error: 'cancelled' };
   if (failure instanceof TerminatedFailure) return { state: 'failed', error: 'terminated' };
   if (failure instanceof TimeoutFailure) return { state: 'failed', error: 'workflow timed out' };
@@ -151,44 +148,17 @@ export async function runSweep(input: RunSweepInput): Promise<SweepFiringResult>
       );
       entry.bundleDir = clone.bundleDir;
       entry.state = 'running';
-      const runInput: RunBundleInput = {
-        runId: entry.workflowId,
-        bundleDir: clone.bundleDir,
-        digest: clone.digest,
+      const runInput = runInputFor({ runId: entry.workflowId, bundleDir: clone.bundleDir, digest: clone.digest }, cell, {
         host: input.host,
-        logFile: cell.logFile,
-        timeouts: cell.timeouts,
-        ...input.run,
-      };
-      const result = await executeChild(runBundle, {
-        workflowId: entry.workflowId,
-        args: [runInput],
-        parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-        typedSearchAttributes: [
-          { key: SA_TASK_TYPE, value: cell.taskType },
-          { key: SA_JOB_KIND, value: cell.jobKind },
-          { key: SA_HOST, value: input.host },
-          { key: SA_PHASE, value: 'pending' },
-          { key: SA_BUNDLE_DIGEST, value: clone.digest },
-          { key: SA_SWEEP, value: input.sweep },
-        ],
-        memo: {
-          sweep: input.sweep,
-          firing: firingId,
-          cell: cell.name,
-          axes: cell.axes,
-          taskType: cell.taskType,
-          jobKind: cell.jobKind,
-          host: input.host,
-          bundleDir: clone.bundleDir,
-          digest: clone.digest,
-          frozenBundle: cell.bundleDir,
-        },
-        staticSummary: `${cell.taskType} ${cell.name} on ${input.host}`,
-        staticDetails: `sweep ${input.sweep}, firing ${firingId}\nbundle ${clone.bundleDir}\nfrozen ${cell.bundleDir}\ndigest ${clone.digest}\naxes ${Object.entries(cell.axes)
-          .map(([k, v]) => `${k}=${v}`)
-          .join(' ')}`,
+        tuning: input.tuning ?? input.run,
       });
+      const labels = runLabelsFor(runInput, cell, {
+        name: cell.name,
+        sweep: input.sweep,
+        memo: { sweep: input.sweep, firing: firingId, cell: cell.name, axes: cell.axes, frozenBundle: cell.bundleDir },
+        details: [`sweep ${input.sweep}, firing ${firingId}`, `frozen ${cell.bundleDir}`, `axes ${Object.entries(cell.axes).map(([k, v]) => `${k}=${v}`).join(' ')}`],
+      });
+      const result = await executeChild(runBundle, { workflowId: entry.workflowId, args: [runInput], parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL, ...labels });
       entry.state = result.status === 'succeeded' ? 'succeeded' : result.status;
     } catch (err) {
       if (isCancellation(err) && !(err instanceof ChildWorkflowFailure)) throw err;

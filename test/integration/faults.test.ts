@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { JobSpecInput } from '../../src/bundle';
 import { retryCollectionSignal, runBundle, statusQuery, type RunBundleInput, type RunResult, type RunStatus } from '../../src/workflows';
+import type { RunTuning } from '../../src/common/run';
 import { ensureDevServer, type DevServer } from '../../temporal/dev-server';
 import { scriptBundle, tempDir } from '../helpers/bundles';
 import { recordHistory } from '../helpers/histories';
@@ -110,7 +111,9 @@ describe('evaporation: runs survive dead workers, a restarted server and vanishe
     });
   }
 
-  async function start(name: string, host: string, body: string, extra: Partial<RunBundleInput> = {}) {
+  /** `policy` is the run's host-lost policy; the rest is tuning over these tests' fast defaults. */
+  async function start(name: string, host: string, body: string, extra: Pick<RunBundleInput, 'onHostLost' | 'relaunchHosts'> & RunTuning = {}) {
+    const { onHostLost, relaunchHosts, ...tuning } = extra;
     const bundleDir = join(tmp.dir, 'bundles', name);
     const { bundle, digest } = await scriptBundle(bundleDir, body, SYNC);
     const runId = `${name}-${randomUUID().slice(0, 6)}`;
@@ -121,14 +124,17 @@ describe('evaporation: runs survive dead workers, a restarted server and vanishe
       host,
       logFile: bundle.spec.entrypoint.logFile,
       timeouts: { ...bundle.spec.timeouts, killGraceSeconds: 2 },
-      pollIntervalMs: 300,
-      progressEveryMs: 2_000,
-      heartbeatTimeoutMs: 3_000,
       syncIntervalMs: 1_000,
-      probeTimeoutMs: 4_000,
-      hostLostAfterMs: 30_000,
-      collectRetryMs: { initial: 500, max: 2_000 },
-      ...extra,
+      ...(onHostLost ? { onHostLost, relaunchHosts } : {}),
+      tuning: {
+        pollIntervalMs: 300,
+        progressEveryMs: 2_000,
+        heartbeatTimeoutMs: 3_000,
+        probeTimeoutMs: 4_000,
+        hostLostAfterMs: 30_000,
+        collectRetryMs: { initial: 500, max: 2_000 },
+        ...tuning,
+      },
     };
     const handle = await client.workflow.start(runBundle, { taskQueue, workflowId: runId, args: [input] });
     return { handle, bundleDir, input };

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { verifyManifest } from '../../src/bundle';
 import { runBundle, statusQuery, type RunBundleInput, type RunResult } from '../../src/workflows';
+import type { RunTuning } from '../../src/common/run';
 import { scriptBundle, tempDir } from '../helpers/bundles';
 import { startInProcessWorker, type InProcessWorker } from '../helpers/worker';
 import { recordHistory as record } from '../helpers/histories';
@@ -33,7 +34,7 @@ describe('runBundle on the real dev server with the local host', () => {
     await tmp.cleanup();
   });
 
-  async function start(name: string, body: string, extra: Partial<RunBundleInput> = {}, specOverrides = {}) {
+  async function start(name: string, body: string, tuning: RunTuning = {}, specOverrides = {}) {
     const bundleDir = join(tmp.dir, 'bundles', name);
     const { bundle, digest } = await scriptBundle(bundleDir, body, specOverrides);
     const input: RunBundleInput = {
@@ -43,10 +44,7 @@ describe('runBundle on the real dev server with the local host', () => {
       host: 'local',
       logFile: bundle.spec.entrypoint.logFile,
       timeouts: bundle.spec.timeouts,
-      pollIntervalMs: 200,
-      progressEveryMs: 1_000,
-      heartbeatTimeoutMs: 10_000,
-      ...extra,
+      tuning: { pollIntervalMs: 200, progressEveryMs: 1_000, heartbeatTimeoutMs: 10_000, ...tuning },
     };
     const handle = await client.workflow.start(runBundle, { taskQueue, workflowId: input.runId, args: [input] });
     return { handle, bundleDir, input };

@@ -1,4 +1,4 @@
-/** The five-part bundle layout. Node-free: shared by the client, activities and host transports. */
+/** The five-part bundle layout and the files in it that Orbit reads or writes. Node-free: shared by the client, workflows, activities and hosts. */
 export const JOB_FILE = 'job.json';
 export const INPUTS_DIR = 'inputs';
 export const SCRIPTS_DIR = 'scripts';
@@ -31,7 +31,5 @@ export const GPU_AUDIT_SCRIPT = 'scripts/orbit/gpu_audit.py';
 export const PRECHECK_LOG = 'artifacts/runtime-precheck.log';
 /** One JSON line per GPU per second while the entrypoint runs (or one no-gpu record). */
 export const GPU_AUDIT_LOG = 'artifacts/nvml-audit.jsonl';
-/** Exit code run.sh records when the precheck fails and the entrypoint is never started. */
-export const PRECHECK_FAILED_EXIT_CODE = 86;
 /** The static run report `orbit report` writes; local only, outside the digest and the manifest. */
 export const REPORT_FILE = 'runtime/report.html';

@@ -1,7 +1,31 @@
-/** Activity inputs and results: plain data, safe to import from workflow code (types only). */
-import type { Probe, StageResult, LaunchResult } from '../hosts/shell-host';
+/** Activity inputs and results: plain data, shared by workflows, activities, hosts and the CLI. Node-free. */
 
-export type { Probe, StageResult, LaunchResult };
+/** What the workflow knows of the run's host: it answers; it did not answer lately; it stayed silent past hostLostAfterMs. */
+export type HostState = 'reachable' | 'unreachable' | 'lost';
+
+export interface StageResult {
+  filesSent: number;
+  bytesSent: number;
+  filesSkipped: number;
+}
+
+export interface LaunchResult {
+  pid: number | null;
+  /** True when this call found the run already launched and started nothing. */
+  alreadyLaunched: boolean;
+}
+
+export type ProbeState = 'missing' | 'not-launched' | 'starting' | 'running' | 'exited' | 'vanished';
+
+export interface Probe {
+  state: ProbeState;
+  pid: number | null;
+  exitCode: number | null;
+  artifactBytes: number;
+  runtimeLogTail: string[];
+  taskLogTail: string[];
+}
+
 
 export interface RunRef {
   runId: string;
@@ -20,8 +44,6 @@ export interface LaunchInput extends RunRef {
   /** Extra environment for this launch only (e.g. ORBIT_RESUME_FROM); plain values, never secrets. */
   env?: Record<string, string>;
 }
-
-export type HostState = 'reachable' | 'unreachable' | 'lost';
 
 export interface MonitorInput extends RunRef {
   bundleDir: string;

@@ -1,0 +1,90 @@
+/**
+ * The one builder of a run's workflow input and its labels (search attributes, memo, Web UI summary),
+ * used by `orbit submit`, by sweep firings (inside the runSweep workflow) and by the sweep store.
+ * Node-free, so workflow code can call it.
+ */
+import type { SearchAttributePair } from '@temporalio/common';
+import type { OnHostLost, RunBundleInput, RunTimeouts, RunTuning } from './run';
+import { SA_BUNDLE_DIGEST, SA_HOST, SA_JOB_KIND, SA_PHASE, SA_SWEEP, SA_TASK_TYPE } from './search-attributes';
+
+/** What running a bundle needs from its job.json: the labels and the run's own settings. */
+export interface RunSpec {
+  taskType: string;
+  jobKind: string;
+  /** The task log under artifacts/ (entrypoint.logFile). */
+  logFile: string;
+  timeouts: RunTimeouts;
+  /** sync.intervalSeconds; absent in sweeps created before it was recorded (the workflow's default then). */
+  syncIntervalSeconds?: number;
+}
+
+/** The RunSpec of a bundle's JobSpec. */
+export function runSpecOf(spec: {
+  taskType: string;
+  jobKind: string;
+  entrypoint: { logFile: string };
+  timeouts: RunTimeouts;
+  sync: { intervalSeconds: number };
+}): RunSpec {
+  return { taskType: spec.taskType, jobKind: spec.jobKind, logFile: spec.entrypoint.logFile, timeouts: spec.timeouts, syncIntervalSeconds: spec.sync.intervalSeconds };
+}
+
+/** Where and how a run goes: its host and what to do when it is lost. */
+export interface RunPlacement {
+  host: string;
+  onHostLost?: OnHostLost;
+  maxRelaunches?: number;
+  /** Other hosts that fit, for relaunch; kept only when onHostLost is relaunch. */
+  relaunchHosts?: string[];
+  tuning?: RunTuning;
+}
+
+export function runInputFor(run: { runId: string; bundleDir: string; digest: string }, spec: RunSpec, placement: RunPlacement): RunBundleInput {
+  const input: RunBundleInput = {
+    runId: run.runId,
+    bundleDir: run.bundleDir,
+    digest: run.digest,
+    host: placement.host,
+    logFile: spec.logFile,
+    timeouts: spec.timeouts,
+  };
+  if (spec.syncIntervalSeconds !== undefined) input.syncIntervalMs = spec.syncIntervalSeconds * 1000;
+  if (placement.onHostLost) input.onHostLost = placement.onHostLost;
+  if (placement.maxRelaunches !== undefined) input.maxRelaunches = placement.maxRelaunches;
+  if (placement.onHostLost === 'relaunch' && placement.relaunchHosts) input.relaunchHosts = placement.relaunchHosts;
+  if (placement.tuning) input.tuning = placement.tuning;
+  return input;
+}
+
+export interface RunLabels {
+  typedSearchAttributes: SearchAttributePair[];
+  memo: Record<string, unknown>;
+  staticSummary: string;
+  staticDetails: string;
+}
+
+/**
+ * A run's search attributes (as the Web UI and `orbit list` filter them), its memo (`bundleDir` is
+ * what the CLI reads back) and its Web UI summary. `name` is what the summary calls the run (a job id,
+ * a sweep cell); `memo` and `details` add what the caller knows besides.
+ */
+export function runLabelsFor(
+  input: RunBundleInput,
+  spec: RunSpec,
+  extra: { name: string; sweep?: string; memo?: Record<string, unknown>; details?: string[] },
+): RunLabels {
+  const typedSearchAttributes: SearchAttributePair[] = [
+    { key: SA_TASK_TYPE, value: spec.taskType },
+    { key: SA_JOB_KIND, value: spec.jobKind },
+    { key: SA_HOST, value: input.host },
+    { key: SA_PHASE, value: 'pending' },
+    { key: SA_BUNDLE_DIGEST, value: input.digest },
+  ];
+  if (extra.sweep) typedSearchAttributes.push({ key: SA_SWEEP, value: extra.sweep });
+  return {
+    typedSearchAttributes,
+    memo: { taskType: spec.taskType, jobKind: spec.jobKind, host: input.host, bundleDir: input.bundleDir, digest: input.digest, ...extra.memo },
+    staticSummary: `${spec.taskType} ${extra.name} on ${input.host}`,
+    staticDetails: [`bundle ${input.bundleDir}`, `digest ${input.digest}`, ...(extra.details ?? [])].join('\n'),
+  };
+}

@@ -1,0 +1,93 @@
+/**
+ * Everything one runBundle execution carries between its steps: the input and its tuning, the status
+ * the `status` query shows, the activities, and the recovery clock shared by collection and probing.
+ */
+import { condition, log, upsertSearchAttributes } from '@temporalio/workflow';
+import type { HostState, RunRef } from '../common/activities';
+import { type OnHostLost, type Phase, type RunBundleInput, type RunStatus, type RunTuning, tuningOf } from '../common/run';
+import { SA_HOST, SA_HOST_STATE, SA_PHASE } from '../common/search-attributes';
+import { runActivities, type RunActivities } from './proxies';
+
+export class RunContext {
+  readonly tuning: Required<RunTuning>;
+  readonly onHostLost: OnHostLost;
+  readonly acts: RunActivities;
+  readonly status: RunStatus;
+  /** Why the run did not succeed, gathered as the steps go (the verdict adds its own). */
+  readonly reasons: string[] = [];
+  /** Hosts left to relaunch on, in order. */
+  readonly relaunchTargets: string[];
+  timedOut = false;
+  /** The host never came back before the collection deadline. */
+  lost = false;
+  /** Epoch ms after which the job is stopped as timed out; set at the first launch, kept across relaunches. */
+  runDeadlineMs: number | undefined;
+  /** Epoch ms since when the host has not answered (the loss clock runs across monitor calls). */
+  unreachableSince: number | undefined;
+  /** Set by the retryCollection signal: try again now instead of at the next backoff. */
+  retryNow = false;
+  private backoffMs: number;
+  private recoveryDeadline: number | undefined;
+
+  constructor(readonly input: RunBundleInput) {
+    this.tuning = tuningOf(input);
+    this.onHostLost = input.onHostLost ?? 'wait';
+    this.acts = runActivities(this.tuning.heartbeatTimeoutMs);
+    this.backoffMs = this.tuning.collectRetryMs.initial;
+    this.relaunchTargets = (input.relaunchHosts ?? []).filter((h) => h !== input.host);
+    this.status = {
+      runId: input.runId,
+      host: input.host,
+      phase: 'pending',
+      hostState: 'reachable',
+      phases: [],
+      synced: { files: 0, bytes: 0 },
+      relaunches: [],
+      collectAttempts: 0,
+      exitCode: null,
+    };
+  }
+
+  /** The run and its current host, as every activity input starts. */
+  ref(): RunRef {
+    return { runId: this.input.runId, host: this.status.host };
+  }
+
+  setPhase(phase: Phase): void {
+    this.status.phase = phase;
+    this.status.phases.push({ phase, at: new Date().toISOString(), host: this.status.host });
+    upsertSearchAttributes([{ key: SA_PHASE, value: phase }]);
+    log.info(`run ${this.input.runId}: ${phase}`, { host: this.status.host });
+  }
+
+  setHostState(state: HostState): void {
+    if (state === this.status.hostState) return;
+    this.status.hostState = state;
+    upsertSearchAttributes([{ key: SA_HOST_STATE, value: state }]);
+    log.info(`host ${this.status.host}: ${state}`);
+  }
+
+  moveTo(host: string): void {
+    this.status.host = host;
+    this.setHostState('reachable');
+    upsertSearchAttributes([{ key: SA_HOST, value: host }]);
+  }
+
+  /** Waits with a durable timer (or the retryCollection signal) before the next attempt; false once the deadline passed. */
+  async waitBeforeRetry(): Promise<boolean> {
+    this.recoveryDeadline ??= Date.now() + this.tuning.collectDeadlineMs;
+    const left = this.recoveryDeadline - Date.now();
+    if (left <= 0) return false;
+    this.retryNow = false;
+    await condition(() => this.retryNow, Math.min(this.backoffMs, left));
+    this.backoffMs = Math.min(this.backoffMs * 2, this.tuning.collectRetryMs.max);
+    return true;
+  }
+
+  /** The host answered: the recovery clock and the backoff start again at the next trouble. */
+  recovered(): void {
+    this.setHostState('reachable');
+    this.recoveryDeadline = undefined;
+    this.backoffMs = this.tuning.collectRetryMs.initial;
+  }
+}

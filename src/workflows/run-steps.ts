@@ -1,0 +1,172 @@
+/**
+ * The steps of runBundle, one function each over the RunContext. Each does its work and names the
+ * step that comes next; runBundle loops over them until the verdict. The order of activities, timers
+ * and search-attribute updates here is what recorded histories replay against: change it only with
+ * patched().
+ */
+import type { Duration } from '@temporalio/common';
+import { isCancellation, log } from '@temporalio/workflow';
+import { ENV } from '../common/protocol';
+import { HOST_LOST_POLICIES } from './host-lost';
+import type { RunContext } from './run-context';
+
+export type Step = 'launch' | 'monitor' | 'relaunch' | 'recover' | 'stop' | 'collect' | 'give-up' | 'verdict';
+
+const seconds = (s: number): Duration => `${s}s`;
+
+/** Stages the bundle on the current host and starts it (again, after a relaunch, with its resume env). */
+async function stageAndLaunch(ctx: RunContext, env?: Record<string, string>): Promise<void> {
+  const { input, status, acts } = ctx;
+  ctx.setPhase('staging');
+  status.stage = await acts.control.stage.executeWithOptions({ startToCloseTimeout: seconds(input.timeouts.stageSeconds), summary: `stage on ${status.host}` }, [
+    { ...ctx.ref(), bundleDir: input.bundleDir, digest: input.digest },
+  ]);
+  ctx.setPhase('launching');
+  status.launch = await acts.control.launch.executeWithOptions({ startToCloseTimeout: '2m', summary: `launch on ${status.host}` }, [
+    { ...ctx.ref(), bundleDir: input.bundleDir, env },
+  ]);
+  ctx.setPhase('running');
+}
+
+export async function launch(ctx: RunContext): Promise<Step> {
+  await stageAndLaunch(ctx);
+  ctx.runDeadlineMs = Date.now() + ctx.input.timeouts.runSeconds * 1000;
+  return 'monitor';
+}
+
+/** Watches the job until it ends, times out, or its host is lost. */
+export async function monitor(ctx: RunContext): Promise<Step> {
+  const { input, status, acts, tuning } = ctx;
+  for (;;) {
+    const m = await acts.monitor.monitor.executeWithOptions(
+      { startToCloseTimeout: tuning.progressEveryMs + tuning.hostLostAfterMs + 10 * 60_000, summary: `monitor on ${status.host}` },
+      [
+        {
+          ...ctx.ref(),
+          bundleDir: input.bundleDir,
+          logFile: input.logFile,
+          pollIntervalMs: tuning.pollIntervalMs,
+          deadlineMs: ctx.runDeadlineMs!,
+          killGraceSeconds: input.timeouts.killGraceSeconds,
+          chunkMs: tuning.progressEveryMs,
+          syncIntervalMs: input.syncIntervalMs ?? 30_000,
+          hostLostAfterMs: tuning.hostLostAfterMs,
+          probeTimeoutMs: tuning.probeTimeoutMs,
+          hostState: status.hostState,
+          unreachableSince: ctx.unreachableSince,
+        },
+      ],
+    );
+    ctx.unreachableSince = m.unreachableSince;
+    if (m.probe) status.probe = m.probe;
+    status.synced.files += m.synced.files;
+    status.synced.bytes += m.synced.bytes;
+    ctx.setHostState(m.hostState);
+    if (m.hostLost) return HOST_LOST_POLICIES[ctx.onHostLost].onLost(ctx);
+    if (m.finished) {
+      status.exitCode = m.probe?.exitCode ?? null;
+      if (m.timedOut) ctx.timedOut = true;
+      return 'collect';
+    }
+  }
+}
+
+/** Moves the run to the next relaunch host with the newest synced unit folder, and starts it there. */
+export async function relaunch(ctx: RunContext): Promise<Step> {
+  const { input, status, acts } = ctx;
+  const from = status.host;
+  const to = ctx.relaunchTargets.shift()!;
+  ctx.moveTo(to);
+  const resume = await acts.control.stageResume.executeWithOptions(
+    { startToCloseTimeout: seconds(input.timeouts.stageSeconds), summary: `stage resume state on ${to}` },
+    [{ ...ctx.ref(), bundleDir: input.bundleDir }],
+  );
+  status.relaunches.push({ from, to, resumeFrom: resume.localPath, at: new Date().toISOString() });
+  await stageAndLaunch(ctx, resume.remotePath ? { [ENV.resumeFrom]: resume.remotePath } : undefined);
+  return 'monitor';
+}
+
+/** After loss: probes the host, with backoff, until it answers or the collection deadline passes. */
+export async function recover(ctx: RunContext): Promise<Step> {
+  const { input, status, acts, tuning } = ctx;
+  ctx.setPhase('recovering');
+  ctx.setHostState('lost');
+  for (;;) {
+    try {
+      const p = await acts.probe.probeOnce.executeWithOptions({ startToCloseTimeout: tuning.probeTimeoutMs + 10_000, summary: `probe ${status.host}` }, [
+        { ...ctx.ref(), logFile: input.logFile, probeTimeoutMs: tuning.probeTimeoutMs },
+      ]);
+      status.probe = p;
+      ctx.recovered();
+      if (p.state === 'running' || p.state === 'starting') {
+        const next = HOST_LOST_POLICIES[ctx.onHostLost].onStillRunning;
+        if (next === 'monitor') ctx.setPhase('running');
+        return next;
+      }
+      status.exitCode = p.exitCode;
+      return 'collect';
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      if (!(await ctx.waitBeforeRetry())) return 'give-up';
+    }
+  }
+}
+
+/** Stops a job whose host came back after it was lost (policy fail). */
+export async function stop(ctx: RunContext): Promise<Step> {
+  await stopJob(ctx);
+  ctx.reasons.push(`host ${ctx.status.host} was lost for more than ${ctx.tuning.hostLostAfterMs / 1000}s; the job was stopped when it answered again`);
+  return 'collect';
+}
+
+export function stopJob(ctx: RunContext) {
+  return ctx.acts.control.cancelRun.executeWithOptions({ startToCloseTimeout: '5m', summary: `stop on ${ctx.status.host}` }, [
+    { ...ctx.ref(), killGraceSeconds: ctx.input.timeouts.killGraceSeconds },
+  ]);
+}
+
+export function collectOnce(ctx: RunContext) {
+  return ctx.acts.collect.collect.executeWithOptions(
+    { startToCloseTimeout: seconds(ctx.input.timeouts.collectSeconds), summary: `collect from ${ctx.status.host}` },
+    [{ ...ctx.ref(), bundleDir: ctx.input.bundleDir }],
+  );
+}
+
+/** Collects, retrying with backoff until the host answers or the collection deadline passes. */
+export async function collect(ctx: RunContext): Promise<Step> {
+  const { status } = ctx;
+  ctx.setPhase('collecting');
+  for (;;) {
+    status.collectAttempts++;
+    try {
+      status.collect = await collectOnce(ctx);
+      ctx.recovered();
+      return 'verdict';
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      ctx.setHostState('unreachable');
+      log.warn(`collection from ${status.host} failed; retrying until the deadline`, { error: String(err) });
+      if (!(await ctx.waitBeforeRetry())) return 'give-up';
+    }
+  }
+}
+
+/** The host never came back: records what the local bundle holds, and the run ends lost. */
+export async function giveUp(ctx: RunContext): Promise<Step> {
+  const { input, status } = ctx;
+  ctx.lost = true;
+  status.collect = await ctx.acts.control.reportLocal.executeWithOptions({ startToCloseTimeout: '10m', summary: 'report what was kept' }, [
+    { bundleDir: input.bundleDir, host: status.host, reason: `host ${status.host} did not answer before the collection deadline` },
+  ]);
+  return 'verdict';
+}
+
+export const STEPS: Record<Exclude<Step, 'verdict'>, (ctx: RunContext) => Promise<Step>> = {
+  launch,
+  monitor,
+  relaunch,
+  recover,
+  stop,
+  collect,
+  'give-up': giveUp,
+};
