@@ -13,6 +13,19 @@ export default tseslint.config(
     },
   },
   {
+    // The shared contract is imported by workflow code too: node-free, no I/O, no env, nothing above it.
+    files: ['src/common/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { group: ['node:*', 'fs', 'fs/*', 'path', 'os', 'child_process', 'crypto', 'ssh2', 'net', 'zod', 'yaml'], message: 'src/common is node-free: plain data, constants and pure functions.' },
+          { group: ['../*'], message: 'src/common imports nothing of Orbit outside itself.' },
+        ],
+      }],
+      'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'src/common reads no environment.' }],
+    },
+  },
+  {
     // Workflow code runs in Temporal's deterministic sandbox: no Node or I/O modules, no env.
     files: ['src/workflows/**/*.ts'],
     rules: {
