@@ -5,7 +5,8 @@
  * bundles only. The source must still match its digest, and so must the copy; a retried call finds a
  * finished copy and reuses it, and a folder some run already used is refused.
  */
-import { Context } from '@temporalio/activity';
+import { ERROR } from '../common/errors';
+import { withHeartbeat } from './support';
 import { ApplicationFailure } from '@temporalio/common';
 import { constants } from 'node:fs';
 import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -152,7 +153,7 @@ export async function claimFiringFolder(input: ClaimFiringInput): Promise<Firing
       throw e;
     }
   }
-  throw ApplicationFailure.nonRetryable(`no free firing folder for ${input.firingId} in ${input.firingsDir}`, 'BundleStateError');
+  throw ApplicationFailure.nonRetryable(`no free firing folder for ${input.firingId} in ${input.firingsDir}`, ERROR.bundleState);
 }
 
 /** The activities of sweep firings (task-agnostic), for the worker's activity map: claimFiring, cloneBundle. */
@@ -165,16 +166,11 @@ export function createCloneActivities() {
 
     /** Copies a frozen bundle into a fresh folder for one run, verifying the digest on both sides. */
     async cloneBundle(input: CloneInput): Promise<CloneResult> {
-      const ctx = Context.current();
       let progress: unknown = { files: 0, bytes: 0 };
-      const every = Math.max(1000, Math.min(10_000, (ctx.info.heartbeatTimeoutMs ?? 30_000) / 3));
-      ctx.heartbeat(progress);
-      const timer = setInterval(() => ctx.heartbeat(progress), every);
-      try {
-        return await cloneFrozenBundle(input, (p) => (progress = p));
-      } finally {
-        clearInterval(timer);
-      }
+      return withHeartbeat(
+        () => cloneFrozenBundle(input, (p) => (progress = p)),
+        () => progress,
+      );
     },
   };
 }

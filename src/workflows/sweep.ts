@@ -31,7 +31,7 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 import type { CloneActivities } from '../activities/clone';
 import { NON_RETRYABLE_ERRORS } from '../common/failures';
 import { runResultOf } from '../common/failures';
-import type { RunTuning } from '../common/run';
+import type { OutcomeStatus, RunTuning } from '../common/run';
 import { runInputFor, runLabelsFor, type RunSpec } from '../common/run-input';
 import { SA_PHASE } from '../common/search-attributes';
 import { runBundle } from './run-bundle';
@@ -64,7 +64,8 @@ export interface RunSweepInput {
   firingId?: string;
 }
 
-export type CellState = 'pending' | 'cloning' | 'running' | 'succeeded' | 'failed' | 'timed-out' | 'lost' | 'cancelled';
+/** A cell before its run, or how its run ended. */
+export type CellState = 'pending' | 'cloning' | 'running' | OutcomeStatus;
 
 export interface SweepCellStatus {
   cell: string;
@@ -105,6 +106,49 @@ function cellStateOf(err: unknown): { state: CellState; error: string } {
   return { state: 'failed', error: message };
 }
 
+const { cloneBundle, claimFiring } = proxyActivities<CloneActivities>({
+  startToCloseTimeout: '1h',
+  heartbeatTimeout: '1m',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
+});
+
+/** Clones one cell's bundle into the firing's folder and runs it as a child runBundle; records how it ended. */
+async function runCell(input: RunSweepInput, firingId: string, cell: SweepCellInput, entry: SweepCellStatus): Promise<void> {
+  try {
+    entry.state = 'cloning';
+    const clone = await cloneBundle.executeWithOptions(
+      {
+        startToCloseTimeout: '1h',
+        heartbeatTimeout: '1m',
+        summary: `clone ${cell.name}`,
+        retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
+      },
+      [{ sourceDir: cell.bundleDir, digest: cell.digest, destDir: `${input.firingsDir}/${firingId}/${cell.name}` }],
+    );
+    entry.bundleDir = clone.bundleDir;
+    entry.state = 'running';
+    const runInput = runInputFor({ runId: entry.workflowId, bundleDir: clone.bundleDir, digest: clone.digest }, cell, {
+      host: input.host,
+      tuning: input.tuning ?? input.run,
+    });
+    const labels = runLabelsFor(runInput, cell, {
+      name: cell.name,
+      sweep: input.sweep,
+      memo: { sweep: input.sweep, firing: firingId, cell: cell.name, axes: cell.axes, frozenBundle: cell.bundleDir },
+      details: [`sweep ${input.sweep}, firing ${firingId}`, `frozen ${cell.bundleDir}`, `axes ${Object.entries(cell.axes).map(([k, v]) => `${k}=${v}`).join(' ')}`],
+    });
+    const result = await executeChild(runBundle, { workflowId: entry.workflowId, args: [runInput], parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL, ...labels });
+    entry.state = result.status;
+  } catch (err) {
+    if (isCancellation(err) && !(err instanceof ChildWorkflowFailure)) throw err;
+    const { state, error } = cellStateOf(err);
+    entry.state = state;
+    entry.error = error;
+    log.warn(`sweep ${input.sweep} firing ${firingId}: cell ${cell.name} ${state}`, { error });
+  }
+}
+
 export async function runSweep(input: RunSweepInput): Promise<SweepFiringResult> {
   const info = workflowInfo();
   const scheduledAt = info.typedSearchAttributes.get(SA_SCHEDULED_START) ?? info.startTime;
@@ -119,12 +163,6 @@ export async function runSweep(input: RunSweepInput): Promise<SweepFiringResult>
   if (input.cells.length === 0) throw ApplicationFailure.nonRetryable(`sweep ${input.sweep} has no cells`, 'ValidationError');
   upsertSearchAttributes([{ key: SA_PHASE, value: 'running' }]);
 
-  const { cloneBundle, claimFiring } = proxyActivities<CloneActivities>({
-    startToCloseTimeout: '1h',
-    heartbeatTimeout: '1m',
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
-  });
   // The scheduled time names the firing, unless that time already fired (a backfill): then -2, -3...
   const claimed = await claimFiring.executeWithOptions(
     { startToCloseTimeout: '1m', heartbeatTimeout: '1m', summary: `claim firing ${status.firingId}` },
@@ -134,47 +172,12 @@ export async function runSweep(input: RunSweepInput): Promise<SweepFiringResult>
   status.firingId = firingId;
   status.cells = input.cells.map((c) => ({ cell: c.name, workflowId: cellWorkflowId(input.sweep, firingId, c.name), state: 'pending' }));
 
-  const runCell = async (cell: SweepCellInput, entry: SweepCellStatus) => {
-    try {
-      entry.state = 'cloning';
-      const clone = await cloneBundle.executeWithOptions(
-        {
-          startToCloseTimeout: '1h',
-          heartbeatTimeout: '1m',
-          summary: `clone ${cell.name}`,
-          retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
-        },
-        [{ sourceDir: cell.bundleDir, digest: cell.digest, destDir: `${input.firingsDir}/${firingId}/${cell.name}` }],
-      );
-      entry.bundleDir = clone.bundleDir;
-      entry.state = 'running';
-      const runInput = runInputFor({ runId: entry.workflowId, bundleDir: clone.bundleDir, digest: clone.digest }, cell, {
-        host: input.host,
-        tuning: input.tuning ?? input.run,
-      });
-      const labels = runLabelsFor(runInput, cell, {
-        name: cell.name,
-        sweep: input.sweep,
-        memo: { sweep: input.sweep, firing: firingId, cell: cell.name, axes: cell.axes, frozenBundle: cell.bundleDir },
-        details: [`sweep ${input.sweep}, firing ${firingId}`, `frozen ${cell.bundleDir}`, `axes ${Object.entries(cell.axes).map(([k, v]) => `${k}=${v}`).join(' ')}`],
-      });
-      const result = await executeChild(runBundle, { workflowId: entry.workflowId, args: [runInput], parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL, ...labels });
-      entry.state = result.status === 'succeeded' ? 'succeeded' : result.status;
-    } catch (err) {
-      if (isCancellation(err) && !(err instanceof ChildWorkflowFailure)) throw err;
-      const { state, error } = cellStateOf(err);
-      entry.state = state;
-      entry.error = error;
-      log.warn(`sweep ${input.sweep} firing ${firingId}: cell ${cell.name} ${state}`, { error });
-    }
-  };
-
   const queue = input.cells.map((cell, i) => ({ cell, entry: status.cells[i]! }));
   const lanes = Math.max(1, Math.min(input.maxConcurrent, queue.length));
   try {
     await Promise.all(
       Array.from({ length: lanes }, async () => {
-        for (let next = queue.shift(); next; next = queue.shift()) await runCell(next.cell, next.entry);
+        for (let next = queue.shift(); next; next = queue.shift()) await runCell(input, firingId, next.cell, next.entry);
       }),
     );
     // The last children may end as cancelled without an error reaching here.

@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { ChildWorkflowFailure } from '@temporalio/common';
+import { ChildWorkflowFailure, RetryState } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import { RUN_FAILURE_TYPE, runFailure, runResultOf } from '../../src/common/failures';
 import { isOutcome, RUN_TUNING_DEFAULTS, tuningOf, type RunBundleInput, type RunResult } from '../../src/common/run';
@@ -31,7 +31,7 @@ describe('run failures', () => {
 
   it('finds the verdict through the failures that wrap it', () => {
     const inner = runFailure(result('lost'), 'lost');
-    const child = new ChildWorkflowFailure('default', { workflowId: 'w', runId: 'r' }, 'runBundle', 0, inner);
+    const child = new ChildWorkflowFailure('default', { workflowId: 'w', runId: 'r' }, 'runBundle', RetryState.NON_RETRYABLE_FAILURE, inner);
     const outer = new Error('workflow failed', { cause: child });
     expect(runResultOf(outer)?.status).toBe('lost');
   });

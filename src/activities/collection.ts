@@ -1,0 +1,126 @@
+/**
+ * Bringing a run's results home: collect (verified against the manifest), the report of what a lost
+ * host left behind, and the resume state a relaunch starts from. The full report of each collection
+ * goes to runtime/collection.json in the local bundle; the workflow gets a capped summary.
+ */
+import { Context } from '@temporalio/activity';
+import { existsSync } from 'node:fs';
+import { readdir, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ARTIFACTS_DIR, formatProblem, verifyManifest, walkFiles, type Bundle } from '../bundle';
+import type { CollectInput, CollectSummary, ResumeInput, ResumeStaged } from '../common/activities';
+import { COLLECTION_REPORT, RESUME_DIR } from '../common/protocol';
+import type { CollectResult } from '../hosts/shell-host';
+import { openOrFail, withHeartbeat, type ActivityKit } from './support';
+
+/** Longest list of paths a summary carries into workflow history. */
+const LIST_CAP = 50;
+
+/** Brings runtime/ and artifacts/ back, verified, checks the expected outputs, and writes the full report. */
+export async function collectRun(kit: ActivityKit, input: CollectInput): Promise<CollectSummary> {
+  const bundle = await openOrFail(input.bundleDir);
+  const ctx = Context.current();
+  let progress = { files: 0, bytes: 0 };
+  const r = await withHeartbeat(
+    () => kit.host(input.host).collect(input.runId, bundle.dir, { signal: ctx.cancellationSignal, onProgress: (p) => (progress = p) }),
+    () => progress,
+  );
+  const missingOutputs = missingExpectedOutputs(bundle);
+  await writeReport(bundle, {
+    collectedAt: new Date().toISOString(),
+    host: input.host,
+    filesFetched: r.filesFetched,
+    bytesFetched: r.bytesFetched,
+    filesSkipped: r.filesSkipped,
+    manifest: r.manifest,
+    refused: r.refused,
+    missingOutputs,
+  });
+  return kit.pause('collect', summarize(r, missingOutputs));
+}
+
+/**
+ * For a run whose host never came back: which files the local bundle holds, and which manifest entries
+ * (if a manifest was ever collected) are verified or missing.
+ */
+export async function reportLocal(input: { bundleDir: string; host: string; reason: string }): Promise<CollectSummary> {
+  const bundle = await openOrFail(input.bundleDir);
+  const m = await verifyManifest(bundle.dir);
+  const present = (await walkFiles(bundle.dir, ARTIFACTS_DIR).catch(() => [])).map((f) => f.path);
+  const missingOutputs = missingExpectedOutputs(bundle);
+  await writeReport(bundle, { collectedAt: new Date().toISOString(), host: input.host, partial: true, reason: input.reason, present, manifest: m, missingOutputs });
+  return summarize({ filesFetched: 0, bytesFetched: 0, filesSkipped: 0, refused: [], manifest: m }, missingOutputs);
+}
+
+/**
+ * Uploads the newest complete unit folder synced so far (by the JobSpec's sync.atomicDirs) into
+ * `<run folder>/resume/` on the host, for a relaunch to continue from.
+ */
+export async function stageResume(kit: ActivityKit, input: ResumeInput): Promise<ResumeStaged> {
+  const bundle = await openOrFail(input.bundleDir);
+  const unit = await newestCompleteUnit(bundle.dir, bundle.spec.sync.atomicDirs);
+  if (!unit) return { remotePath: null, localPath: null, filesSent: 0 };
+  const h = kit.host(input.host);
+  const files = (await walkFiles(bundle.dir, unit)).map((f) => ({ local: join(bundle.dir, f.path), remote: `${RESUME_DIR}/${f.path}` }));
+  const r = await withHeartbeat(() => h.upload(input.runId, files, [RESUME_DIR]));
+  return { remotePath: `${h.runDir(input.runId)}/${RESUME_DIR}/${unit}`, localPath: unit, filesSent: r.filesSent };
+}
+
+function missingExpectedOutputs(bundle: Bundle): string[] {
+  return bundle.spec.expectedOutputs.filter((o) => o.required && !existsSync(join(bundle.dir, ARTIFACTS_DIR, o.path))).map((o) => o.path);
+}
+
+async function writeReport(bundle: Bundle, report: Record<string, unknown>): Promise<void> {
+  const tmp = bundle.path(`${COLLECTION_REPORT}.tmp`);
+  await writeFile(tmp, JSON.stringify(report, null, 2) + '\n');
+  await rename(tmp, bundle.path(COLLECTION_REPORT));
+}
+
+function summarize(r: Pick<CollectResult, 'filesFetched' | 'bytesFetched' | 'filesSkipped' | 'refused' | 'manifest'>, missingOutputs: string[]): CollectSummary {
+  const m = r.manifest;
+  return {
+    filesFetched: r.filesFetched,
+    bytesFetched: r.bytesFetched,
+    filesSkipped: r.filesSkipped,
+    manifestPresent: m.manifestPresent,
+    verified: m.verified && r.refused.length === 0,
+    verifiedCount: m.verifiedFiles.length,
+    missing: m.missing.slice(0, LIST_CAP),
+    mismatched: m.mismatched.slice(0, LIST_CAP).map((x) => `${x.path}: ${x.reason}`),
+    refused: r.refused.slice(0, LIST_CAP).map(formatProblem),
+    missingOutputs,
+    totals: { missing: m.missing.length, mismatched: m.mismatched.length, refused: r.refused.length },
+  };
+}
+
+/** The newest unit folder (natural order of names) that holds its marker, over every atomic folder. */
+export async function newestCompleteUnit(bundleDir: string, atomicDirs: { parent: string; marker: string }[]): Promise<string | null> {
+  let best: string | null = null;
+  let bestKey: number[] = [];
+  for (const a of atomicDirs) {
+    const parent = join(bundleDir, 'artifacts', a.parent);
+    let names: string[];
+    try {
+      names = await readdir(parent);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      if (!existsSync(join(parent, name, a.marker))) continue;
+      const key = (name.match(/\d+/g) ?? []).map(Number);
+      if (best === null || compareKeys(key, bestKey) > 0) {
+        best = `artifacts/${a.parent}/${name}`;
+        bestKey = key;
+      }
+    }
+  }
+  return best;
+}
+
+function compareKeys(a: number[], b: number[]): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const d = (a[i] ?? -1) - (b[i] ?? -1);
+    if (d) return d;
+  }
+  return 0;
+}

@@ -1,0 +1,121 @@
+/**
+ * The monitor activity: watches a run, probing it every pollIntervalMs and heartbeating what it saw;
+ * copies new and grown files back every syncIntervalMs; marks the host unreachable when a probe gets
+ * no answer and returns it lost after hostLostAfterMs. Returns when the run ends, its deadline passes
+ * (the run is stopped), the host is lost, the host state changes, or chunkMs elapse. A retried call
+ * resumes from the last heartbeat (the loss clock keeps running). Cancelled, it stops the run first.
+ */
+import { CancelledFailure, Context, log } from '@temporalio/activity';
+import type { MonitorHeartbeat, MonitorInput, MonitorResult } from '../common/activities';
+import type { JobSpec } from '../bundle';
+import type { ShellHost } from '../hosts/shell-host';
+import { openOrFail, type ActivityKit } from './support';
+
+export async function monitorRun(kit: ActivityKit, input: MonitorInput): Promise<MonitorResult> {
+  const ctx = Context.current();
+  const h = kit.host(input.host);
+  const spec = (await openOrFail(input.bundleDir)).spec;
+  const started = Date.now();
+  const beat: MonitorHeartbeat = (ctx.info.heartbeatDetails as MonitorHeartbeat | undefined) ?? {
+    hostState: input.hostState === 'unreachable' ? 'unreachable' : 'reachable',
+    unreachableSince: input.hostState === 'unreachable' ? input.unreachableSince : undefined,
+  };
+  const initialState = beat.hostState;
+  const synced = { files: 0, bytes: 0 };
+  const result = (finished: boolean, extra: Partial<MonitorResult> = {}): MonitorResult => ({
+    finished,
+    timedOut: false,
+    hostLost: false,
+    hostState: beat.hostState,
+    probe: beat.probe,
+    synced,
+    unreachableSince: beat.unreachableSince,
+    ...extra,
+  });
+  try {
+    for (;;) {
+      const answered = await probeInto(beat, h, input);
+      ctx.heartbeat(beat);
+      if (!answered && Date.now() - beat.unreachableSince! >= input.hostLostAfterMs) {
+        beat.hostState = 'lost';
+        return result(true, { hostLost: true, hostState: 'lost' });
+      }
+      if (beat.hostState !== initialState) return result(false);
+      if (answered) {
+        const p = beat.probe!;
+        if (p.state === 'exited' || p.state === 'vanished' || p.state === 'missing') return result(true);
+        if (Date.now() >= input.deadlineMs) {
+          await h.cancel(input.runId, input.killGraceSeconds);
+          return result(true, { timedOut: true, probe: await h.probe(input.runId, input.logFile) });
+        }
+        if (input.syncIntervalMs > 0 && Date.now() - (beat.lastSyncAt ?? 0) >= input.syncIntervalMs) {
+          const r = await syncOnce(h, input, spec, beat);
+          synced.files += r.files;
+          synced.bytes += r.bytes;
+        }
+      }
+      if (Date.now() - started >= input.chunkMs) return result(false);
+      await ctx.sleep(input.pollIntervalMs);
+    }
+  } catch (e) {
+    // Only a cancel the workflow asked for stops the job. A timed-out attempt (this worker was too slow
+    // to heartbeat) or a worker shutdown leaves it running for the next attempt to watch.
+    if ((e instanceof CancelledFailure || ctx.cancellationSignal.aborted) && ctx.cancellationDetails?.cancelRequested) {
+      await h.cancel(input.runId, input.killGraceSeconds).catch((err: Error) => log.warn('stop after cancel failed', { error: err.message }));
+    }
+    throw e;
+  }
+}
+
+/** One probe into the heartbeat; false when the host did not answer (the loss clock starts). */
+async function probeInto(beat: MonitorHeartbeat, h: ShellHost, input: MonitorInput): Promise<boolean> {
+  const ctx = Context.current();
+  try {
+    beat.probe = await h.probe(input.runId, input.logFile, { signal: ctx.cancellationSignal, timeoutMs: input.probeTimeoutMs });
+    beat.hostState = 'reachable';
+    beat.unreachableSince = undefined;
+    return true;
+  } catch (e) {
+    if (ctx.cancellationSignal.aborted) throw e;
+    log.warn('probe got no answer', { host: input.host, error: (e as Error).message });
+    beat.hostState = 'unreachable';
+    beat.unreachableSince ??= Date.now();
+    return false;
+  }
+}
+
+/**
+ * Copies new and grown files back while the job runs. A sync that stalls (the host froze mid-transfer)
+ * is abandoned and its connection dropped, so it cannot write later; the next probe tells what happened.
+ */
+async function syncOnce(h: ShellHost, input: MonitorInput, spec: JobSpec, beat: MonitorHeartbeat): Promise<{ files: number; bytes: number }> {
+  const ctx = Context.current();
+  const stallMs = input.probeTimeoutMs * 2;
+  const stall = new AbortController();
+  const onCancel = () => stall.abort(ctx.cancellationSignal.reason);
+  ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
+  let watchdog = setTimeout(() => stall.abort(new Error('sync stalled')), stallMs);
+  try {
+    const r = await h.collect(input.runId, input.bundleDir, {
+      verify: false,
+      atomicDirs: spec.sync.atomicDirs,
+      signal: stall.signal,
+      execTimeoutMs: stallMs,
+      onProgress: () => {
+        ctx.heartbeat(beat);
+        clearTimeout(watchdog);
+        watchdog = setTimeout(() => stall.abort(new Error('sync stalled')), stallMs);
+      },
+    });
+    beat.lastSyncAt = Date.now();
+    return { files: r.filesFetched, bytes: r.bytesFetched };
+  } catch (e) {
+    if (ctx.cancellationSignal.aborted) throw e;
+    log.warn('sync failed; will try again', { host: input.host, error: (e as Error).message });
+    if (stall.signal.aborted) await h.transport.close().catch(() => undefined);
+    return { files: 0, bytes: 0 };
+  } finally {
+    clearTimeout(watchdog);
+    ctx.cancellationSignal.removeEventListener('abort', onCancel);
+  }
+}
