@@ -17,9 +17,9 @@ import { link, mkdir, open, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { walkFiles } from '../src/bundle';
 import { ShellHost, type CollectResult } from '../src/hosts/shell-host';
-import { SshTransport } from '../src/hosts/ssh-transport';
+import { SshTransport } from '../src/hosts/ssh';
 import { scriptBundle, tempDir } from '../test/helpers/bundles';
-import { startSshd, type SshdServer } from '../test/ssh/harness';
+import { startSshd, type SshdServer } from '../test/helpers/sshd';
 import { countingProxy, line, machine, median, mib, mibps, orbitHost, parseArgs, run, runMain, sleep, sshOptions, target, transportOptions, verdict } from './lib';
 
 const B = 'collect';

@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { runBundle, statusQuery, type RunBundleInput, type RunStatus } from '../src/workflows';
 import { scriptBundle, tempDir } from '../test/helpers/bundles';
-import { startSshd } from '../test/ssh/harness';
+import { startSshd } from '../test/helpers/sshd';
 import { HostRegistry, inProcessWorker, killRun, line, machine, median, orbitHost, parseArgs, rawSsh, runMain, s, sleep, temporal, verdict } from './lib';
 import type { WorkflowHandle } from '@temporalio/client';
 

@@ -13,11 +13,11 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { HostRegistry } from '../src/hosts/registry';
 import { ShellHost } from '../src/hosts/shell-host';
-import { SshTransport, type SshTransportOptions } from '../src/hosts/ssh-transport';
+import { SshTransport, type SshTransportOptions } from '../src/hosts/ssh';
 import { createOrbitWorker } from '../src/worker/worker';
 import { ensureDevServer, type DevServer } from '../temporal/dev-server';
 import { freePort } from '../test/helpers/ports';
-import type { SshdServer } from '../test/ssh/harness';
+import type { SshdServer } from '../test/helpers/sshd';
 
 export const REPO = resolve(__dirname, '..');
 

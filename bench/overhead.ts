@@ -11,7 +11,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runBundle, type RunBundleInput, type RunResult } from '../src/workflows';
 import { scriptBundle, tempDir } from '../test/helpers/bundles';
-import { startSshd } from '../test/ssh/harness';
+import { startSshd } from '../test/helpers/sshd';
 import { closeMux, HostRegistry, inProcessWorker, line, machine, median, orbitHost, parseArgs, rawScp, rawSsh, runMain, runtimeLogSpan, s, ShellHost, SshTransport, target, temporal, timeline, transportOptions, verdict, withNoDelay } from './lib';
 
 const B = 'overhead';

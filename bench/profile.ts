@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Client, type SFTPWrapper } from 'ssh2';
 import { scriptBundle } from '../test/helpers/bundles';
-import { startSshd } from '../test/ssh/harness';
+import { startSshd } from '../test/helpers/sshd';
 import { line, machine, mibps, orbitHost, parseArgs, run, runMain, sshOptions, target, withNoDelay } from './lib';
 
 const B = 'profile';

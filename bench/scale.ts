@@ -17,7 +17,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { runBundle, type RunBundleInput, type RunResult } from '../src/workflows';
 import type { RunTuning } from '../src/common/run';
 import { scriptBundle, tempDir } from '../test/helpers/bundles';
-import { startSshd, writeHostsFile, type SshdServer } from '../test/ssh/harness';
+import { startSshd, writeHostsFile, type SshdServer } from '../test/helpers/sshd';
 import { eventTypes, killRun, line, machine, median, memorySampler, parseArgs, rawScp, rawSsh, REPO, run, runMain, s, sleep, target, temporal, timeline, verdict } from './lib';
 
 const B = 'scale';

@@ -1,12 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GPU_AUDIT_SCRIPT, MANIFEST_SCRIPT, PRECHECK_CONFIG, PRECHECK_SCRIPT, RUN_SCRIPT, SCRIPTS_DIR } from './layout';
+import { GPU_AUDIT_SCRIPT, MANIFEST_SCRIPT, PRECHECK_CONFIG, PRECHECK_SCRIPT, RUN_SCRIPT, SCRIPTS_DIR } from '../common/layout';
 import type { JobSpec } from './schema';
-
-/** Quotes one word for POSIX sh. */
-export function shellQuote(word: string): string {
-  return /^[A-Za-z0-9_./=:@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
-}
+import { shellQuote } from '../common/shell';
 
 /** Renders scripts/orbit/run.sh: the entrypoint wrapper, with the JobSpec's command and env baked in. */
 export function renderRunScript(spec: JobSpec): string {

@@ -1,7 +1,7 @@
 /** `orbit hosts list` and `orbit hosts check NAME`: the inventory, and a live look at one host. */
 import { checkHost, factsWarnings } from '../hosts/check';
 import { loadInventory } from '../hosts/inventory';
-import { SshTransport } from '../hosts/ssh-transport';
+import { sshTransportFor } from '../worker/hosts';
 import { CliError } from './errors';
 
 export async function runHosts(args: string[], hostsFile: string | undefined, out: (s: string) => void): Promise<number> {
@@ -22,7 +22,7 @@ export async function runHosts(args: string[], hostsFile: string | undefined, ou
   if (sub === 'check' && name && extra.length === 0) {
     const host = inventory.hosts.find((h) => h.name === name);
     if (!host) throw new CliError(`no host named "${name}" in ${inventory.source ?? 'hosts.yaml'}; known: ${inventory.hosts.map((h) => h.name).join(', ') || '(none)'}`);
-    const transport = SshTransport.fromHost(host, { readyTimeoutMs: 10_000 });
+    const transport = sshTransportFor(host, { readyTimeoutMs: 10_000 });
     try {
       const facts = await checkHost(transport, { workRoot: host.workRoot, timeoutMs: 30_000 });
       out(`${name}: ${host.user}@${host.address}:${host.port} (${facts.hostname})`);

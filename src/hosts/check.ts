@@ -2,7 +2,9 @@
  * `orbit hosts check`: one short script over a transport that reports what a host is (OS, kernel,
  * free disk under the work root, GPUs, python3), parsed defensively since the far side is untrusted.
  */
-import { shellQuote } from '../bundle/render';
+import { MANIFEST_FILE } from '../common/layout';
+import { MARK } from '../common/protocol';
+import { shellQuote } from '../common/shell';
 import type { HostEntry } from './inventory';
 import type { Transport } from './transport';
 
@@ -30,13 +32,14 @@ export interface CheckHostOptions {
   signal?: AbortSignal;
 }
 
-const MARK = '@@ORBIT-CHECK ';
+/** Opens each section of the script's output: the mark, a space, the section name. */
+const SECTION = `${MARK.checkSection} `;
 
 /** Runs the check script on the target and returns its facts. Rejects only when the target is unreachable. */
 export async function checkHost(transport: Transport, options: CheckHostOptions = {}): Promise<HostFacts> {
   const root = options.workRoot ? shellQuote(options.workRoot) : '"$HOME"';
   const script = `
-sec() { printf '\\n${MARK}%s\\n' "$1"; }
+sec() { printf '\\n${SECTION}%s\\n' "$1"; }
 sec os; sed -n 's/^PRETTY_NAME=//p' /etc/os-release 2>/dev/null | head -n 1; echo; uname -s 2>/dev/null
 sec kernel; uname -r 2>/dev/null
 sec arch; uname -m 2>/dev/null
@@ -56,9 +59,9 @@ export function parseHostFacts(stdout: string): HostFacts {
   const sections = new Map<string, string[]>();
   let current: string[] | undefined;
   for (const raw of stdout.split('\n')) {
-    if (raw.startsWith(MARK)) {
+    if (raw.startsWith(SECTION)) {
       current = [];
-      sections.set(raw.slice(MARK.length).trim(), current);
+      sections.set(raw.slice(SECTION.length).trim(), current);
     } else current?.push(clean(raw));
   }
   const lines = (k: string) => (sections.get(k) ?? []).filter((l) => l.length > 0);
@@ -105,7 +108,7 @@ export function factsWarnings(facts: HostFacts, host: HostEntry): string[] {
   if (gpuType && facts.gpus.length && !facts.gpus.every((g) => g.toLowerCase().includes(gpuType.toLowerCase()))) {
     out.push(`hosts.yaml says gpuType ${gpuType}, but nvidia-smi lists: ${facts.gpus[0]}`);
   }
-  if (!facts.python3) out.push('python3 is missing: runs cannot write artifacts/manifest.json; install python3 on the host');
+  if (!facts.python3) out.push(`python3 is missing: runs cannot write ${MANIFEST_FILE}; install python3 on the host`);
   if (facts.freeDiskBytes !== null && facts.freeDiskBytes < 1024 ** 3) {
     out.push(`only ${(facts.freeDiskBytes / 1024 ** 2).toFixed(0)} MiB free under ${facts.diskPath}`);
   }

@@ -16,6 +16,8 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { formatProblem, parseWith, ValidationError, type Problem } from '../bundle/parse';
+import { expandHome } from './paths';
+import type { SshHostKeyPolicy, SshIdentity } from './ssh';
 
 /** The worker's own machine; never listed in hosts.yaml. */
 export const LOCAL_HOST = 'local';
@@ -144,10 +146,7 @@ function duplicateNames(raw: unknown): Problem[] {
   return out;
 }
 
-/** The private key file (with an optional passphrase from an environment variable) or ssh-agent. */
-export type SshIdentity = { keyFile: string; passphraseEnv?: string } | { agent: true };
-/** A pinned `SHA256:` fingerprint, or a known_hosts file (default `~/.ssh/known_hosts`). */
-export type SshHostKeyPolicy = { fingerprint: string } | { knownHostsFile?: string };
+export type { SshHostKeyPolicy, SshIdentity };
 
 type ParsedHost = z.infer<typeof hostSchema>;
 export type HostResources = ParsedHost['resources'];
@@ -251,11 +250,6 @@ export function parseInventory(text: string, source: string, options: { home?: s
 function hostIndex(path: string): number {
   const m = /^hosts\[(\d+)\]/.exec(path);
   return m ? Number(m[1]) : -1;
-}
-
-function expandHome(p: string, home: string): string {
-  if (p === '~') return home;
-  return p.startsWith('~/') ? join(home, p.slice(2)) : p;
 }
 
 // ------------------------------------------------------------------ placement

@@ -3,9 +3,8 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { copyFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { CappedBuffer, DEFAULT_MAX_OUTPUT, MAX_STDERR, StdoutPump } from './exec-output';
 import type { ExecOptions, ExecResult, StreamExecOptions, TransferOptions, Transport } from './transport';
-
-const DEFAULT_MAX_OUTPUT = 16 * 1024 * 1024;
 
 /** Runs scripts with the worker machine's own bash; files move with plain copies. */
 export class LocalTransport implements Transport {
@@ -23,8 +22,6 @@ export class LocalTransport implements Transport {
     const { onStdout } = options;
     return new Promise((resolvePromise, reject) => {
       let settled = false;
-      let consuming: Promise<void> = Promise.resolve();
-      let waiting = 0;
       const fail = (e: Error) => {
         if (settled) return;
         settled = true;
@@ -33,44 +30,26 @@ export class LocalTransport implements Transport {
         reject(e);
       };
       const child = spawn('bash', ['--norc', '--noprofile', '-c', script], { stdio: ['pipe', 'pipe', 'pipe'], signal: options.signal });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      let outBytes = 0;
-      const max = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
+      const out = new CappedBuffer(options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT);
+      const err = new CappedBuffer(MAX_STDERR);
+      const pump = onStdout && new StdoutPump(onStdout, child.stdout, () => settled, fail);
       let timer: NodeJS.Timeout | undefined;
       if (options.timeoutMs) {
         timer = setTimeout(() => fail(new Error(`local script timed out after ${options.timeoutMs} ms`)), options.timeoutMs);
       }
       child.stdout.on('data', (b: Buffer) => {
         if (settled) return;
-        if (onStdout) {
-          // Chunks are handed over one after another, never two at once; reading pauses while some wait.
-          waiting++;
-          if (waiting > 1) child.stdout.pause();
-          consuming = consuming
-            .then(() => (settled ? undefined : onStdout(b)))
-            .then(
-              () => {
-                if (--waiting === 0 && !settled) child.stdout.resume();
-              },
-              (e: unknown) => fail(e as Error),
-            );
-          return;
-        }
-        outBytes += b.length;
-        if (outBytes > max) fail(new Error(`local script printed more than ${max} bytes`));
-        else out.push(b);
+        if (pump) pump.push(b);
+        else if (!out.add(b)) fail(new Error(`local script printed more than ${out.max} bytes`));
       });
-      child.stderr.on('data', (b: Buffer) => {
-        if (err.reduce((n, x) => n + x.length, 0) < 1 << 20) err.push(b);
-      });
+      child.stderr.on('data', (b: Buffer) => err.addWhileRoom(b));
       child.on('error', (e) => fail(e));
       child.on('close', (code) => {
-        void consuming.then(() => {
+        void (pump?.drained() ?? Promise.resolve()).then(() => {
           if (settled) return;
           settled = true;
           if (timer) clearTimeout(timer);
-          resolvePromise({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+          resolvePromise({ code, stdout: out.text(), stderr: err.text() });
         });
       });
       child.stdin.on('error', () => undefined);

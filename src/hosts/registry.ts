@@ -1,3 +1,4 @@
+import { ERROR } from '../common/errors';
 import type { ShellHost } from './shell-host';
 
 /** Thrown when a run names a host the worker does not know. */
@@ -7,7 +8,7 @@ export class UnknownHostError extends Error {
     readonly known: string[],
   ) {
     super(`host "${hostName}" is not known to this worker; known hosts: ${known.join(', ') || '(none)'}`);
-    this.name = 'UnknownHostError';
+    this.name = ERROR.unknownHost;
   }
 }
 

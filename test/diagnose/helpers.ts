@@ -1,10 +1,9 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { afterEach } from 'vitest';
 import { Bundle, EXIT_CODE_FILE, RUN_SCRIPT, type JobSpecInput } from '../../src/bundle';
+import { useTempDirs as useTempDirsIn } from '../helpers/temp-dirs';
 
 export const ROOT = resolve(__dirname, '../..');
 /** The project venv: its python3 has torch. */
@@ -14,17 +13,7 @@ export const FIXTURES = join(ROOT, 'test', 'fixtures', 'nvidia-smi');
 export const FAKE_GPU_BIN = join(ROOT, 'test', 'fixtures', 'nvidia-smi', 'bin');
 
 /** A fresh temporary folder per call, removed after the test. */
-export function useTempDirs(): () => Promise<string> {
-  const made: string[] = [];
-  afterEach(async () => {
-    await Promise.all(made.splice(0).map((d) => rm(d, { recursive: true, force: true })));
-  });
-  return async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'orbit-diagnose-'));
-    made.push(dir);
-    return dir;
-  };
-}
+export const useTempDirs = (): (() => Promise<string>) => useTempDirsIn('orbit-diagnose-');
 
 export interface BundleParts {
   command: string[];
@@ -33,9 +22,14 @@ export interface BundleParts {
   /** Files under inputs/ (relative to inputs/). */
   inputs?: Record<string, string>;
   precheck?: JobSpecInput['precheck'];
+  /** job.json `progress`: the series the diagnosis judges and the report charts. */
+  progress?: JobSpecInput['progress'];
   env?: Record<string, string>;
   logFile?: string;
 }
+
+/** The training plugin's declaration: checkpoints/step-N/logging.jsonl, loss by step. */
+export const LOSS_SERIES = { file: 'logging.jsonl', step: 'step', metrics: [{ key: 'loss', goal: 'min' as const }] };
 
 /** Builds and freezes a real bundle through Bundle.create, like a plugin would. */
 export async function makeBundle(dir: string, parts: BundleParts): Promise<Bundle> {
@@ -49,6 +43,7 @@ export async function makeBundle(dir: string, parts: BundleParts): Promise<Bundl
     env: parts.env ?? {},
     entrypoint: { command: parts.command, logFile: parts.logFile ?? 'task.log' },
     ...(parts.precheck ? { precheck: parts.precheck } : {}),
+    ...(parts.progress ? { progress: parts.progress } : {}),
   });
   for (const [rel, text] of Object.entries(parts.scripts ?? {})) await bundle.writeScript(rel, text, true);
   for (const [rel, text] of Object.entries(parts.inputs ?? {})) await bundle.writeInput(rel, text);

@@ -1,13 +1,6 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Bundle, type JobSpecInput } from '../../src/bundle';
 
-/** A temp folder removed by the returned cleanup. */
-export async function tempDir(prefix = 'orbit-test-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
-}
+export { tempDir } from './temp-dirs';
 
 export function jobSpec(overrides: Partial<JobSpecInput> = {}): JobSpecInput {
   return {

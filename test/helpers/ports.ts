@@ -11,3 +11,6 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** A port on 127.0.0.1 that nothing listens on (for unreachable-host tests). */
+export const closedPort = freePort;

@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalTransport } from '../../src/hosts/local-transport';
 import { ShellHost } from '../../src/hosts/shell-host';
-import { HostUnreachableError, type ExecOptions, type ExecResult, type StreamExecOptions, type TransferOptions, type Transport } from '../../src/hosts/transport';
+import { HostUnreachableError, type ExecResult, type StreamExecOptions, type TransferOptions } from '../../src/hosts/transport';
 import { scriptBundle, tempDir } from '../helpers/bundles';
+import { filesBelow as tree } from '../helpers/files';
+import { PassThroughTransport } from '../helpers/transports';
 
 /** One ustar entry (header + data + padding), as a hostile host could send it. */
 function tarEntry(name: string, data: Buffer): Buffer {
@@ -27,8 +29,7 @@ function tarEntry(name: string, data: Buffer): Buffer {
 }
 
 /** Wraps the local transport: counts calls and lets a test rewrite the tar stream and its stderr. */
-class Tampering implements Transport {
-  readonly description = 'tampering local';
+class Tampering extends PassThroughTransport {
   streams = 0;
   downloads: string[] = [];
   rewriteScript?: (script: string) => string;
@@ -36,11 +37,10 @@ class Tampering implements Transport {
   extraStderr = '';
   /** Fails the stream as a dropped connection would, after this many bytes. */
   dropAfterBytes?: number;
-  private readonly inner = new LocalTransport();
-  exec(script: string, options?: ExecOptions): Promise<ExecResult> {
-    return this.inner.exec(script, options);
+  constructor() {
+    super(new LocalTransport(), 'tampering local');
   }
-  async execStream(script: string, options: StreamExecOptions): Promise<ExecResult> {
+  override async execStream(script: string, options: StreamExecOptions): Promise<ExecResult> {
     this.streams++;
     const s = this.rewriteScript ? this.rewriteScript(script) : script;
     if (!this.rewriteStream) {
@@ -56,25 +56,10 @@ class Tampering implements Transport {
     }
     return { ...r, stdout: '', stderr: r.stderr + this.extraStderr };
   }
-  upload(localPath: string, remotePath: string, options?: TransferOptions): Promise<void> {
-    return this.inner.upload(localPath, remotePath, options);
-  }
-  download(remotePath: string, localPath: string, offset: number, maxBytes: number, options?: TransferOptions): Promise<number> {
+  override download(remotePath: string, localPath: string, offset: number, maxBytes: number, options?: TransferOptions): Promise<number> {
     this.downloads.push(remotePath);
     return this.inner.download(remotePath, localPath, offset, maxBytes, options);
   }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-}
-
-/** Every file below `dir`, relative, sorted. */
-async function tree(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((e) => e.isFile())
-    .map((e) => join(e.parentPath, e.name).slice(dir.length + 1))
-    .sort();
 }
 
 describe('collect: small files in one tar stream', () => {

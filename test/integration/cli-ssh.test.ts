@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { verifyManifest } from '../../src/bundle';
 import { tempDir } from '../helpers/bundles';
 import { orbit, ROOT } from '../helpers/orbit-cli';
-import { startSshd, writeHostsFile, type SshdServer } from '../ssh/harness';
+import { startSshd, writeHostsFile, type SshdServer } from '../helpers/sshd';
 
 
 

@@ -18,7 +18,7 @@ import { ensureDevServer, type DevServer } from '../../temporal/dev-server';
 import { scriptBundle, tempDir } from '../helpers/bundles';
 import { recordHistory } from '../helpers/histories';
 import { freePort } from '../helpers/ports';
-import { startSshd, writeHostsFile, type SshdServer } from '../ssh/harness';
+import { startSshd, writeHostsFile, type SshdServer } from '../helpers/sshd';
 
 const ORBIT = resolve(__dirname, '../../bin/orbit');
 

@@ -1,12 +1,11 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { afterEach } from 'vitest';
 import { EXIT_CODE_FILE, RUN_SCRIPT, verifyManifest, type Problem } from '../../src/bundle';
 import type { RunOutcome } from '../../src/plugins/types';
+import { useTempDirs as useTempDirsIn } from '../helpers/temp-dirs';
 
 export const ROOT = resolve(__dirname, '../..');
 export const EXAMPLES = join(ROOT, 'examples');
@@ -14,17 +13,7 @@ export const EXAMPLES = join(ROOT, 'examples');
 export const VENV_BIN = join(ROOT, '.venv', 'bin');
 
 /** A fresh temporary folder per call, removed after the test. */
-export function useTempDirs(): () => Promise<string> {
-  const made: string[] = [];
-  afterEach(async () => {
-    await Promise.all(made.splice(0).map((d) => rm(d, { recursive: true, force: true })));
-  });
-  return async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'orbit-plugins-'));
-    made.push(dir);
-    return dir;
-  };
-}
+export const useTempDirs = (): (() => Promise<string>) => useTempDirsIn('orbit-plugins-');
 
 /** A request file's plugin fields: the YAML without `task` and `jobId`, as the CLI hands them over. */
 export function loadRequest(file: string): { task: string; jobId?: string; raw: Record<string, unknown> } {

@@ -2,9 +2,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkHost, factsWarnings, parseHostFacts } from '../../src/hosts/check';
 import { loadInventory } from '../../src/hosts/inventory';
-import { SshTransport } from '../../src/hosts/ssh-transport';
+import { MARK } from '../../src/common/protocol';
+import { sshTransportFor } from '../../src/worker/hosts';
 import { tempDir } from '../helpers/bundles';
-import { startSshd, writeHostsFile, type SshdServer } from './harness';
+import { startSshd, writeHostsFile, type SshdServer } from '../helpers/sshd';
 
 describe('checkHost', () => {
   let server: SshdServer;
@@ -20,7 +21,7 @@ describe('checkHost', () => {
     const inventory = await loadInventory({ path: file });
     const host = inventory.hosts[0];
     if (!host) throw new Error('no host');
-    const transport = SshTransport.fromHost(host);
+    const transport = sshTransportFor(host);
     try {
       const facts = await checkHost(transport, { workRoot: join(host.workRoot, 'not/yet/there') });
       expect(facts.kernel).toMatch(/^\d+\.\d+/);
@@ -38,7 +39,7 @@ describe('checkHost', () => {
   });
 
   it('parses GPUs, missing tools and hostile output defensively', () => {
-    const mark = '@@ORBIT-CHECK ';
+    const mark = `${MARK.checkSection} `;
     const out = (sections: Record<string, string>) => Object.entries(sections).map(([k, v]) => `\n${mark}${k}\n${v}`).join('');
     const gpu = parseHostFacts(
       out({

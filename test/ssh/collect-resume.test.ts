@@ -4,9 +4,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShellHost } from '../../src/hosts/shell-host';
-import { SshTransport } from '../../src/hosts/ssh-transport';
+import { SshTransport } from '../../src/hosts/ssh';
 import { scriptBundle, tempDir } from '../helpers/bundles';
-import { startSshd, type SshdServer } from './harness';
+import { sshOptions, startSshd, type SshdServer } from '../helpers/sshd';
 
 describe('a collection cut mid-file by a dying host', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -20,14 +20,7 @@ describe('a collection cut mid-file by a dying host', () => {
     host = new ShellHost({
       name: 'resume-host',
       workRoot: sshd.workRoot,
-      transport: new SshTransport({
-        address: sshd.address,
-        port: sshd.port,
-        user: sshd.user,
-        identity: { keyFile: sshd.keyFile },
-        hostKey: { fingerprint: sshd.hostKeyFingerprint },
-        readyTimeoutMs: 3_000,
-      }),
+      transport: new SshTransport(sshOptions(sshd, { name: undefined, readyTimeoutMs: 3_000 })),
     });
   });
   afterAll(async () => {

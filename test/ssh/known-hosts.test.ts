@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkKnownHosts, keyTypeOf, knownHostsMatches, knownHostsName, parseKnownHosts, sshFingerprint } from '../../src/hosts/ssh-transport';
+import { checkKnownHosts, keyTypeOf, knownHostsMatches, knownHostsName, parseKnownHosts, sshFingerprint } from '../../src/hosts/ssh';
 import { tempDir } from '../helpers/bundles';
 
 describe('known_hosts and fingerprints (no sshd)', () => {

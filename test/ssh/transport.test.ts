@@ -3,22 +3,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HostKeyError, SshAuthError, SshTransport, type SshTransportOptions } from '../../src/hosts/ssh-transport';
+import { HostKeyError, SshAuthError, SshTransport, type SshTransportOptions } from '../../src/hosts/ssh';
 import { HostUnreachableError } from '../../src/hosts/transport';
 import { tempDir } from '../helpers/bundles';
-import { closedPort, startSshd, type SshdServer } from './harness';
+import { closedPort } from '../helpers/ports';
+import { sshOptions, startSshd, type SshdServer } from '../helpers/sshd';
 
 function transportFor(s: SshdServer, extra: Partial<SshTransportOptions> = {}): SshTransport {
-  return new SshTransport({
-    name: s.name,
-    address: s.address,
-    port: s.port,
-    user: s.user,
-    identity: { keyFile: s.keyFile },
-    hostKey: { knownHostsFile: s.knownHostsFile },
-    readyTimeoutMs: 5000,
-    ...extra,
-  });
+  return new SshTransport(sshOptions(s, { hostKey: { knownHostsFile: s.knownHostsFile }, readyTimeoutMs: 5000, ...extra }));
 }
 
 describe('SshTransport against a real sshd', () => {

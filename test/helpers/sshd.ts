@@ -6,11 +6,13 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
+import type { SshTransportOptions } from '../../src/hosts/ssh';
+import { freePort } from './ports';
 
 const run = promisify(execFile);
 const SSHD = '/usr/sbin/sshd';
@@ -191,6 +193,22 @@ export async function writeHostsFile(path: string, servers: SshdServer[], extra:
   await writeFile(path, stringify({ hosts: [...servers.map((s) => s.hostsEntry()), ...extra] }));
 }
 
+/**
+ * SshTransport options that reach `server` with its user key and its pinned host key fingerprint;
+ * `extra` replaces any of them (e.g. `hostKey: { knownHostsFile: server.knownHostsFile }`).
+ */
+export function sshOptions(server: SshdServer, extra: Partial<SshTransportOptions> = {}): SshTransportOptions {
+  return {
+    name: server.name,
+    address: server.address,
+    port: server.port,
+    user: server.user,
+    identity: { keyFile: server.keyFile },
+    hostKey: { fingerprint: server.hostKeyFingerprint },
+    ...extra,
+  };
+}
+
 /** Every process below `root`, found through /proc (Linux). */
 function descendants(root: number): number[] {
   const children = new Map<number, number[]>();
@@ -223,21 +241,6 @@ function descendants(root: number): number[] {
   }
   return out;
 }
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** A port on 127.0.0.1 that nothing listens on (for unreachable-host tests). */
-export const closedPort = freePort;
 
 async function waitForBanner(port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;

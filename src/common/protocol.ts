@@ -1,0 +1,75 @@
+/**
+ * The remote protocol between Orbit's host code (src/hosts) and what runs on a host (run.sh and the
+ * scripts the host code sends): the files a run leaves in its folder, the lines the scripts print, and
+ * the exit codes that mean something. Written once here; node-free.
+ *
+ * A run's folder on a host is `<workRoot>/<runId>/`, the bundle's layout (./layout.ts) plus:
+ *   runtime/.launched/        made atomically (mkdir) by the launch script: only one launch may start the job
+ *   runtime/.launched/pid     the pid of the detached wrapper (setsid: also its process group id)
+ *   runtime/wrapper.out       stdout and stderr of run.sh itself
+ *   runtime/pid               written by run.sh as its first act (the process group to signal)
+ *   runtime/exit_code         written by run.sh as its last act, after artifacts/manifest.json
+ */
+import { RUNTIME_DIR } from './layout';
+
+export const LAUNCH_MARKER_DIR = `${RUNTIME_DIR}/.launched`;
+export const LAUNCH_PID_FILE = `${LAUNCH_MARKER_DIR}/pid`;
+export const WRAPPER_OUT_FILE = `${RUNTIME_DIR}/wrapper.out`;
+/** The full collection report in the local bundle (the workflow gets a capped summary). */
+export const COLLECTION_REPORT = `${RUNTIME_DIR}/collection.json`;
+/** Where a relaunch stages the unit folder to resume from, inside the run folder. */
+export const RESUME_DIR = 'resume';
+
+/** Lines the host scripts print: one word, at the start of a line. */
+export const MARK = {
+  /** A launch that started the job. */
+  launched: 'ORBIT_LAUNCHED',
+  /** A launch that found the job launched already and started nothing. */
+  existing: 'ORBIT_EXISTING',
+  /** Followed by a message: the run folder or its run.sh is not there (exit code EXIT.notStaged). */
+  error: 'ORBIT_ERR',
+  /** A cancel that found no job running: nothing was signalled. */
+  notRunning: 'ORBIT_NOT_RUNNING',
+  /** A cancel that stopped the job with TERM within the grace period. */
+  stopped: 'ORBIT_STOPPED',
+  /** A cancel that had to KILL the job's process group. */
+  killed: 'ORBIT_KILLED',
+  /**
+   * Followed by a pid, on stderr: printed by the SSH login shell before it becomes bash, so a
+   * timed-out or aborted script can be killed with its whole session (process group).
+   */
+  sessionPid: 'ORBIT_PID',
+  /** Followed by a section name: the start of one section of the `orbit hosts check` script's output. */
+  checkSection: '@@ORBIT-CHECK',
+} as const;
+
+/** Lines that open the log tails in the probe script's output (after its `key=value` lines). */
+export const PROBE_SECTION = {
+  runtimeLog: '--runtime.log',
+  taskLog: '--task.log',
+} as const;
+
+export const EXIT = {
+  /** A host script's own exit: the run was never staged on this host. */
+  notStaged: 3,
+  /** run.sh: the dependency precheck failed and the entrypoint never started. */
+  precheckFailed: 86,
+  /** run.sh could not enter its own bundle folder. */
+  noBundle: 90,
+  /** Recorded by cancel when the job had to be killed before it wrote its own exit code. */
+  killed: 137,
+  /** The usual exit of a job stopped by TERM. */
+  terminated: 143,
+  /** The SSH transport's own: a script sent ahead of stdin could not be read whole. */
+  scriptNotRead: 97,
+} as const;
+
+/** Environment that run.sh reads or sets for the job. */
+export const ENV = {
+  runId: 'ORBIT_RUN_ID',
+  bundleDir: 'ORBIT_BUNDLE_DIR',
+  artifactsDir: 'ORBIT_ARTIFACTS_DIR',
+  inputsDir: 'ORBIT_INPUTS_DIR',
+  /** Set on a relaunch: the staged unit folder to continue from. */
+  resumeFrom: 'ORBIT_RESUME_FROM',
+} as const;
