@@ -17,7 +17,7 @@ import { SshTransport, type SshTransportOptions } from '../src/hosts/ssh';
 import { createOrbitWorker } from '../src/worker/worker';
 import { ensureDevServer, type DevServer } from '../temporal/dev-server';
 import { freePort } from '../test/helpers/ports';
-import type { SshdServer } from '../test/helpers/sshd';
+import { sshOptions as sshdTransportOptions, type SshdServer } from '../test/helpers/sshd';
 
 export const REPO = resolve(__dirname, '..');
 
@@ -243,17 +243,7 @@ export async function inProcessWorker(address: string, taskQueue: string, hosts:
 // ------------------------------------------------------------------ hosts
 
 /** The SSH transport options Orbit uses for a harness sshd (pinned host key). */
-export function transportOptions(sshd: SshdServer, extra: Partial<SshTransportOptions> = {}): SshTransportOptions {
-  return {
-    name: sshd.name,
-    address: sshd.address,
-    port: sshd.port,
-    user: sshd.user,
-    identity: { keyFile: sshd.keyFile },
-    hostKey: { fingerprint: sshd.hostKeyFingerprint },
-    ...extra,
-  };
-}
+export const transportOptions = sshdTransportOptions;
 
 export function orbitHost(sshd: SshdServer, extra: Partial<SshTransportOptions> = {}): ShellHost {
   return new ShellHost({ name: sshd.name, workRoot: sshd.workRoot, transport: new SshTransport(transportOptions(sshd, extra)) });
