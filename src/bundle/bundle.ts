@@ -194,9 +194,9 @@ export async function validateBundleDir(dir: string): Promise<Problem[]> {
         problems.push({ path: `${JOB_FILE}.inputs[${i}].path`, message: `declares inputs/${input.path}, which is not in the bundle` });
       }
     });
-    spec.precheck.python.modules.forEach((m, i) => {
-      if (m.fork && !existsSync(join(abs, m.fork))) {
-        problems.push({ path: `${JOB_FILE}.precheck.python.modules[${i}].fork`, message: `names ${m.fork}, which is not in the bundle` });
+    spec.precheck.provenance.forEach((check, i) => {
+      if (!existsSync(join(abs, check.manifest))) {
+        problems.push({ path: `${JOB_FILE}.precheck.provenance[${i}].manifest`, message: `names ${check.manifest}, which is not in the bundle` });
       }
     });
     spec.entrypoint.command.forEach((arg, i) => {

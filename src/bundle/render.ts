@@ -16,7 +16,7 @@ export function renderRunScript(spec: JobSpec): string {
     .replaceAll('@@COMMAND_TEXT@@', command.replace(/[`$"\\]/g, '\\$&'))
     .replaceAll('@@LOG_FILE@@', spec.entrypoint.logFile)
     .replaceAll('@@PRECHECK_PYTHON@@', shellQuote(spec.precheck.python.interpreter))
-    .replaceAll('@@PRECHECK_REQUIRED@@', spec.precheck.python.modules.length > 0 ? '1' : '0')
+    .replaceAll('@@PRECHECK_REQUIRED@@', spec.precheck.python.modules.length > 0 || spec.precheck.provenance.some((c) => c.required) ? '1' : '0')
     .replaceAll('@@COMMAND@@', command);
 }
 

@@ -74,6 +74,10 @@ const pythonModuleName = z
   .string()
   .regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/, 'must be a Python module name such as numpy or my_pkg.sub');
 
+/** A bundle path under inputs/ or scripts/: frozen with the bundle, so a check can rely on it. */
+const frozenPath = (what: string) =>
+  relativePathSchema.refine((p) => p.startsWith('inputs/') || p.startsWith('scripts/'), { message: `${what} must be a path under inputs/ or scripts/ of the bundle` });
+
 export const precheckModuleSchema = z
   .object({
     /** Imported by the precheck with the job's environment (PYTHONPATH included). */
@@ -81,16 +85,46 @@ export const precheckModuleSchema = z
     /** Lowest acceptable version, compared numerically part by part (e.g. "2.1" accepts 2.1.0 and 2.10). */
     minVersion: z.string().regex(/^\d+(\.\d+)*$/, 'minVersion must be dotted numbers such as 2.1 or 0.13.1').optional(),
     /**
-     * Bundle path of a staged fork's FORK_MANIFEST.json ({repository, commit, files: {relpath: sha256}},
-     * paths relative to the manifest's folder). The module must be imported from that folder and every
-     * listed file must match; anything else fails the precheck.
+     * @deprecated Read only from bundles built before `precheck.provenance` existed: the bundle path
+     * of a staged copy's manifest. Parsing maps it to a `tree-manifest` provenance check (see below).
      */
-    fork: relativePathSchema
-      .refine((p) => p.startsWith('inputs/') || p.startsWith('scripts/'), { message: 'fork must be a path under inputs/ or scripts/ of the bundle' })
-      .optional(),
+    fork: frozenPath('fork').optional(),
   })
   .strict();
-export type PrecheckModule = z.infer<typeof precheckModuleSchema>;
+export type PrecheckModule = Omit<z.infer<typeof precheckModuleSchema>, 'fork'>;
+
+/**
+ * A staged tree checked against its manifest before the entrypoint starts. The manifest is JSON:
+ * `{repository?, commit?, files}`, `files` either `{relpath: digest}` or `[{path, sha256 | oid}]`,
+ * paths relative to `root`. Every listed file must be there with its digest; with `module`, that
+ * module must be imported (with the job's environment) from a listed file inside `root`.
+ * Example, a patched copy of a library staged under inputs/:
+ *   {kind: "tree-manifest", label: "fork mylib", noun: "fork", manifest: "inputs/fork/FORK_MANIFEST.json", module: "mylib"}
+ */
+export const treeManifestCheckSchema = z
+  .object({
+    kind: z.literal('tree-manifest'),
+    /** The check's name in artifacts/runtime-precheck.log and the report; no ':' (the log line splits there). */
+    label: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._@+/-]{0,79}$/, 'label must be 1-80 chars of A-Z, a-z, 0-9, space, ".", "_", "@", "+", "/", "-"'),
+    /** What the tree is, in messages ("the staged <noun> repo@commit") and the diagnosis kind ("<noun>-mismatch"). */
+    noun: z.string().regex(/^[a-z][a-z0-9 -]{0,31}$/, 'noun must be 1-32 chars of a-z, 0-9, space and "-", starting with a letter').default('tree'),
+    /** Bundle path of the manifest. */
+    manifest: frozenPath('manifest'),
+    /** Bundle folder the listed paths are relative to; default: the manifest's folder. */
+    root: frozenPath('root').optional(),
+    /** A file's digest: `sha256` of its bytes, or `git-blob`, git's blob id (sha1 of "blob <size>\0" + bytes). */
+    digest: z.enum(['sha256', 'git-blob']).default('sha256'),
+    /** A Python module that must come from the tree. */
+    module: pythonModuleName.optional(),
+    /** false: a difference is logged as a warning and the run goes on (for a task that enforces it itself). */
+    required: z.boolean().default(true),
+  })
+  .strict();
+
+/** One declared provenance check; `kind` picks what precheck.py does with it. */
+export const provenanceCheckSchema = z.discriminatedUnion('kind', [treeManifestCheckSchema]);
+export type ProvenanceCheck = z.infer<typeof provenanceCheckSchema>;
+export type ProvenanceCheckInput = z.input<typeof provenanceCheckSchema>;
 
 /** What scripts/orbit/run.sh checks before it starts the entrypoint; a failure stops the run with exit code 86. */
 export const precheckSchema = z
@@ -99,14 +133,62 @@ export const precheckSchema = z
       .object({
         /** Program that runs the precheck and imports the modules; should be the one the entrypoint uses. */
         interpreter: z.string().min(1).default('python3'),
-        /** Modules the job cannot run without. With none, a missing interpreter is logged, not fatal. */
+        /** Modules the job cannot run without. With no modules and no provenance checks, a missing interpreter is logged, not fatal. */
         modules: z.array(precheckModuleSchema).default([]),
       })
       .strict()
       .default({ interpreter: 'python3', modules: [] }),
+    /** Provenance checks the plugin declares (a plugin fills them in; the core knows no task's trees). */
+    provenance: z.array(provenanceCheckSchema).default([]),
+  })
+  .strict()
+  .transform(({ python, provenance }) => {
+    // Bundles built before `provenance` named a module's staged copy in `modules[].fork`: same check, old log label.
+    const legacy = python.modules.flatMap((m): ProvenanceCheck[] =>
+      m.fork ? [{ kind: 'tree-manifest', label: `fork ${m.name}`, noun: 'fork', manifest: m.fork, module: m.name, digest: 'sha256', required: true }] : [],
+    );
+    const modules: PrecheckModule[] = python.modules.map((m) => ({ name: m.name, ...(m.minVersion !== undefined ? { minVersion: m.minVersion } : {}) }));
+    return { python: { interpreter: python.interpreter, modules }, provenance: [...legacy, ...provenance] };
+  });
+export type Precheck = z.infer<typeof precheckSchema>;
+
+export const progressMetricSchema = z
+  .object({
+    /** The record's key holding the value, e.g. "loss" or "reward". */
+    key: z.string().min(1).max(128),
+    /** Name in the report and the diagnosis; default: the key. */
+    label: z.string().min(1).max(128).optional(),
+    /** Which way is progress. With a goal the stall rule judges the metric; without, it is charted and checked for NaN/inf only. */
+    goal: z.enum(['min', 'max']).optional(),
   })
   .strict();
-export type Precheck = z.infer<typeof precheckSchema>;
+export type ProgressMetric = z.infer<typeof progressMetricSchema>;
+
+/**
+ * The bundle's progress series: what the diagnosis judges (NaN/inf, stall) and the report charts.
+ * Optional: a bundle without one gets no progress rules and no chart. Example, as a plugin declares it:
+ *   {file: "logging.jsonl", format: "jsonl", step: "step", metrics: [{key: "loss", goal: "min"}]}
+ */
+export const progressSchema = z
+  .object({
+    /**
+     * The series file under artifacts/. A bare name (no '/') is looked for at any depth and the file
+     * with the most points wins (e.g. one copy per checkpoint); a path names exactly one file.
+     */
+    file: relativePathSchema,
+    /** `jsonl`: one JSON object per line; NaN and Infinity as Python's json module writes them. */
+    format: z.literal('jsonl').default('jsonl'),
+    /** The record's key holding the step; a record without it gets its position (1-based). */
+    step: z.string().min(1).max(128).default('step'),
+    /** The metrics judged and charted, in order; the first is the headline one. */
+    metrics: z
+      .array(progressMetricSchema)
+      .min(1, 'progress.metrics must name at least one metric')
+      .refine((ms) => new Set(ms.map((m) => m.key)).size === ms.length, { message: 'progress.metrics names the same key twice' }),
+  })
+  .strict();
+export type ProgressSpec = z.infer<typeof progressSchema>;
+export type ProgressSpecInput = z.input<typeof progressSchema>;
 
 export const jobSpecSchema = z
   .object({
@@ -141,6 +223,8 @@ export const jobSpecSchema = z
     timeouts: timeoutsSchema.default(timeoutsSchema.parse({})),
     /** Dependency provenance checked before the entrypoint starts (artifacts/runtime-precheck.log). */
     precheck: precheckSchema.default(precheckSchema.parse({})),
+    /** The progress series the diagnosis judges and the report charts; absent in bundles without one (and older ones). */
+    progress: progressSchema.optional(),
     sync: syncSchema.default(syncSchema.parse({})),
     metadata: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
   })

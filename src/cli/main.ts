@@ -25,7 +25,7 @@ Usage:
   orbit diagnose RUN                                         which layer of a run failed (runtime, precheck, task,
                                                              progress, gpu), with the evidence; RUN is a run id or a
                                                              bundle folder; exit 0 healthy, 1 not
-  orbit report RUN                                           write <bundle>/runtime/report.html: timeline, loss and GPU
+  orbit report RUN                                           write <bundle>/runtime/report.html: timeline, progress, GPU
                                                              charts, provenance and the diagnosis, viewable offline
   orbit list [--task T] [--phase P] [--host H] [--sweep S] [--query Q] [--limit N]
                                                              runs, newest first, found by Orbit's search attributes

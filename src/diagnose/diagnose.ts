@@ -2,9 +2,10 @@
  * Diagnosis of a run from its bundle alone. The log surfaces form a decision tree, walked in order:
  *
  *   1. runtime   runtime/runtime.log             did the wrapper stage and probe on the host?
- *   2. precheck  artifacts/runtime-precheck.log  did the dependencies resolve (versions, paths, forks)?
+ *   2. precheck  artifacts/runtime-precheck.log  did the dependencies resolve (versions, paths, declared provenance)?
  *   3. task      the task log + exit code         did the process crash, and with what?
- *   4. progress  artifacts/** /logging.jsonl      did the loss make progress, stall, or go NaN/inf?
+ *   4. progress  job.json `progress` series        did its metrics make progress, stall, or go NaN/inf?
+ *                (e.g. artifacts/** /logging.jsonl, key loss: the training plugin's declaration)
  *   5. gpu       artifacts/nvml-audit.jsonl       did GPU memory climb to the limit before the end?
  *
  * The verdict is the first layer that failed, except that a process killed by a signal, with no
@@ -13,69 +14,38 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { ARTIFACTS_DIR, EXIT_CODE_FILE, GPU_AUDIT_LOG, JOB_FILE, LAST_RUN_FILE, PRECHECK_FAILED_EXIT_CODE, PRECHECK_LOG, RUNTIME_LOG } from '../bundle/layout';
+import { ARTIFACTS_DIR, EXIT_CODE_FILE, GPU_AUDIT_LOG, JOB_FILE, LAST_RUN_FILE, PRECHECK_LOG, RUNTIME_LOG } from '../common/layout';
+import { EXIT } from '../common/protocol';
 import {
-  findFiles,
   numberedLines,
+  declaredProgress,
+  declaredProvenance,
   parseGpuAudit,
-  parseMetricsLog,
   parsePrecheckLog,
   parseRuntimeLog,
   readText,
   type GpuSample,
-  type MetricPoint,
+  type PrecheckEntry,
   type RuntimeEvent,
 } from './sources';
+import type { Diagnosis, Evidence, LayerFinding } from './findings';
+import { LAYER_QUESTIONS, LAYERS } from './findings';
+import { progressLayer } from './progress';
+import type { ProgressSpec, ProvenanceCheck } from '../bundle/schema';
 
-export type LayerId = 'runtime' | 'precheck' | 'task' | 'progress' | 'gpu';
-export const LAYERS: readonly LayerId[] = ['runtime', 'precheck', 'task', 'progress', 'gpu'];
-
-export const LAYER_QUESTIONS: Record<LayerId, string> = {
-  runtime: 'did the bundle stage and probe on the host?',
-  precheck: 'did the dependencies resolve?',
-  task: 'did the process run to a clean exit?',
-  progress: 'did the loss make progress?',
-  gpu: 'did GPU memory climb to the limit before the end?',
-};
-
-/** One line of a file that supports a finding. `file` is relative to the bundle. */
-export interface Evidence {
-  file: string;
-  line?: number;
-  text: string;
-}
-
-export interface LayerFinding {
-  layer: LayerId;
-  status: 'ok' | 'failed' | 'skipped';
-  /** One line: what this layer shows. */
-  summary: string;
-  evidence: Evidence[];
-  /** A finer label of a failure, e.g. "missing-module", "exception", "signal", "nan". */
-  kind?: string;
-}
-
-export interface Diagnosis {
-  bundleDir: string;
-  healthy: boolean;
-  /** The layer that explains the failure; undefined when healthy. */
-  verdict?: LayerFinding;
-  exitCode: number | null;
-  layers: LayerFinding[];
-}
+export * from './findings';
 
 /** GPU memory at or above this share of the total, near the end, counts as "at the limit". */
 export const GPU_LIMIT_FRACTION = 0.95;
-/** A loss that improved by less than this share between the first and last tenth of the run stalled. */
-export const STALL_IMPROVEMENT = 0.01;
-/** Fewest loss points before a stall is judged. */
-export const STALL_MIN_POINTS = 20;
 
 const SIGNALS: Record<number, string> = { 1: 'SIGHUP', 2: 'SIGINT', 6: 'SIGABRT', 9: 'SIGKILL', 11: 'SIGSEGV', 13: 'SIGPIPE', 15: 'SIGTERM' };
 
 interface Context {
   dir: string;
   logFile: string;
+  /** job.json's `progress`: undefined when the bundle declares no series. */
+  progress: ProgressSpec | undefined;
+  provenance: ProvenanceCheck[];
   runtime: RuntimeEvent[];
   runtimeText?: string;
   exitCode: number | null;
@@ -85,9 +55,12 @@ interface Context {
 export async function diagnoseBundle(bundleDir: string): Promise<Diagnosis> {
   const dir = resolve(bundleDir);
   const runtimeText = await readText(join(dir, RUNTIME_LOG));
+  const job = await readJob(dir);
   const ctx: Context = {
     dir,
-    logFile: await taskLogFile(dir),
+    logFile: taskLogFile(job),
+    progress: declaredProgress(job),
+    provenance: declaredProvenance(job),
     runtime: runtimeText === undefined ? [] : parseRuntimeLog(runtimeText),
     ...(runtimeText !== undefined ? { runtimeText } : {}),
     exitCode: await exitCodeOf(dir),
@@ -95,7 +68,7 @@ export async function diagnoseBundle(bundleDir: string): Promise<Diagnosis> {
   const runtime = runtimeLayer(ctx);
   const precheck = await precheckLayer(ctx);
   const task = await taskLayer(ctx, precheck);
-  const progress = await progressLayer(ctx);
+  const progress = await progressLayer(ctx.dir, ctx.progress);
   const gpu = await gpuLayer(ctx);
   const layers = [runtime, precheck, task, progress, gpu];
   const failed = layers.filter((l) => l.status === 'failed');
@@ -104,14 +77,18 @@ export async function diagnoseBundle(bundleDir: string): Promise<Diagnosis> {
   return { bundleDir: dir, healthy: failed.length === 0, ...(verdict ? { verdict } : {}), exitCode: ctx.exitCode, layers };
 }
 
-async function taskLogFile(dir: string): Promise<string> {
+/** job.json as plain JSON (read leniently: a diagnosis must work on a bundle whose job.json is off); undefined when unreadable. */
+async function readJob(dir: string): Promise<unknown> {
   try {
-    const job = JSON.parse(await readFile(join(dir, JOB_FILE), 'utf8')) as { entrypoint?: { logFile?: unknown } };
-    const f = job.entrypoint?.logFile;
-    if (typeof f === 'string' && f && !f.startsWith('/') && !f.split('/').includes('..')) return f;
+    return JSON.parse(await readFile(join(dir, JOB_FILE), 'utf8')) as unknown;
   } catch {
-    // an unreadable job.json: fall back to the default log name
+    return undefined;
   }
+}
+
+function taskLogFile(job: unknown): string {
+  const f = (job as { entrypoint?: { logFile?: unknown } } | undefined)?.entrypoint?.logFile;
+  if (typeof f === 'string' && f && !f.startsWith('/') && !f.split('/').includes('..')) return f;
   return 'task.log';
 }
 
@@ -168,12 +145,13 @@ async function precheckLayer(ctx: Context): Promise<LayerFinding> {
     if (!fails.length) evidence.push(...numberedLines(text).slice(-5).map((l) => ev(PRECHECK_LOG, l)));
     if (event) evidence.push(runtimeEv(event));
     const first = fails[0];
+    const check = first && ctx.provenance.find((c) => c.label === first.what);
     const kind = !first
       ? 'crashed'
       : first.what === 'interpreter'
         ? 'missing-interpreter'
-        : first.what.startsWith('fork ')
-          ? 'fork-mismatch'
+        : check
+          ? `${check.noun.replace(/ +/g, '-')}-mismatch`
           : /not importable/.test(first.message)
             ? 'missing-module'
             : /older than/.test(first.message)
@@ -182,12 +160,20 @@ async function precheckLayer(ctx: Context): Promise<LayerFinding> {
     const what = first ? `${first.what}: ${first.message}` : 'the precheck did not finish';
     return { ...base, status: 'failed', kind, summary: `${fails.length || 1} check(s) failed; first: ${what}`, evidence };
   }
-  const modules = log.entries.filter((e) => e.what.startsWith('module ') || e.what.startsWith('fork '));
+  const labels = new Set(ctx.provenance.map((c) => c.label));
+  const modules = log.entries.filter((e) => e.what.startsWith('module ') || labels.has(e.what));
+  const passed = modules.filter((m) => m.status === 'ok');
+  const warned = modules.filter((m) => m.status === 'warn');
   const interp = log.entries.find((e) => e.what === 'interpreter');
+  const name = (m: PrecheckEntry) => (labels.has(m.what) ? m.what : m.what.replace(/^module /, ''));
+  const said = [
+    ...(passed.length ? [`${passed.length} required module/provenance check(s) passed: ${passed.map((m) => `${name(m)} ${m.version ?? 'ok'}`).join(', ')}`] : []),
+    ...(warned.length ? [`${warned.length} warning(s), first: ${warned[0]!.what}: ${warned[0]!.message.slice(0, 300)}`] : []),
+  ];
   return {
     ...base,
     status: 'ok',
-    summary: modules.length ? `${modules.length} required module/fork check(s) passed: ${modules.map((m) => `${m.what.replace(/^\w+ /, '')} ${m.version ?? 'ok'}`).join(', ')}` : 'no required modules; interpreter recorded',
+    summary: said.length ? said.join('; ') : 'no required modules; interpreter recorded',
     evidence: [...(interp ? [ev(PRECHECK_LOG, { line: interp.line, text: `[ok] interpreter: ${interp.message}` })] : []), ...modules.map((m) => ev(PRECHECK_LOG, { line: m.line, text: `[${m.status}] ${m.what}: ${m.message}` }))],
   };
 }
@@ -198,7 +184,7 @@ async function taskLayer(ctx: Context, precheck: LayerFinding): Promise<LayerFin
   const start = ctx.runtime.find((e) => e.phase === 'start');
   const exit = ctx.runtime.find((e) => e.phase === 'exit');
   if (!start && precheck.status === 'failed') {
-    return { ...base, status: 'skipped', summary: `not started: the precheck failed (exit code ${ctx.exitCode ?? PRECHECK_FAILED_EXIT_CODE})`, evidence: [] };
+    return { ...base, status: 'skipped', summary: `not started: the precheck failed (exit code ${ctx.exitCode ?? EXIT.precheckFailed})`, evidence: [] };
   }
   const text = await readText(join(ctx.dir, logRel));
   const lines = text === undefined ? [] : numberedLines(text);
@@ -275,55 +261,6 @@ function lastTraceback(lines: { line: number; text: string }[]) {
   return { header: lines[header]!, where, error: lines.at(-1)! };
 }
 
-async function progressLayer(ctx: Context): Promise<LayerFinding> {
-  const base = { layer: 'progress' as const };
-  const files = await findFiles(join(ctx.dir, ARTIFACTS_DIR), 'logging.jsonl');
-  if (!files.length) return { ...base, status: 'skipped', summary: `no logging.jsonl under ${ARTIFACTS_DIR}/`, evidence: [] };
-  let best: { rel: string; points: MetricPoint[]; key?: string } | undefined;
-  for (const f of files) {
-    const parsed = parseMetricsLog((await readText(join(ctx.dir, ARTIFACTS_DIR, f))) ?? '');
-    if (!best || parsed.points.length >= best.points.length) best = { rel: `${ARTIFACTS_DIR}/${f}`, points: parsed.points, ...(parsed.key ? { key: parsed.key } : {}) };
-  }
-  const { rel, points } = best!;
-  if (!points.length) return { ...base, status: 'skipped', summary: `${rel} has no loss values`, evidence: [] };
-  const bad = points.findIndex((p) => !Number.isFinite(p.loss));
-  if (bad >= 0) {
-    const p = points[bad]!;
-    const prev = points[bad - 1];
-    const what = Number.isNaN(p.loss) ? 'NaN' : p.loss > 0 ? 'inf' : '-inf';
-    return {
-      ...base,
-      status: 'failed',
-      kind: what === 'NaN' ? 'nan' : 'inf',
-      summary: `${best!.key} became ${what} at step ${p.step}${prev ? ` (it was ${prev.loss} at step ${prev.step})` : ''}; ${points.length - bad} of ${points.length} points are not finite`,
-      evidence: [...(prev ? [ev(rel, { line: prev.line, text: prev.raw })] : []), ev(rel, { line: p.line, text: p.raw })],
-    };
-  }
-  const first = points[0]!;
-  const last = points.at(-1)!;
-  if (points.length >= STALL_MIN_POINTS) {
-    const k = Math.max(3, Math.floor(points.length / 10));
-    const mean = (xs: MetricPoint[]) => xs.reduce((a, p) => a + p.loss, 0) / xs.length;
-    const head = mean(points.slice(0, k));
-    const end = mean(points.slice(-k));
-    if ((head - end) / Math.max(Math.abs(head), 1e-12) < STALL_IMPROVEMENT) {
-      return {
-        ...base,
-        status: 'failed',
-        kind: 'stalled',
-        summary: `${best!.key} stalled: mean of the first ${k} points ${fmt(head)}, of the last ${k} ${fmt(end)} (less than ${STALL_IMPROVEMENT * 100}% better)`,
-        evidence: [ev(rel, { line: first.line, text: first.raw }), ev(rel, { line: last.line, text: last.raw })],
-      };
-    }
-  }
-  return {
-    ...base,
-    status: 'ok',
-    summary: `${best!.key} ${fmt(first.loss)} -> ${fmt(last.loss)} over ${points.length} points (step ${first.step} to ${last.step})`,
-    evidence: [ev(rel, { line: first.line, text: first.raw }), ev(rel, { line: last.line, text: last.raw })],
-  };
-}
-
 async function gpuLayer(ctx: Context): Promise<LayerFinding> {
   const base = { layer: 'gpu' as const };
   const text = await readText(join(ctx.dir, GPU_AUDIT_LOG));
@@ -365,9 +302,6 @@ async function gpuLayer(ctx: Context): Promise<LayerFinding> {
   return { ...base, status: 'ok', summary: `${notes.join('; ') || 'no memory readings'} over ${audit.samples.length} samples`, evidence: [] };
 }
 
-function fmt(n: number): string {
-  return Number.isFinite(n) ? Number(n.toPrecision(4)).toString() : String(n);
-}
 
 /** The diagnosis as printable lines: the verdict first, then every layer, then the verdict's evidence with file paths. */
 export function formatDiagnosis(d: Diagnosis): string {

@@ -1,2 +1,3 @@
 export * from './diagnose';
+export * from './progress';
 export * from './sources';

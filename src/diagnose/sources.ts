@@ -5,6 +5,7 @@
  */
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { precheckSchema, progressSchema, type ProgressSpec, type ProvenanceCheck } from '../bundle/schema';
 
 /** The longest file a reader loads; the tail is kept (the end of a log is what explains a failure). */
 const MAX_READ_BYTES = 16 * 1024 * 1024;
@@ -84,7 +85,7 @@ export function parseRuntimeLog(text: string): RuntimeEvent[] {
 export interface PrecheckEntry {
   line: number;
   status: 'ok' | 'FAIL' | 'info' | 'warn';
-  /** e.g. "interpreter", "module torch", "fork mylib", "cuda", "driver". */
+  /** e.g. "interpreter", "module torch", a declared provenance label, "cuda", "driver". */
   what: string;
   message: string;
   /** version=... and path=... when the line states them. */
@@ -115,7 +116,7 @@ export function parsePrecheckLog(text: string): PrecheckLog {
   return log;
 }
 
-// --- JSON lines (logging.jsonl, nvml-audit.jsonl) ----------------------------------------------------
+// --- JSON lines (progress series, nvml-audit.jsonl) ----------------------------------------------------
 
 /**
  * Parses one JSON line as Python's json module writes it: bare NaN, Infinity and -Infinity become
@@ -137,32 +138,70 @@ export function parseJsonLine(text: string): Record<string, unknown> | undefined
   }
 }
 
-// --- artifacts/**/logging.jsonl ----------------------------------------------------------------------
+// --- the progress series job.json declares (`progress`, e.g. artifacts/**/logging.jsonl) -----------
 
 export interface MetricPoint {
   line: number;
   /** The record's step, or its position (1-based) when it has none. */
   step: number;
-  /** NaN and ±Infinity kept as such; a non-numeric loss ("nan", null) is NaN. */
-  loss: number;
+  /** NaN and ±Infinity kept as such; a non-numeric value ("nan", null) is NaN. */
+  value: number;
   raw: string;
 }
 
-/** The loss series of a logging.jsonl: key `loss`, else the first key with "loss" in its name. */
-export function parseMetricsLog(text: string): { key: string | undefined; points: MetricPoint[] } {
-  let key: string | undefined;
-  const points: MetricPoint[] = [];
+/** One declared metric of a series file: its points, in file order (records without the key are left out). */
+export interface MetricSeries {
+  key: string;
+  label: string;
+  goal?: 'min' | 'max';
+  points: MetricPoint[];
+}
+
+/** The declared metrics of a JSON-lines series file, by the declared step key. */
+export function parseSeries(text: string, spec: Pick<ProgressSpec, 'step' | 'metrics'>): MetricSeries[] {
+  const series: MetricSeries[] = spec.metrics.map((m) => ({ key: m.key, label: m.label ?? m.key, ...(m.goal ? { goal: m.goal } : {}), points: [] }));
+  let records = 0;
   for (const { line, text: t } of numberedLines(text)) {
     const rec = parseJsonLine(t);
     if (!rec) continue;
-    key ??= 'loss' in rec ? 'loss' : Object.keys(rec).find((k) => /loss/i.test(k));
-    if (!key || !(key in rec)) continue;
-    const v = rec[key];
-    const loss = typeof v === 'number' ? v : typeof v === 'string' && /^[+-]?(inf(inity)?)$/i.test(v.trim()) ? (v.trim().startsWith('-') ? -Infinity : Infinity) : NaN;
-    const step = typeof rec['step'] === 'number' && Number.isFinite(rec['step']) ? rec['step'] : points.length + 1;
-    points.push({ line, step, loss, raw: t });
+    records++;
+    const s = rec[spec.step];
+    const step = typeof s === 'number' && Number.isFinite(s) ? s : records;
+    for (const m of series) {
+      if (!(m.key in rec)) continue;
+      const v = rec[m.key];
+      const value = typeof v === 'number' ? v : typeof v === 'string' && /^[+-]?(inf(inity)?)$/i.test(v.trim()) ? (v.trim().startsWith('-') ? -Infinity : Infinity) : NaN;
+      m.points.push({ line, step, value, raw: t });
+    }
   }
-  return { key, points };
+  return series;
+}
+
+/** The file `progress` names, relative to `artifactsDir`: a bare name is looked for at any depth, the one with the most headline points wins. */
+export async function findSeries(artifactsDir: string, spec: ProgressSpec): Promise<{ rel: string; series: MetricSeries[] } | undefined> {
+  const files = spec.file.includes('/') ? [spec.file] : await findFiles(artifactsDir, spec.file);
+  let best: { rel: string; series: MetricSeries[] } | undefined;
+  for (const f of files) {
+    const text = await readText(join(artifactsDir, f));
+    if (text === undefined) continue;
+    const series = parseSeries(text, spec);
+    if (!best || series[0]!.points.length >= best.series[0]!.points.length) best = { rel: f, series };
+  }
+  return best;
+}
+
+/** The `progress` declaration of a raw job.json, or undefined when it has none (or an invalid one). */
+export function declaredProgress(job: unknown): ProgressSpec | undefined {
+  const raw = (job as { progress?: unknown } | undefined)?.progress;
+  if (raw === undefined) return undefined;
+  const parsed = progressSchema.safeParse(raw);
+  return parsed.success ? parsed.data : undefined;
+}
+
+/** The declared provenance checks of a raw job.json (older shapes mapped); empty when it has none. */
+export function declaredProvenance(job: unknown): ProvenanceCheck[] {
+  const parsed = precheckSchema.safeParse((job as { precheck?: unknown } | undefined)?.precheck ?? {});
+  return parsed.success ? parsed.data.provenance : [];
 }
 
 // --- artifacts/nvml-audit.jsonl ---------------------------------------------------------------------

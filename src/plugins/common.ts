@@ -6,7 +6,7 @@ import { constants, createReadStream } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { Bundle, ValidationError, type JobSpecInput, type Problem } from '../bundle';
+import { Bundle, ValidationError, type JobSpecInput, type Problem, type ProgressSpecInput, type ProvenanceCheckInput } from '../bundle';
 import { TABLE_FORMAT, type RunOptions } from './common-schema';
 import type { RunOutcome, TaskPlugin } from './types';
 
@@ -108,6 +108,10 @@ export interface JobParts {
   /** Folders under artifacts/ whose sub-folders are complete only once they hold the marker file. */
   atomicDirs?: { parent: string; marker: string }[];
   metadata?: Record<string, string | number | boolean>;
+  /** The progress series the task writes under artifacts/ (job.json `progress`): what the diagnosis judges and the report charts. */
+  progress?: ProgressSpecInput;
+  /** Provenance the precheck verifies on the host before the entrypoint starts (job.json `precheck.provenance`). */
+  provenance?: ProvenanceCheckInput[];
 }
 
 /** The JobSpec of a plugin's job: plugin parts plus the request's resources, env, secrets and timeout. */
@@ -132,6 +136,8 @@ export function jobSpecFor(
     entrypoint: { command: parts.command, logFile: parts.logFile },
     sync: { intervalSeconds: run.syncIntervalSeconds ?? 30, atomicDirs: parts.atomicDirs ?? [] },
     ...(run.timeoutSeconds !== undefined ? { timeouts: { runSeconds: run.timeoutSeconds } } : {}),
+    ...(parts.provenance?.length ? { precheck: { provenance: parts.provenance } } : {}),
+    ...(parts.progress ? { progress: parts.progress } : {}),
     metadata: parts.metadata ?? {},
   };
 }

@@ -1,6 +1,7 @@
 /**
  * The run report: one static HTML file, `<bundle>/runtime/report.html`, that opens offline. It shows
- * the phase timeline (runtime/runtime.log), the loss curve (the longest artifacts/** /logging.jsonl),
+ * the phase timeline (runtime/runtime.log), a chart per metric of the progress series job.json
+ * declares (`progress`, e.g. loss by step from the longest artifacts/** /logging.jsonl),
  * GPU memory and utilization over time (artifacts/nvml-audit.jsonl), the provenance table
  * (artifacts/runtime-precheck.log) and the diagnosis. Charts are drawn by uPlot, whose minified
  * script and stylesheet are inlined. runtime/ is outside the bundle digest and the artifact
@@ -9,13 +10,13 @@
 import { readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { ARTIFACTS_DIR, GPU_AUDIT_LOG, JOB_FILE, PRECHECK_LOG, REPORT_FILE, RUNTIME_LOG } from '../bundle/layout';
+import { ARTIFACTS_DIR, GPU_AUDIT_LOG, JOB_FILE, PRECHECK_LOG, REPORT_FILE, RUNTIME_LOG } from '../common/layout';
 import {
+  declaredProgress,
   diagnoseBundle,
-  findFiles,
+  findSeries,
   LAYER_QUESTIONS,
   parseGpuAudit,
-  parseMetricsLog,
   parsePrecheckLog,
   parseRuntimeLog,
   readText,
@@ -25,12 +26,24 @@ import {
   type RuntimeEvent,
 } from '../diagnose';
 
+/** One declared metric as charted: its steps, its values (NaN/inf as null, drawn as gaps). */
+export interface ChartedMetric {
+  key: string;
+  label: string;
+  /** The chart's element id, e.g. "chart-loss". */
+  id: string;
+  steps: number[];
+  values: (number | null)[];
+  nonFinite: number;
+}
+
 export interface ReportData {
   bundleDir: string;
   title: string;
   job: Record<string, unknown> | undefined;
   runtime: RuntimeEvent[];
-  metrics: { file: string; key: string; steps: number[]; values: (number | null)[]; nonFinite: number } | undefined;
+  /** job.json's progress series, read: undefined when none is declared; `file` undefined when none was found. */
+  progress: { file: string | undefined; step: string; wanted: string; metrics: ChartedMetric[] } | undefined;
   gpu: GpuAudit;
   precheck: PrecheckEntry[];
   diagnosis: Diagnosis;
@@ -46,24 +59,34 @@ export async function collectReportData(bundleDir: string): Promise<ReportData> 
   } catch {
     job = undefined;
   }
-  let metrics: ReportData['metrics'];
-  for (const f of await findFiles(join(dir, ARTIFACTS_DIR), 'logging.jsonl')) {
-    const parsed = parseMetricsLog((await readText(join(dir, ARTIFACTS_DIR, f))) ?? '');
-    if (!parsed.key || (metrics && parsed.points.length < metrics.steps.length)) continue;
-    metrics = {
-      file: `${ARTIFACTS_DIR}/${f}`,
-      key: parsed.key,
-      steps: parsed.points.map((p) => p.step),
-      values: parsed.points.map((p) => (Number.isFinite(p.loss) ? p.loss : null)),
-      nonFinite: parsed.points.filter((p) => !Number.isFinite(p.loss)).length,
-    };
+  const spec = declaredProgress(job);
+  let progress: ReportData['progress'];
+  if (spec) {
+    const found = await findSeries(join(dir, ARTIFACTS_DIR), spec);
+    const ids = new Set(['chart-gpu-mem', 'chart-gpu-util']);
+    const metrics = (found?.series ?? [])
+      .filter((m) => m.points.length)
+      .map((m, i): ChartedMetric => {
+        let id = `chart-${m.key.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || String(i)}`;
+        if (ids.has(id)) id = `${id}-${i}`;
+        ids.add(id);
+        return {
+          key: m.key,
+          label: m.label,
+          id,
+          steps: m.points.map((p) => p.step),
+          values: m.points.map((p) => (Number.isFinite(p.value) ? p.value : null)),
+          nonFinite: m.points.filter((p) => !Number.isFinite(p.value)).length,
+        };
+      });
+    progress = { file: found ? `${ARTIFACTS_DIR}/${found.rel}` : undefined, step: spec.step, wanted: spec.file, metrics };
   }
   return {
     bundleDir: dir,
     title: typeof job?.['jobId'] === 'string' ? `${job['jobId']} (${String(job['taskType'] ?? '?')})` : dir,
     job,
     runtime: parseRuntimeLog((await readText(join(dir, RUNTIME_LOG))) ?? ''),
-    metrics,
+    progress,
     gpu: parseGpuAudit((await readText(join(dir, GPU_AUDIT_LOG))) ?? ''),
     precheck: parsePrecheckLog((await readText(join(dir, PRECHECK_LOG))) ?? '').entries,
     diagnosis: await diagnoseBundle(dir),
@@ -116,6 +139,17 @@ function provenanceHtml(entries: PrecheckEntry[]): string {
   return `<table id="provenance"><thead><tr><th>status</th><th>check</th><th>version</th><th>path</th><th>line</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
+function progressHtml(p: ReportData['progress']): string {
+  if (!p) return `<p class="none">${JOB_FILE} declares no progress series</p>`;
+  if (!p.metrics.length) return `<p class="none">no ${esc(p.wanted)} with a declared metric under ${ARTIFACTS_DIR}/</p>`;
+  return p.metrics
+    .map(
+      (m) =>
+        `<p>${esc(p.file)}: ${m.steps.length} points of <code>${esc(m.key)}</code>${m.nonFinite ? `, <b class="bad">${m.nonFinite} not finite (NaN/inf), drawn as gaps</b>` : ''}</p><div class="chart" id="${esc(m.id)}"></div>`,
+    )
+    .join('');
+}
+
 function diagnosisHtml(d: Diagnosis): string {
   const head = d.healthy
     ? `<p class="verdict ok">healthy: every layer passed (exit code ${esc(d.exitCode ?? 'none')})</p>`
@@ -142,12 +176,10 @@ export function renderReport(data: ReportData, assets = uplotAssets()): string {
     byGpu.set(s.gpu, g);
   }
   const chartData = {
-    loss: data.metrics ? { key: data.metrics.key, x: data.metrics.steps, y: data.metrics.values } : null,
+    series: (data.progress?.metrics ?? []).map((m) => ({ id: m.id, label: m.label, step: data.progress!.step, x: m.steps, y: m.values })),
     gpus: [...byGpu].sort((a, b) => a[0] - b[0]).map(([gpu, g]) => ({ gpu, ...g })),
   };
-  const lossNote = data.metrics
-    ? `<p>${esc(data.metrics.file)}: ${data.metrics.steps.length} points of <code>${esc(data.metrics.key)}</code>${data.metrics.nonFinite ? `, <b class="bad">${data.metrics.nonFinite} not finite (NaN/inf), drawn as gaps</b>` : ''}</p><div class="chart" id="chart-loss"></div>`
-    : `<p class="none">no logging.jsonl with a loss under ${ARTIFACTS_DIR}/</p>`;
+  const progressNote = progressHtml(data.progress);
   const gpuNote = byGpu.size
     ? `<p>${esc(GPU_AUDIT_LOG)}: ${data.gpu.samples.length} samples from ${byGpu.size} GPU(s)</p><div class="chart" id="chart-gpu-mem"></div><div class="chart" id="chart-gpu-util"></div>`
     : `<p class="none">${data.gpu.noGpu ? `no GPU on the host: ${esc(data.gpu.noGpu.reason)}` : `no ${esc(GPU_AUDIT_LOG)}`}</p>`;
@@ -173,7 +205,7 @@ tr.st-FAIL td,tr.st-failed td{background:#fdecea}tr.key td{font-weight:600}
 <p class="mono">${esc(data.bundleDir)}${Array.isArray(entry) ? `<br>entrypoint: ${esc(entry.join(' '))}` : ''}<br>generated ${esc(data.generatedAt)}</p>
 <h2>Diagnosis</h2>${diagnosisHtml(data.diagnosis)}
 <h2>Phase timeline</h2>${timelineHtml(data.runtime)}
-<h2>Loss</h2>${lossNote}
+<h2>Progress</h2>${progressNote}
 <h2>GPU memory and utilization</h2>${gpuNote}
 <h2>Provenance</h2>${provenanceHtml(data.precheck)}
 <script id="report-data" type="application/json">${scriptJson(chartData)}</script>
@@ -194,10 +226,10 @@ tr.st-FAIL td,tr.st-failed td{background:#fdecea}tr.key td{font-weight:600}
     };
     new uPlot(opts, columns, el);
   }
-  if (data.loss) {
-    plot('chart-loss', data.loss.key + ' by step', false, 'step', data.loss.key,
-      [{ label: data.loss.key, stroke: colors[0], width: 2, spanGaps: false }], [data.loss.x, data.loss.y]);
-  }
+  data.series.forEach(function (s, i) {
+    plot(s.id, s.label + ' by ' + s.step, false, s.step, s.label,
+      [{ label: s.label, stroke: colors[i % colors.length], width: 2, spanGaps: false }], [s.x, s.y]);
+  });
   if (data.gpus.length) {
     var t = data.gpus[0].t;
     var mem = [], util = [], memCols = [t], utilCols = [t];

@@ -57,6 +57,70 @@ describe('JobSpec schema', () => {
   it('refuses unknown fields', () => {
     expect(problems({ ...jobSpec(), colour: 'red' })).toEqual([expect.stringMatching(/Unrecognized key.*colour/)]);
   });
+
+  it('takes a declared progress series and provenance checks, filling their defaults', () => {
+    const r = parseWith(
+      jobSpecSchema,
+      jobSpec({
+        progress: { file: 'metrics.jsonl', metrics: [{ key: 'reward', goal: 'max' }] },
+        precheck: { provenance: [{ kind: 'tree-manifest', label: 'vendored lib', manifest: 'inputs/lib/MANIFEST.json' }] },
+      }),
+    );
+    expect(r.ok && r.value.progress).toEqual({ file: 'metrics.jsonl', format: 'jsonl', step: 'step', metrics: [{ key: 'reward', goal: 'max' }] });
+    expect(r.ok && r.value.precheck).toEqual({
+      python: { interpreter: 'python3', modules: [] },
+      provenance: [{ kind: 'tree-manifest', label: 'vendored lib', noun: 'tree', manifest: 'inputs/lib/MANIFEST.json', digest: 'sha256', required: true }],
+    });
+    const plain = parseWith(jobSpecSchema, jobSpec());
+    expect(plain.ok && 'progress' in plain.value).toBe(false);
+  });
+
+  it('names each bad field of a progress series or a provenance check', () => {
+    expect(problems(jobSpec({ progress: { file: 'm.jsonl', metrics: [] } }))).toEqual(['progress.metrics: progress.metrics must name at least one metric']);
+    expect(problems(jobSpec({ progress: { file: 'm.jsonl', metrics: [{ key: 'r' }, { key: 'r' }] } }))).toEqual(['progress.metrics: progress.metrics names the same key twice']);
+    expect(problems(jobSpec({ progress: { file: '../m.jsonl', metrics: [{ key: 'r', goal: 'up' as 'max' }] } }))).toEqual([
+      "progress.file: path must be relative, use '/', and contain no '..', '.', empty part, backslash or NUL",
+      'progress.metrics[0].goal: Invalid option: expected one of "min"|"max"',
+    ]);
+    expect(problems(jobSpec({ precheck: { provenance: [{ kind: 'tree-manifest', label: 'a: b', manifest: 'artifacts/M.json' }] } }))).toEqual([
+      'precheck.provenance[0].label: label must be 1-80 chars of A-Z, a-z, 0-9, space, ".", "_", "@", "+", "/", "-"',
+      'precheck.provenance[0].manifest: manifest must be a path under inputs/ or scripts/ of the bundle',
+    ]);
+  });
+});
+
+describe('a job.json written before progress and precheck.provenance (a frozen bundle on disk)', () => {
+  it('opens, keeps its digest, and reads the old field as a provenance check', async () => {
+    const dir = join(tmp.dir, 'old');
+    const bundle = await Bundle.create(dir, jobSpec());
+    await bundle.writeInput('fork/FORK_MANIFEST.json', '{"files": {}}\n');
+    await bundle.writeScript('job.sh', 'true\n', true);
+    // job.json as Bundle.create wrote it then: every default filled, a staged copy named by modules[].fork, no progress.
+    const raw = {
+      ...jobSpec(),
+      env: {},
+      secretEnv: [],
+      inputs: [],
+      expectedOutputs: [],
+      timeouts: { runSeconds: 86400, stageSeconds: 1800, collectSeconds: 3600, killGraceSeconds: 10 },
+      precheck: { python: { interpreter: 'python3', modules: [{ name: 'mylib', minVersion: '1.0', fork: 'inputs/fork/FORK_MANIFEST.json' }] } },
+      sync: { intervalSeconds: 30, atomicDirs: [] },
+      metadata: {},
+    };
+    const text = JSON.stringify(raw, null, 2) + '\n';
+    await writeFile(join(dir, 'job.json'), text);
+    const digest = await bundle.freeze();
+
+    const opened = await Bundle.open(dir);
+    expect(opened.spec.progress).toBeUndefined();
+    expect(opened.spec.precheck).toEqual({
+      python: { interpreter: 'python3', modules: [{ name: 'mylib', minVersion: '1.0' }] },
+      provenance: [{ kind: 'tree-manifest', label: 'fork mylib', noun: 'fork', manifest: 'inputs/fork/FORK_MANIFEST.json', module: 'mylib', digest: 'sha256', required: true }],
+    });
+    expect(await opened.assertDigest()).toBe(digest);
+    expect(await readFile(join(dir, 'job.json'), 'utf8')).toBe(text);
+    expect(await validateBundleDir(dir)).toEqual([]);
+  });
 });
 
 describe('Bundle', () => {

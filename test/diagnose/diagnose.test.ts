@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main';
 import { diagnoseBundle, formatDiagnosis, type Diagnosis } from '../../src/diagnose';
-import { FAKE_GPU_BIN, FIXTURES, makeBundle, runWrapper, useTempDirs } from './helpers';
+import { FAKE_GPU_BIN, FIXTURES, LOSS_SERIES, makeBundle, runWrapper, useTempDirs } from './helpers';
 
 const tempDir = useTempDirs();
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -37,6 +37,7 @@ describe('orbit diagnose, on real bundles run by scripts/orbit/run.sh', () => {
     const { dir, exitCode, diagnosis } = await runAndDiagnose({
       command: ['python3', 'scripts/fit.py'],
       scripts: { 'fit.py': lossTask('[1.0 / (1 + 0.2 * i) for i in range(40)]') },
+      progress: LOSS_SERIES,
       precheck: { python: { modules: [{ name: 'json' }] } },
     });
     expect(exitCode).toBe(0);
@@ -81,6 +82,7 @@ describe('orbit diagnose, on real bundles run by scripts/orbit/run.sh', () => {
     expect(text).toMatch(new RegExp(`${dir}/artifacts/runtime-precheck.log:\\d+\\n\\s+\\[FAIL\\] module orbit_no_such_module`));
   });
 
+  // The job.json shape of bundles built before precheck.provenance (modules[].fork): still read, same check.
   it('names the precheck when the module is not the staged fork: a hash differs', async () => {
     const init = 'VERSION = "1.0-fork"\n';
     const { exitCode, diagnosis } = await runAndDiagnose({
@@ -127,6 +129,7 @@ describe('orbit diagnose, on real bundles run by scripts/orbit/run.sh', () => {
     const { exitCode, diagnosis } = await runAndDiagnose({
       command: ['python3', 'scripts/fit.py'],
       scripts: { 'fit.py': lossTask('[2.0, 1.5, 1.1, 0.9, float("nan"), float("nan")]') },
+      progress: LOSS_SERIES,
     });
     expect(exitCode).toBe(0);
     expect(diagnosis.verdict?.layer).toBe('progress');
@@ -140,6 +143,7 @@ describe('orbit diagnose, on real bundles run by scripts/orbit/run.sh', () => {
     const { diagnosis } = await runAndDiagnose({
       command: ['python3', 'scripts/fit.py'],
       scripts: { 'fit.py': lossTask('[0.7 + 0.001 * ((i * 7) % 5) for i in range(30)]') },
+      progress: LOSS_SERIES,
     });
     expect(diagnosis.verdict?.layer).toBe('progress');
     expect(diagnosis.verdict?.kind).toBe('stalled');

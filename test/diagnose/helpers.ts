@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Bundle, EXIT_CODE_FILE, RUN_SCRIPT, type JobSpecInput } from '../../src/bundle';
-import { useTempDirs as useTempDirsIn } from '../helpers/temp-dirs';
+import { useTempDirs as useTempDirsIn } from '../helpers/use-temp-dirs';
 
 export const ROOT = resolve(__dirname, '../..');
 /** The project venv: its python3 has torch. */

@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main';
-import { FAKE_GPU_BIN, FIXTURES, makeBundle, ROOT, runWrapper, useTempDirs } from './helpers';
+import { FAKE_GPU_BIN, FIXTURES, LOSS_SERIES, makeBundle, ROOT, runWrapper, useTempDirs } from './helpers';
 
 const tempDir = useTempDirs();
 
@@ -30,7 +30,7 @@ print("done", flush=True)
 describe('orbit report', () => {
   it('writes runtime/report.html that renders its charts offline in headless Chromium, with no console errors', async () => {
     const dir = join(await tempDir(), 'bundle');
-    await makeBundle(dir, { command: ['python3', 'scripts/fit.py'], scripts: { 'fit.py': FIT }, precheck: { python: { modules: [{ name: 'json' }] } } });
+    await makeBundle(dir, { command: ['python3', 'scripts/fit.py'], scripts: { 'fit.py': FIT }, progress: LOSS_SERIES, precheck: { python: { modules: [{ name: 'json' }] } } });
     const run = await runWrapper(dir, { extraPath: [FAKE_GPU_BIN], env: { FAKE_NVIDIA_SMI_CSV: join(FIXTURES, 'query-gpu-2x-a100.csv'), FAKE_NVIDIA_SMI_TICK: '0.3' } });
     expect(run.exitCode).toBe(0);
 

@@ -47,6 +47,8 @@ describe('precheck (scripts/orbit/precheck.py), on this machine', () => {
     expect(optional.text).toMatch(/^\[warn\] interpreter: \/nonexistent\/python3 not found on this host .*so it goes on\nprecheck: ok\n$/);
   });
 
+  /** A staged copy of a library, as a plugin would declare it: the module must come from it, every file as listed. */
+  const forkCheck = (manifest: string) => ({ kind: 'tree-manifest' as const, label: 'fork mylib', noun: 'fork', manifest, module: 'mylib' });
   const fork = (init: string) => ({
     'fork/mylib/__init__.py': init,
     'fork/FORK_MANIFEST.json': JSON.stringify({ repository: 'https://example.org/me/mylib', commit: 'b'.repeat(40), files: { 'mylib/__init__.py': sha(init) } }),
@@ -57,7 +59,7 @@ describe('precheck (scripts/orbit/precheck.py), on this machine', () => {
       command: ['true'],
       inputs: fork('VERSION = "2.0-fork"\n__version__ = VERSION\n'),
       env: { PYTHONPATH: 'inputs/fork' },
-      precheck: { python: { modules: [{ name: 'mylib', fork: 'inputs/fork/FORK_MANIFEST.json' }] } },
+      precheck: { python: { modules: [{ name: 'mylib' }] }, provenance: [forkCheck('inputs/fork/FORK_MANIFEST.json')] },
     });
     expect(exitCode).toBe(0);
     expect(log.entries.find((e) => e.what === 'fork mylib')?.message).toBe(
@@ -71,7 +73,7 @@ describe('precheck (scripts/orbit/precheck.py), on this machine', () => {
       command: ['true'],
       inputs: { ...fork('VERSION = "2.0-fork"\n'), 'site/mylib/__init__.py': '__version__ = "1.0"\n' },
       env: { PYTHONPATH: 'inputs/site:inputs/fork' },
-      precheck: { python: { modules: [{ name: 'mylib', fork: 'inputs/fork/FORK_MANIFEST.json' }] } },
+      precheck: { python: { modules: [{ name: 'mylib' }] }, provenance: [forkCheck('inputs/fork/FORK_MANIFEST.json')] },
     });
     expect(exitCode).toBe(86);
     expect(log.entries.find((e) => e.what === 'fork mylib')?.message).toBe(
@@ -81,8 +83,8 @@ describe('precheck (scripts/orbit/precheck.py), on this machine', () => {
 
   it('is refused at freeze when the fork manifest is not in the bundle', async () => {
     const dir = join(await tempDir(), 'bundle');
-    await expect(makeBundle(dir, { command: ['true'], precheck: { python: { modules: [{ name: 'mylib', fork: 'inputs/nope/FORK_MANIFEST.json' }] } } })).rejects.toThrow(
-      'job.json.precheck.python.modules[0].fork: names inputs/nope/FORK_MANIFEST.json, which is not in the bundle',
+    await expect(makeBundle(dir, { command: ['true'], precheck: { provenance: [forkCheck('inputs/nope/FORK_MANIFEST.json')] } })).rejects.toThrow(
+      'job.json.precheck.provenance[0].manifest: names inputs/nope/FORK_MANIFEST.json, which is not in the bundle',
     );
   });
 });

@@ -95,6 +95,7 @@ describe('collection run', () => {
       expect(await bundle.validate()).toEqual([]);
       const digest = await bundle.freeze();
       expect((await Bundle.open(bundle.dir)).spec).toMatchObject({ taskType: 'collection', jobKind: 'collect', resources: { cpus: 1, memoryGb: 1 } });
+      expect((await Bundle.open(bundle.dir)).spec.progress).toBeUndefined(); // it writes no per-step series
       const { exitCode } = await runBundle(bundle.dir);
       expect(exitCode, await readFile(bundle.path('artifacts/collection.log'), 'utf8')).toBe(0);
       const csv = await readFile(bundle.path('artifacts/data/collected.csv'), 'utf8');

@@ -135,6 +135,7 @@ describe('evaluation with a real checkpoint', () => {
       ],
     });
     expect((await readdir(bundle.path('inputs/checkpoint'))).sort()).toEqual(['COMPLETE', 'meta.json', 'model.pt']);
+    expect((await Bundle.open(dir)).spec.progress).toBeUndefined(); // it writes no per-step series
     expect((await readdir(bundle.path('inputs/environments'))).sort()).toEqual(['holdout-a.csv', 'holdout-b.csv']);
   });
 

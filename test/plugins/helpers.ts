@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { EXIT_CODE_FILE, RUN_SCRIPT, verifyManifest, type Problem } from '../../src/bundle';
 import type { RunOutcome } from '../../src/plugins/types';
-import { useTempDirs as useTempDirsIn } from '../helpers/temp-dirs';
+import { useTempDirs as useTempDirsIn } from '../helpers/use-temp-dirs';
 
 export const ROOT = resolve(__dirname, '../..');
 export const EXAMPLES = join(ROOT, 'examples');

@@ -80,4 +80,16 @@ describe('the plugin boundary', () => {
     );
     expect(offenders).toEqual([]);
   });
+
+  // A task's progress series and provenance checks come from job.json, declared by its plugin.
+  it.each(['src/diagnose', 'src/report'])('%s hard-codes no series file, metric key or fork outside comments', (dir) => {
+    const offenders = files(join(ROOT, dir)).flatMap((f) =>
+      readFileSync(f, 'utf8')
+        .split('\n')
+        .map((line, i) => ({ where: `${f.slice(ROOT.length + 1)}:${i + 1}`, line }))
+        .filter(({ line }) => !/^\s*(\/\/|\/?\*)/.test(line) && /logging\.jsonl|'loss'|\bfork/i.test(line))
+        .map(({ where, line }) => `${where}: ${line.trim()}`),
+    );
+    expect(offenders).toEqual([]);
+  });
 });

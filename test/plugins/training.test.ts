@@ -3,6 +3,7 @@ import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Bundle, ValidationError, verifyManifest } from '../../src/bundle';
+import { diagnoseBundle } from '../../src/diagnose';
 import { TrainingPlugin } from '../../src/plugins/training/plugin';
 import type { TrainingRequest } from '../../src/plugins/training/schema';
 import { EXAMPLES, loadRequest, outcomeOf, problemsOf, readJsonFile, readJsonLines, runBundle, useTempDirs, writeText } from './helpers';
@@ -159,6 +160,8 @@ describe('training bundle', () => {
       seed: 0,
       threads: 2,
     });
+    // The series the core diagnoses and charts, declared by the plugin (the core names no file or metric).
+    expect(spec.progress).toEqual({ file: 'logging.jsonl', format: 'jsonl', step: 'step', metrics: [{ key: 'loss', goal: 'min' }] });
     expect(await readdir(join(dir, 'scripts'))).toEqual(expect.arrayContaining(['trainer.py', 'tabular.py', 'orbit']));
     expect(await readFile(join(dir, 'inputs/data/regression.csv'), 'utf8')).toBe(await readFile(join(EXAMPLES, 'data/regression.csv'), 'utf8'));
   });
@@ -223,6 +226,9 @@ describe('training run (real PyTorch on CPU)', () => {
     expect(summary.metrics).toMatchObject({ steps: 300, checkpoints: 3, finalCheckpoint: 'artifacts/checkpoints/step-300' });
     expect(summary.metrics['finalLoss']).toBeLessThan(summary.metrics['firstLoss'] as number);
     expect(summary.highlights).toEqual(['artifacts/metrics.json', 'artifacts/training.log', 'artifacts/checkpoints/step-300']);
+    const progress = (await diagnoseBundle(dir)).layers.find((l) => l.layer === 'progress');
+    expect(progress).toMatchObject({ status: 'ok', summary: expect.stringMatching(/^loss [\d.]+ -> [\d.e-]+ over 300 points \(step 1 to 300\)$/) });
+    expect(progress?.evidence[0]?.file).toBe('artifacts/checkpoints/step-300/logging.jsonl');
   });
 
   it('resumes from ORBIT_RESUME_FROM to the same final step, continuing the loss exactly', async () => {

@@ -183,6 +183,30 @@ describe('upstream black-box plugin, with a local git repository as the upstream
     expect(await readFile(bundle.path('artifacts/upstream.log'), 'utf8')).toContain(`ABORT: the upstream tree is dirty on this host: it differs from commit ${head}`);
   });
 
+  it('declares its staged tree as a provenance check: the precheck records it, warns on a difference, and the runner decides', async () => {
+    const { repo, head } = await makeUpstream();
+    const request = parsed({ repository: 'upstream', commit: head, entry: ['python3', 'bench.py'], outputs: ['results'] });
+    const bundle = await build(request, join(repo, '..'));
+    expect(bundle.spec.precheck.provenance).toEqual([
+      { kind: 'tree-manifest', label: 'upstream tree', noun: 'upstream tree', manifest: 'inputs/upstream/UPSTREAM_TREE.json', root: 'inputs/upstream/tree', digest: 'git-blob', required: false },
+    ]);
+    expect(bundle.spec.progress).toBeUndefined(); // a black box: no series the core could judge
+    expect(await run(bundle.dir)).toBe(0);
+    const clean = await readFile(bundle.path('artifacts/runtime-precheck.log'), 'utf8');
+    expect(clean).toContain(`[ok] upstream tree: repository=${repo} commit=${head} files=5 verified root=${bundle.path('inputs/upstream/tree')}`);
+    expect((await diagnoseBundle(bundle.dir)).layers.find((l) => l.layer === 'precheck')?.summary).toBe('1 required module/provenance check(s) passed: upstream tree ok');
+
+    const patched = await build(request, join(repo, '..'));
+    await appendFile(patched.path('inputs/upstream/tree/bench.py'), 'score = 1.0\n');
+    expect(await run(patched.dir)).toBe(UPSTREAM_DIRTY_EXIT_CODE);
+    const log = await readFile(patched.path('artifacts/runtime-precheck.log'), 'utf8');
+    expect(log).toMatch(new RegExp(`^\\[warn\\] upstream tree: staged upstream tree ${repo}@${head} does not match its manifest: bench\\.py: expected git-blob [0-9a-f]{40}, found [0-9a-f]{40}$`, 'm'));
+    expect(log).toContain('precheck: ok');
+    const diagnosis = await diagnoseBundle(patched.dir);
+    expect(diagnosis.layers.find((l) => l.layer === 'precheck')).toMatchObject({ status: 'ok', summary: expect.stringMatching(/^1 warning\(s\), first: upstream tree: staged upstream tree .* does not match its manifest: bench\.py: /) });
+    expect(diagnosis.verdict?.layer).toBe('task');
+  });
+
   it('records a failing entry: its exit status, and its raw output still collected', async () => {
     const { repo, head } = await makeUpstream();
     const bundle = await build(parsed({ repository: 'upstream', commit: head, entry: ['python3', 'bench.py'], outputs: ['results', 'not-written'], env: { BENCH_EXIT: '3' } }), join(repo, '..'));

@@ -5,13 +5,14 @@ Usage (from the bundle root): python3 scripts/orbit/precheck.py scripts/orbit/pr
 
 Records what this host really resolves, not what the job declared: the interpreter (sys.executable,
 version), each required module (imported with the job's environment: its version and the real path
-of the file it was loaded from), every staged fork verified against its FORK_MANIFEST.json, the
+of the file it was loaded from), every declared provenance check (a "tree-manifest": a staged tree
+verified file by file against its manifest, optionally with the module that must come from it), the
 CUDA version torch was built with (when torch got imported) and the NVIDIA driver (when nvidia-smi
-is there). One line per check:
+is there). One line per check; a provenance check is named by its declared label:
 
     [ok] module NAME: version=V path=P
     [FAIL] module NAME: not importable: ModuleNotFoundError: No module named 'NAME'
-    [FAIL] fork NAME: expected ... found ...
+    [FAIL] LABEL: expected ... found ...      ([warn] instead when the check is not required)
     [info] cuda: torch.version.cuda=12.1
     precheck: ok | precheck: FAIL (N failed)
 
@@ -125,55 +126,102 @@ def inside(path, folder):
         return False
 
 
-def check_fork(log, name, module, version, manifest_rel):
-    """The module must come from the staged fork: imported from the manifest's folder, every file as listed."""
+def git_blob_id(path):
+    """git's blob id of a file: sha1 of "blob <size>\\0" + content."""
+    h = hashlib.sha1()
+    h.update(b"blob %d\0" % os.path.getsize(path))
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+DIGESTS = {"sha256": sha256, "git-blob": git_blob_id}
+
+
+def manifest_files(manifest):
+    """(relpath, digest) pairs of a manifest's "files": a {relpath: digest} map or a [{path, sha256 | oid}] list."""
+    files = manifest["files"]
+    if isinstance(files, dict):
+        pairs = list(files.items())
+    elif isinstance(files, list):
+        pairs = [(e["path"], e.get("sha256") or e.get("oid")) for e in files]
+    else:
+        pairs = []
+    if not pairs:
+        raise ValueError('"files" must list relative paths with their digests')
+    return pairs
+
+
+def check_tree_manifest(log, check):
+    """Every file the manifest lists is in the tree with its digest; with "module", that module comes from the tree."""
     bundle = os.getcwd()
+    label = check["label"]
+    noun = check.get("noun") or "tree"
+    status = "FAIL" if check.get("required", True) else "warn"
+    manifest_rel = check["manifest"]
     manifest_path = os.path.join(bundle, manifest_rel)
-    what = f"fork {name}"
+    digest = DIGESTS.get(check.get("digest") or "sha256")
     try:
+        if digest is None:
+            raise ValueError(f"unknown digest {check.get('digest')!r}")
         with open(manifest_path, encoding="utf-8") as f:
             manifest = json.load(f)
-        files = manifest["files"]
-        if not isinstance(files, dict) or not files:
-            raise ValueError('"files" must map relative paths to sha256')
+        files = manifest_files(manifest)
     except Exception as e:  # noqa: BLE001
-        log.add("FAIL", what, f"cannot read {manifest_rel}: {type(e).__name__}: {e}")
+        log.add(status, label, f"cannot read {manifest_rel}: {type(e).__name__}: {e}")
         return
-    root = os.path.dirname(manifest_path)
+    root = os.path.join(bundle, check["root"]) if check.get("root") else os.path.dirname(manifest_path)
     repo = manifest.get("repository", "unknown")
     commit = manifest.get("commit", "unknown")
     staged = f"{repo}@{commit}"
-    found = module_file(module)
-    if found is None or not inside(found, root):
-        log.add(
-            "FAIL",
-            what,
-            f"expected {name} from the staged fork {staged} under {os.path.realpath(root)}, "
-            f"found {found or 'no file'} (version={version}): the job would run another copy of {name}",
-        )
-        return
-    rel_found = os.path.relpath(found, os.path.realpath(root)).replace(os.sep, "/")
+    listed = {str(rel) for rel, _ in files}
+    name = check.get("module")
+    found = None
+    if name:
+        try:
+            module = importlib.import_module(name)
+        except BaseException as e:  # noqa: BLE001 - a module may raise anything on import
+            log.add(status, label, f"{name} is not importable, so it cannot come from the staged {noun} {staged}: {type(e).__name__}: {e}")
+            return
+        version = module_version(module, name)
+        found = module_file(module)
+        if found is None or not inside(found, root):
+            log.add(
+                status,
+                label,
+                f"expected {name} from the staged {noun} {staged} under {os.path.realpath(root)}, "
+                f"found {found or 'no file'} (version={version}): the job would run another copy of {name}",
+            )
+            return
     problems = []
-    if os.path.isfile(found) and rel_found not in files:
-        problems.append(f"imported file {rel_found} is not listed in {manifest_rel}")
-    for rel, want in sorted(files.items()):
+    if found and os.path.isfile(found):
+        rel_found = os.path.relpath(found, os.path.realpath(root)).replace(os.sep, "/")
+        if rel_found not in listed:
+            problems.append(f"imported file {rel_found} is not listed in {manifest_rel}")
+    for rel, want in sorted(files, key=lambda p: str(p[0])):
+        rel = str(rel)
         if rel.startswith("/") or ".." in rel.split("/"):
             problems.append(f"{rel}: unsafe path in {manifest_rel}")
             continue
         path = os.path.join(root, rel)
         if not os.path.isfile(path):
-            problems.append(f"{rel}: expected sha256 {want}, found no file")
+            problems.append(f"{rel}: expected {check.get('digest') or 'sha256'} {want}, found no file")
             continue
-        got = sha256(path)
+        got = digest(path)
         if got != str(want).lower():
-            problems.append(f"{rel}: expected sha256 {want}, found {got}")
+            problems.append(f"{rel}: expected {check.get('digest') or 'sha256'} {want}, found {got}")
     if problems:
         for p in problems[:MAX_MISMATCH_LINES]:
-            log.add("FAIL", what, f"staged fork {staged} does not match its manifest: {p}")
+            log.add(status, label, f"staged {noun} {staged} does not match its manifest: {p}")
         if len(problems) > MAX_MISMATCH_LINES:
-            log.add("FAIL", what, f"... and {len(problems) - MAX_MISMATCH_LINES} more mismatches")
+            log.add(status, label, f"... and {len(problems) - MAX_MISMATCH_LINES} more mismatches")
         return
-    log.add("ok", what, f"repository={repo} commit={commit} files={len(files)} verified path={found}")
+    where = f"path={found}" if found else f"root={os.path.realpath(root)}"
+    log.add("ok", label, f"repository={repo} commit={commit} files={len(files)} verified {where}")
+
+
+PROVENANCE_CHECKS = {"tree-manifest": check_tree_manifest}
 
 
 def check_module(log, spec):
@@ -191,8 +239,6 @@ def check_module(log, spec):
         log.add("FAIL", what, f"version={version} is older than the required minVersion={wanted} path={path}")
     else:
         log.add("ok", what, f"version={version} path={path}")
-    if spec.get("fork"):
-        check_fork(log, name, module, version, spec["fork"])
 
 
 def nvidia_driver():
@@ -230,6 +276,13 @@ def main(config_path, log_path):
         log.add("info", "pythonpath", os.environ["PYTHONPATH"])
     for spec in modules:
         check_module(log, spec)
+    provenance = config.get("provenance", []) if isinstance(config, dict) else []
+    for check in provenance if isinstance(provenance, list) else []:
+        run = PROVENANCE_CHECKS.get(check.get("kind")) if isinstance(check, dict) else None
+        if run is None:
+            log.add("FAIL", "provenance", f"unknown check {json.dumps(check)[:200]}: this precheck cannot verify it")
+            continue
+        run(log, check)
     if "torch" in sys.modules:
         torch = sys.modules["torch"]
         cuda = getattr(getattr(torch, "version", None), "cuda", None)

@@ -5,8 +5,8 @@
 # runtime/runtime.log gets one timestamped line per phase, in this order:
 #   staged    the bundle is here (job id, file counts)
 #   probe     host facts: hostname, OS, python3 path and version, free disk, GPU count
-#   precheck  scripts/orbit/precheck.py: interpreter, required modules (version, real path), staged
-#             forks verified against their FORK_MANIFEST.json, CUDA and driver -> artifacts/runtime-precheck.log.
+#   precheck  scripts/orbit/precheck.py: interpreter, required modules (version, real path), declared
+#             provenance checks (staged trees against their manifests), CUDA and driver -> artifacts/runtime-precheck.log.
 #             If it fails, the entrypoint never starts and the run ends with exit code 86.
 #   audit     scripts/orbit/gpu_audit.py samples every GPU once a second -> artifacts/nvml-audit.jsonl,
 #             in the background, stopped when the entrypoint ends (and it stops itself if this script dies)

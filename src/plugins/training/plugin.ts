@@ -16,7 +16,7 @@ import {
   requestPath,
 } from '../common';
 import type { RunOutcome, TaskPlugin, TaskSubmission, TaskSummary } from '../types';
-import { TRAINING_LOG, TRAINING_METRICS, trainingRequestSchema, type TrainingRequest } from './schema';
+import { TRAINING_LOG, TRAINING_METRICS, TRAINING_SERIES, trainingRequestSchema, type TrainingRequest } from './schema';
 
 const DATA_INPUT_DIR = 'data';
 
@@ -54,6 +54,8 @@ export class TrainingPlugin implements TaskPlugin<typeof trainingRequestSchema> 
       ],
       atomicDirs: [{ parent: request.outputDir, marker: 'COMPLETE' }],
       metadata: { outputDir: request.outputDir, steps: request.steps, datasetFile: basename(request.datasetPath) },
+      // Every checkpoint holds the log up to its step: the longest copy is the run's curve.
+      progress: { file: TRAINING_SERIES, format: 'jsonl', step: 'step', metrics: [{ key: 'loss', goal: 'min' }] },
     });
     const config = {
       dataset: `inputs/${dataset}`,
@@ -77,7 +79,7 @@ export class TrainingPlugin implements TaskPlugin<typeof trainingRequestSchema> 
     const checkpoints = await completeCheckpoints(bundle.path(join('artifacts', outputDir)));
     const last = checkpoints.at(-1);
     const lastPath = last === undefined ? null : `artifacts/${outputDir}/step-${last}`;
-    const log = last === undefined ? [] : await readJsonLines(bundle.path(`${lastPath}/logging.jsonl`));
+    const log = last === undefined ? [] : await readJsonLines(bundle.path(`${lastPath}/${TRAINING_SERIES}`));
     const firstLoss = numberField(log[0], 'loss');
     const finalLoss = numberField(log.at(-1), 'loss');
     const steps = numberField(log.at(-1), 'step') ?? 0;

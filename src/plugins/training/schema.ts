@@ -24,6 +24,8 @@ import {
 /** Artifacts the trainer writes itself; outputDir must not take their names. */
 export const TRAINING_LOG = 'training.log';
 export const TRAINING_METRICS = 'metrics.json';
+/** The per-step series each checkpoint folder holds (JSON lines: step, loss, ...), declared as the job's progress. */
+export const TRAINING_SERIES = 'logging.jsonl';
 
 export const modelSchema = strictFields(
   {

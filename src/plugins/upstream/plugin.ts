@@ -91,6 +91,19 @@ export class UpstreamPlugin implements TaskPlugin<typeof upstreamRequestSchema> 
           { path: UPSTREAM_LOG, required: true },
         ],
         metadata: { repository, commit: request.commit, entry: request.entry.join(' ') },
+        // The precheck records the staged tree against the commit's blob ids in the provenance log; the
+        // runner enforces it (and writes the differences into upstream_run.json), so here it only warns.
+        provenance: [
+          {
+            kind: 'tree-manifest',
+            label: 'upstream tree',
+            noun: 'upstream tree',
+            manifest: `inputs/${UPSTREAM_TREE_MANIFEST}`,
+            root: `inputs/${UPSTREAM_TREE_INPUT}`,
+            digest: 'git-blob',
+            required: false,
+          },
+        ],
       });
       const config = {
         repository,
