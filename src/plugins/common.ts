@@ -6,7 +6,8 @@ import { constants, createReadStream } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { Bundle, ValidationError, type JobSpecInput, type Problem, type ProgressSpecInput, type ProvenanceCheckInput } from '../bundle';
+import type { z } from 'zod';
+import { Bundle, parseWith, ValidationError, type JobSpecInput, type Problem, type ProgressSpecInput, type ProvenanceCheckInput } from '../bundle';
 import { TABLE_FORMAT, type RunOptions } from './common-schema';
 import type { RunOutcome, TaskPlugin } from './types';
 
@@ -204,4 +205,13 @@ export function outcomePrefix(outcome: RunOutcome): string {
 /** A number for a headline: 3 significant digits. */
 export function fmt(n: number | null): string {
   return n === null ? '?' : Number(n.toPrecision(3)).toString();
+}
+
+/** What every plugin shares: its request is parsed by its zod schema, each problem naming its field. */
+export abstract class SchemaPlugin<S extends z.ZodType> {
+  abstract readonly requestSchema: S;
+
+  parse(raw: unknown) {
+    return parseWith(this.requestSchema, raw);
+  }
 }

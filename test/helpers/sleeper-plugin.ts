@@ -3,7 +3,8 @@
  * `score` (or exits 3 when `fail`). Bash only, so a cell runs in well under a second.
  */
 import { z } from 'zod';
-import { Bundle, parseWith, type Problem } from '../../src/bundle';
+import { Bundle, type Problem } from '../../src/bundle';
+import { SchemaPlugin } from '../../src/plugins/common';
 import { buildDefaultTaskRegistry, type TaskRegistry } from '../../src/plugins/registry';
 import type { RunOutcome, TaskPlugin, TaskSubmission, TaskSummary } from '../../src/plugins/types';
 
@@ -14,15 +15,11 @@ export const sleeperSchema = z.strictObject({
 });
 type SleeperRequest = z.infer<typeof sleeperSchema>;
 
-export class SleeperPlugin implements TaskPlugin<typeof sleeperSchema> {
+export class SleeperPlugin extends SchemaPlugin<typeof sleeperSchema> implements TaskPlugin<typeof sleeperSchema> {
   readonly taskType = 'sleeper';
   readonly jobKind = 'sleep';
   readonly description = 'sleeps, then writes a score (tests)';
-  readonly requestSchema = sleeperSchema;
-
-  parse(raw: unknown) {
-    return parseWith(this.requestSchema, raw);
-  }
+  override readonly requestSchema = sleeperSchema;
 
   async validate(request: SleeperRequest): Promise<Problem[]> {
     return request.score < 0 ? [{ path: 'score', message: 'score must be 0 or more' }] : [];

@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { parseWith, type Bundle, type Problem } from '../../bundle';
+import type { Bundle, Problem } from '../../bundle';
 import {
   assertNoProblems,
   checkTable,
@@ -11,20 +11,17 @@ import {
   pythonCommand,
   readJson,
   requestPath,
+  SchemaPlugin,
 } from '../common';
 import type { RunOutcome, TaskPlugin, TaskSubmission, TaskSummary } from '../types';
 import { COLLECTION_LOG, COLLECTION_STATS, collectionRequestSchema, type CollectionRequest } from './schema';
 
 /** Collects a CSV table into artifacts/: generated (synthetic) or copied and cleaned from a local file. */
-export class CollectionPlugin implements TaskPlugin<typeof collectionRequestSchema> {
+export class CollectionPlugin extends SchemaPlugin<typeof collectionRequestSchema> implements TaskPlugin<typeof collectionRequestSchema> {
   readonly taskType = 'collection';
   readonly jobKind = 'collect';
   readonly description = 'collect a CSV table into artifacts/, generated from a seed or cleaned from a local file';
-  readonly requestSchema = collectionRequestSchema;
-
-  parse(raw: unknown) {
-    return parseWith(this.requestSchema, raw);
-  }
+  override readonly requestSchema = collectionRequestSchema;
 
   async validate(request: CollectionRequest, baseDir: string): Promise<Problem[]> {
     if (request.source.kind !== 'file') return [];

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseWith, type Bundle, type Problem } from '../../bundle';
+import type { Bundle, Problem } from '../../bundle';
 import {
   assertNoProblems,
   checkReadableFile,
@@ -15,6 +15,7 @@ import {
   pythonCommand,
   readJson,
   requestPath,
+  SchemaPlugin,
 } from '../common';
 import type { RunOutcome, TaskPlugin, TaskSubmission, TaskSummary } from '../types';
 import { EVALUATION_LOG, EVALUATION_SCORES, evaluationRequestSchema, type EvaluationRequest } from './schema';
@@ -24,15 +25,11 @@ const CHECKPOINT_INPUT = 'checkpoint';
 const CHECKPOINT_FILES = ['model.pt', 'meta.json', 'COMPLETE'] as const;
 
 /** Scores a training checkpoint on one or more CSV tables ("environments"): MSE and MAE per environment. */
-export class EvaluationPlugin implements TaskPlugin<typeof evaluationRequestSchema> {
+export class EvaluationPlugin extends SchemaPlugin<typeof evaluationRequestSchema> implements TaskPlugin<typeof evaluationRequestSchema> {
   readonly taskType = 'evaluation';
   readonly jobKind = 'eval';
   readonly description = 'score a training checkpoint on one or more CSV tables (MSE per environment)';
-  readonly requestSchema = evaluationRequestSchema;
-
-  parse(raw: unknown) {
-    return parseWith(this.requestSchema, raw);
-  }
+  override readonly requestSchema = evaluationRequestSchema;
 
   async validate(request: EvaluationRequest, baseDir: string): Promise<Problem[]> {
     const problems: Problem[] = [];

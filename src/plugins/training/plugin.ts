@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { parseWith, type Bundle, type Problem } from '../../bundle';
+import type { Bundle, Problem } from '../../bundle';
 import {
   assertNoProblems,
   checkTable,
@@ -14,6 +14,7 @@ import {
   pythonCommand,
   readJsonLines,
   requestPath,
+  SchemaPlugin,
 } from '../common';
 import type { RunOutcome, TaskPlugin, TaskSubmission, TaskSummary } from '../types';
 import { TRAINING_LOG, TRAINING_METRICS, TRAINING_SERIES, trainingRequestSchema, type TrainingRequest } from './schema';
@@ -21,15 +22,11 @@ import { TRAINING_LOG, TRAINING_METRICS, TRAINING_SERIES, trainingRequestSchema,
 const DATA_INPUT_DIR = 'data';
 
 /** Trains a small MLP regressor on a CSV table (PyTorch, CPU) with resumable step-N checkpoints. */
-export class TrainingPlugin implements TaskPlugin<typeof trainingRequestSchema> {
+export class TrainingPlugin extends SchemaPlugin<typeof trainingRequestSchema> implements TaskPlugin<typeof trainingRequestSchema> {
   readonly taskType = 'training';
   readonly jobKind = 'train';
   readonly description = 'fit a small MLP regressor to a CSV table (PyTorch, CPU), with resumable checkpoints';
-  readonly requestSchema = trainingRequestSchema;
-
-  parse(raw: unknown) {
-    return parseWith(this.requestSchema, raw);
-  }
+  override readonly requestSchema = trainingRequestSchema;
 
   async validate(request: TrainingRequest, baseDir: string): Promise<Problem[]> {
     const { problems } = await checkTable(requestPath(baseDir, request.datasetPath), 'datasetPath');

@@ -2,8 +2,8 @@ import { existsSync, statSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Bundle, isSafeRelativePath, parseWith, type Problem } from '../../bundle';
-import { assertNoProblems, CONFIG_INPUT, jobSpecFor, outcomePrefix, pluginFile, pythonCommand, readJson, requestPath } from '../common';
+import { Bundle, isSafeRelativePath, type Problem } from '../../bundle';
+import { assertNoProblems, CONFIG_INPUT, jobSpecFor, outcomePrefix, pluginFile, pythonCommand, readJson, requestPath, SchemaPlugin } from '../common';
 import type { RunOutcome, TaskPlugin, TaskSubmission, TaskSummary } from '../types';
 import { git, GitError, hasCommit, isGitUrl, lsTree, porcelain, readBlobs, type TreeEntry } from './git';
 import {
@@ -30,15 +30,11 @@ const ORBIT_ARTIFACTS = [UPSTREAM_LOG, UPSTREAM_RUN_FILE, 'manifest.json', 'runt
  * copied from the commit's blobs byte for byte (never patched); a dirty checkout is refused in the
  * client, and the staged copy is checked against the commit's tree again on the host before the entry runs.
  */
-export class UpstreamPlugin implements TaskPlugin<typeof upstreamRequestSchema> {
+export class UpstreamPlugin extends SchemaPlugin<typeof upstreamRequestSchema> implements TaskPlugin<typeof upstreamRequestSchema> {
   readonly taskType = 'upstream';
   readonly jobKind = 'upstream-blackbox';
   readonly description = "run an upstream git repository's entry point as is, at an exact commit, with a thin run manifest";
-  readonly requestSchema = upstreamRequestSchema;
-
-  parse(raw: unknown) {
-    return parseWith(this.requestSchema, raw);
-  }
+  override readonly requestSchema = upstreamRequestSchema;
 
   async validate(request: UpstreamRequest, baseDir: string): Promise<Problem[]> {
     if (isGitUrl(request.repository)) return [];
