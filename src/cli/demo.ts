@@ -2,6 +2,7 @@
  * `orbit demo`: the whole path on the embedded default. Starts (or reuses) the dev server, runs a
  * worker in this process, submits the example job, follows it, and prints where everything is.
  */
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { orbitHome, taskQueue, temporalTarget } from '../config';
 import { loadHostRegistry } from '../worker/hosts';
 import { createOrbitWorker } from '../worker/worker';
@@ -15,6 +16,8 @@ export async function runDemo(out: (s: string) => void, submitAndFollow: () => P
     const s = await ensureDevServer({ port: target.port, detached: true });
     out(`${s.started ? 'started' : 'reusing'} Temporal dev server at ${s.address} (Web UI ${s.uiUrl})`);
   }
+  // The worker runs in this process: its logs would interleave with the run's phases. Warnings and errors only.
+  Runtime.install({ logger: new DefaultLogger('WARN'), telemetryOptions: { logging: { filter: { core: 'WARN', other: 'WARN' }, forward: {} } } });
   const hosts = await loadHostRegistry(orbitHome());
   const worker = await createOrbitWorker({ connectionOptions: target.connectionOptions, namespace: target.namespace, taskQueue: taskQueue(), hosts }).catch((e: Error) => {
     throw new CliError(`cannot start a worker against ${target.address}: ${e.message}`, 3);
