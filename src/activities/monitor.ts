@@ -32,6 +32,10 @@ export async function monitorRun(kit: ActivityKit, input: MonitorInput): Promise
     unreachableSince: beat.unreachableSince,
     ...extra,
   });
+  // Heartbeat all along, not only between probes: a probe or a sync to a frozen host can take longer
+  // than the heartbeat timeout, and a monitor that falls silent then is retried over and over.
+  const every = Math.max(200, Math.min(10_000, (ctx.info.heartbeatTimeoutMs ?? 30_000) / 3));
+  const pulse = setInterval(() => ctx.heartbeat(beat), every);
   try {
     for (;;) {
       const answered = await probeInto(beat, h, input);
@@ -64,6 +68,8 @@ export async function monitorRun(kit: ActivityKit, input: MonitorInput): Promise
       await h.cancel(input.runId, input.killGraceSeconds).catch((err: Error) => log.warn('stop after cancel failed', { error: err.message }));
     }
     throw e;
+  } finally {
+    clearInterval(pulse);
   }
 }
 

@@ -121,8 +121,18 @@ export interface CollectSummary {
   mismatched: string[];
   refused: string[];
   missingOutputs: string[];
+  /** Files under artifacts/ that the manifest does not list (written after it, or never listed): collected, not verified. */
+  unverified?: string[];
+  /** Why the manifest could not be used, when it is there but unusable (over the size limit, not JSON); absent otherwise. */
+  manifestProblem?: string;
+  /**
+   * Set when the collection ended early for a failure no retry can fix: `local` (the worker's disk,
+   * names or permissions) or `remote` (the run folder on the host is not what a run leaves). What was
+   * collected before it is kept.
+   */
+  ended?: { class: 'local' | 'remote'; reason: string };
   /** Counts behind the (capped) lists above. */
-  totals: { missing: number; mismatched: number; refused: number };
+  totals: { missing: number; mismatched: number; refused: number; unverified?: number };
 }
 
 export interface CancelInput extends RunRef {
