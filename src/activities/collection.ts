@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { ARTIFACTS_DIR, formatProblem, verifyManifest, walkFiles, type Bundle } from '../bundle';
 import type { CollectInput, CollectSummary, ResumeInput, ResumeStaged } from '../common/activities';
 import { COLLECTION_REPORT, RESUME_DIR } from '../common/protocol';
+import { CollectionEndedError, RunNotStagedError } from '../hosts/host/errors';
 import type { CollectResult } from '../hosts/shell-host';
 import { openOrFail, withHeartbeat, type ActivityKit } from './support';
 
@@ -21,10 +22,17 @@ export async function collectRun(kit: ActivityKit, input: CollectInput): Promise
   const bundle = await openOrFail(input.bundleDir);
   const ctx = Context.current();
   let progress = { files: 0, bytes: 0 };
-  const r = await withHeartbeat(
-    () => kit.host(input.host).collect(input.runId, bundle.dir, { signal: ctx.cancellationSignal, onProgress: (p) => (progress = p) }),
-    () => progress,
-  );
+  let r: CollectResult;
+  try {
+    r = await withHeartbeat(
+      () => kit.host(input.host).collect(input.runId, bundle.dir, { signal: ctx.cancellationSignal, onProgress: (p) => (progress = p) }),
+      () => progress,
+    );
+  } catch (e) {
+    const ended = endedBy(e);
+    if (!ended) throw e; // the host did not answer, or answered badly: retried until the deadline
+    return kit.pause('collect', await reportEnded(bundle, input.host, ended, progress));
+  }
   const missingOutputs = missingExpectedOutputs(bundle);
   await writeReport(bundle, {
     collectedAt: new Date().toISOString(),
@@ -34,9 +42,39 @@ export async function collectRun(kit: ActivityKit, input: CollectInput): Promise
     filesSkipped: r.filesSkipped,
     manifest: r.manifest,
     refused: r.refused,
+    unverified: r.unverified,
+    ...(r.manifestProblem ? { manifestProblem: r.manifestProblem } : {}),
+    ...(r.missingParts.length ? { missingParts: r.missingParts } : {}),
     missingOutputs,
   });
   return kit.pause('collect', summarize(r, missingOutputs));
+}
+
+/**
+ * A failure no retry can fix ends the collection (docs/evaporation.md, failure classes): the worker's
+ * side (disk full, read-only, permissions) or the host's run folder gone. Anything else is taken for
+ * a host that may answer later.
+ */
+function endedBy(e: unknown): CollectSummary['ended'] | undefined {
+  if (e instanceof CollectionEndedError) return { class: e.side, reason: e.message };
+  if (e instanceof RunNotStagedError) return { class: 'remote', reason: `the run folder is gone from the host: ${e.message}` };
+  return undefined;
+}
+
+/** What a collection that ended early leaves: the files it wrote stay, and collection.json says why it stopped. */
+async function reportEnded(bundle: Bundle, host: string, endedBy: NonNullable<CollectSummary['ended']>, progress: { files: number; bytes: number }): Promise<CollectSummary> {
+  let ended = endedBy;
+  const m = await verifyManifest(bundle.dir);
+  const present = (await walkFiles(bundle.dir, ARTIFACTS_DIR).catch(() => [])).map((f) => f.path);
+  const missingOutputs = missingExpectedOutputs(bundle);
+  // The same full disk may refuse the report too: the reason still travels in the summary.
+  const written = await writeReport(bundle, { collectedAt: new Date().toISOString(), host, partial: true, ended, present, manifest: m, missingOutputs }).then(
+    () => '',
+    (e: NodeJS.ErrnoException) => `; ${COLLECTION_REPORT} could not be written either (${e.code ?? e.message})`,
+  );
+  ended = { ...ended, reason: ended.reason + written };
+  const summary = summarize({ filesFetched: progress.files, bytesFetched: progress.bytes, filesSkipped: 0, refused: [], manifest: m, unverified: [] }, missingOutputs);
+  return { ...summary, verified: false, ended };
 }
 
 /**
@@ -76,20 +114,25 @@ async function writeReport(bundle: Bundle, report: Record<string, unknown>): Pro
   await rename(tmp, bundle.path(COLLECTION_REPORT));
 }
 
-function summarize(r: Pick<CollectResult, 'filesFetched' | 'bytesFetched' | 'filesSkipped' | 'refused' | 'manifest'>, missingOutputs: string[]): CollectSummary {
+type SummaryOf = Pick<CollectResult, 'filesFetched' | 'bytesFetched' | 'filesSkipped' | 'refused' | 'manifest'> & Partial<Pick<CollectResult, 'unverified' | 'manifestProblem'>>;
+
+function summarize(r: SummaryOf, missingOutputs: string[]): CollectSummary {
   const m = r.manifest;
+  const unverified = r.unverified ?? [];
   return {
     filesFetched: r.filesFetched,
     bytesFetched: r.bytesFetched,
     filesSkipped: r.filesSkipped,
     manifestPresent: m.manifestPresent,
-    verified: m.verified && r.refused.length === 0,
+    ...(r.manifestProblem ? { manifestProblem: r.manifestProblem } : {}),
+    verified: m.verified && r.refused.length === 0 && unverified.length === 0,
     verifiedCount: m.verifiedFiles.length,
     missing: m.missing.slice(0, LIST_CAP),
     mismatched: m.mismatched.slice(0, LIST_CAP).map((x) => `${x.path}: ${x.reason}`),
     refused: r.refused.slice(0, LIST_CAP).map(formatProblem),
     missingOutputs,
-    totals: { missing: m.missing.length, mismatched: m.mismatched.length, refused: r.refused.length },
+    unverified: unverified.slice(0, LIST_CAP),
+    totals: { missing: m.missing.length, mismatched: m.mismatched.length, refused: r.refused.length, unverified: unverified.length },
   };
 }
 

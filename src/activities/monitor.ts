@@ -47,7 +47,8 @@ export async function monitorRun(kit: ActivityKit, input: MonitorInput): Promise
       if (beat.hostState !== initialState) return result(false);
       if (answered) {
         const p = beat.probe!;
-        if (p.state === 'exited' || p.state === 'vanished' || p.state === 'missing') return result(true);
+        // After the launch, a run folder without its launch marker lost its runtime/ (the job deleted it): an end too.
+        if (p.state === 'exited' || p.state === 'vanished' || p.state === 'missing' || p.state === 'not-launched') return result(true);
         if (Date.now() >= input.deadlineMs) {
           await h.cancel(input.runId, input.killGraceSeconds);
           return result(true, { timedOut: true, probe: await h.probe(input.runId, input.logFile) });

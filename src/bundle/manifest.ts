@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { sha256File } from './hash';
 import { ARTIFACTS_DIR, MANIFEST_FILE } from '../common/layout';
 import { parseWith, type Problem } from './parse';
-import { manifestSchema, type Manifest } from './schema';
+import { manifestEntrySchema, manifestEnvelopeSchema, type Manifest, type ManifestEntry } from './schema';
 
 /** The largest manifest Orbit reads; a bigger one is refused as hostile. */
 export const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
@@ -21,16 +21,39 @@ export interface ManifestCheck {
   problems: Problem[];
 }
 
-/** Parses manifest text from an untrusted source; returns problems instead of throwing. */
-export function parseManifest(text: string): { ok: true; value: Manifest } | { ok: false; problems: Problem[] } {
-  if (text.length > MAX_MANIFEST_BYTES) return { ok: false, problems: [{ path: MANIFEST_FILE, message: 'is larger than 64 MiB' }] };
+/**
+ * Parses manifest text from an untrusted source; returns problems instead of throwing. An entry that
+ * is not valid (an unsafe path, a bad digest, a path listed twice) is refused on its own and listed
+ * in `refused`; the other entries stand. Only an unusable whole (too big, not JSON, no files list)
+ * makes it not ok.
+ */
+export function parseManifest(text: string): { ok: true; value: Manifest; refused: Problem[] } | { ok: false; problems: Problem[] } {
+  if (text.length > MAX_MANIFEST_BYTES) return { ok: false, problems: [{ path: MANIFEST_FILE, message: `is ${text.length} bytes, over the ${MAX_MANIFEST_BYTES / 1024 / 1024} MiB limit` }] };
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (e) {
     return { ok: false, problems: [{ path: MANIFEST_FILE, message: `is not JSON (${(e as Error).message})` }] };
   }
-  return parseWith(manifestSchema, raw, MANIFEST_FILE);
+  const envelope = parseWith(manifestEnvelopeSchema, raw, MANIFEST_FILE);
+  if (!envelope.ok) return envelope;
+  const files: ManifestEntry[] = [];
+  const refused: Problem[] = [];
+  const seen = new Set<string>();
+  envelope.value.files.forEach((item, i) => {
+    const entry = manifestEntrySchema.safeParse(item);
+    const at = `${MANIFEST_FILE}.files[${i}]`;
+    const named = (item as { path?: unknown } | null)?.path;
+    const of = typeof named === 'string' ? ` (entry ${JSON.stringify(named).slice(0, 200)})` : '';
+    if (!entry.success) {
+      for (const issue of entry.error.issues) refused.push({ path: issue.path.length ? `${at}.${issue.path.join('.')}` : at, message: `${issue.message}${of}; entry ignored` });
+    } else if (seen.has(entry.data.path)) refused.push({ path: at, message: `lists a path listed before${of}; entry ignored` });
+    else {
+      seen.add(entry.data.path);
+      files.push(entry.data);
+    }
+  });
+  return { ok: true, value: { schemaVersion: envelope.value.schemaVersion, createdAt: envelope.value.createdAt, files }, refused };
 }
 
 /** Reads `artifacts/manifest.json` of a local bundle, or undefined when there is none. */
@@ -60,6 +83,7 @@ export async function verifyManifest(bundleDir: string, knownHashes?: Map<string
     return result;
   }
   result.manifestPresent = true;
+  result.problems.push(...parsed.refused);
   // Entries are checked 16 at a time (a manifest may list thousands of files); results keep its order.
   const entries = parsed.value.files;
   const verdicts: (string | { missing: true } | { mismatch: string } | undefined)[] = new Array(entries.length);

@@ -243,6 +243,15 @@ export const manifestEntrySchema = z
   .strict();
 export type ManifestEntry = z.infer<typeof manifestEntrySchema>;
 
+/** The manifest's outer shape, its entries unchecked: parseManifest checks each entry on its own. */
+export const manifestEnvelopeSchema = z
+  .object({
+    schemaVersion: z.literal(MANIFEST_SCHEMA_VERSION),
+    createdAt: z.string(),
+    files: z.array(z.unknown()),
+  })
+  .strict();
+
 export const manifestSchema = z
   .object({
     schemaVersion: z.literal(MANIFEST_SCHEMA_VERSION),

@@ -3,6 +3,7 @@
 export const ERROR = {
   bundleTampered: 'BundleTamperedError',
   bundleState: 'BundleStateError',
+  unsafeEntry: 'UnsafeEntryError',
   validation: 'ValidationError',
   unknownHost: 'UnknownHostError',
   runNotStaged: 'RunNotStagedError',

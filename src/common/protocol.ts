@@ -4,8 +4,12 @@
  * the exit codes that mean something. Written once here; node-free.
  *
  * A run's folder on a host is `<workRoot>/<runId>/`, the bundle's layout (./layout.ts) plus:
- *   runtime/.launched/        made atomically (mkdir) by the launch script: only one launch may start the job
+ *   runtime/.launched/        made (mkdir) by the first launch attempt; "launched" only with a proof the job
+ *                             started: .launched/pid, runtime/pid or runtime/exit_code (else a retry starts it)
  *   runtime/.launched/pid     the pid of the detached wrapper (setsid: also its process group id)
+ *   runtime/.launched/identity  `key=value` lines: `token=` (written before the spawn: "spawning"), then
+ *                             `pid=` and `starttime=` (field 22 of /proc/<pid>/stat) once the wrapper is spawned
+ *   runtime/.launch.lock      flock'd by the launch script (when the host has flock): one launch attempt at a time
  *   runtime/wrapper.out       stdout and stderr of run.sh itself
  *   runtime/pid               written by run.sh as its first act (the process group to signal)
  *   runtime/exit_code         written by run.sh as its last act, after artifacts/manifest.json
@@ -14,6 +18,13 @@ import { RUNTIME_DIR } from './layout';
 
 export const LAUNCH_MARKER_DIR = `${RUNTIME_DIR}/.launched`;
 export const LAUNCH_PID_FILE = `${LAUNCH_MARKER_DIR}/pid`;
+/**
+ * The identity of the run's process group, recorded by the launch: only a group whose leader has this
+ * start time, or (the leader gone) whose member carries this token in its environment, is signalled.
+ */
+export const RUN_IDENTITY_FILE = `${LAUNCH_MARKER_DIR}/identity`;
+/** The lock file two launch attempts of one run serialise on (flock; released however the holder ends). */
+export const LAUNCH_LOCK_FILE = `${RUNTIME_DIR}/.launch.lock`;
 export const WRAPPER_OUT_FILE = `${RUNTIME_DIR}/wrapper.out`;
 /** The full collection report in the local bundle (the workflow gets a capped summary). */
 export const COLLECTION_REPORT = `${RUNTIME_DIR}/collection.json`;
@@ -67,6 +78,8 @@ export const EXIT = {
 /** Environment that run.sh reads or sets for the job. */
 export const ENV = {
   runId: 'ORBIT_RUN_ID',
+  /** A random token the launch generates, one per started wrapper: every process of the run carries it (RUN_IDENTITY_FILE). */
+  runToken: 'ORBIT_RUN_TOKEN',
   bundleDir: 'ORBIT_BUNDLE_DIR',
   artifactsDir: 'ORBIT_ARTIFACTS_DIR',
   inputsDir: 'ORBIT_INPUTS_DIR',

@@ -132,6 +132,7 @@ export interface RunStatus {
   collectAttempts: number;
   exitCode: number | null;
   error?: string;
+  job?: JobEnding;
 }
 
 /** How a run that reached its verdict ended (a cancelled run has no verdict: it ends with a cancellation). */
@@ -149,4 +150,11 @@ export interface RunResult {
   phases: PhaseEntry[];
   relaunches: Relaunch[];
   reasons: string[];
+  /** Set when the run ended without its job ending by itself: whether Orbit stopped it, or could not (it may still run). */
+  job?: JobEnding;
+}
+
+export interface JobEnding {
+  state: 'stopped' | 'orphaned';
+  detail: string;
 }

@@ -8,6 +8,8 @@ export const SA_PHASE = defineSearchAttributeKey('OrbitPhase', SearchAttributeTy
 export const SA_HOST_STATE = defineSearchAttributeKey('OrbitHostState', SearchAttributeType.KEYWORD);
 export const SA_BUNDLE_DIGEST = defineSearchAttributeKey('OrbitBundleDigest', SearchAttributeType.KEYWORD);
 export const SA_SWEEP = defineSearchAttributeKey('OrbitSweep', SearchAttributeType.KEYWORD);
+/** Set when a run ended without its job ending by itself: `stopped` (Orbit stopped it) or `orphaned` (Orbit could not: it may still run on its host). */
+export const SA_JOB_STATE = defineSearchAttributeKey('OrbitJobState', SearchAttributeType.KEYWORD);
 
 /** Name and type of each, as `temporal operator search-attribute create --name N --type T` takes them. */
 export const ORBIT_SEARCH_ATTRIBUTES: ReadonlyArray<{ name: string; type: 'Keyword' }> = [
@@ -18,4 +20,5 @@ export const ORBIT_SEARCH_ATTRIBUTES: ReadonlyArray<{ name: string; type: 'Keywo
   SA_HOST_STATE,
   SA_BUNDLE_DIGEST,
   SA_SWEEP,
+  SA_JOB_STATE,
 ].map((k) => ({ name: k.name, type: 'Keyword' as const }));

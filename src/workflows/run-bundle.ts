@@ -12,7 +12,8 @@
  *                      -> recover -> monitor | stop | collect | give-up
  *   collect, deadline passed -> give-up -> verdict (lost)
  */
-import { CancellationScope, defineQuery, defineSignal, isCancellation, log, setHandler } from '@temporalio/workflow';
+import { ActivityFailure, CancellationScope, defineQuery, defineSignal, isCancellation, log, patched, setHandler } from '@temporalio/workflow';
+import type { CollectSummary } from '../common/activities';
 import { runFailure } from '../common/failures';
 import type { OnHostLost, Phase, RunBundleInput, RunResult, RunStatus } from '../common/run';
 import { RunContext } from './run-context';
@@ -37,11 +38,39 @@ export async function runBundle(input: RunBundleInput): Promise<RunResult> {
       await CancellationScope.nonCancellable(() => cleanUpAfterCancel(ctx));
       throw err;
     }
-    ctx.status.error = err instanceof Error ? err.message : String(err);
+    ctx.status.error = failureMessage(err);
+    // Runs started before this change end as they did: the failure itself, the job left as it was.
+    if (!patched(STOP_JOB_ON_FAILURE)) {
+      ctx.setPhase('failed');
+      throw err;
+    }
+    await CancellationScope.nonCancellable(() => stopAfterFailure(ctx));
     ctx.setPhase('failed');
-    throw err;
+    const result = resultOf(ctx, 'failed', [ctx.status.error, ...(ctx.status.job ? [ctx.status.job.detail] : [])]);
+    throw runFailure(result, `run ${input.runId} failed: ${result.reasons.join('; ')}`);
   }
   return conclude(ctx);
+}
+
+/** What failed, in one line: the activity's own message (its failure wraps it in a generic one), prefixed by the activity. */
+function failureMessage(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause) return `${err.activityType}: ${err.cause.message}`;
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The patch that makes a failing run stop the job it launched (or record that it could not) before it ends. */
+export const STOP_JOB_ON_FAILURE = 'stop-job-on-failure';
+
+/** A step failed for good: the job it launched, if any, is stopped first; one that cannot be is recorded as orphaned. */
+async function stopAfterFailure(ctx: RunContext): Promise<void> {
+  if (!ctx.launchAttempted) return;
+  try {
+    const how = await stopJob(ctx);
+    if (how !== 'not-running') ctx.recordJob({ state: 'stopped', detail: `the job on ${ctx.status.host} was stopped (${how}) as the run failed` });
+  } catch (e) {
+    const why = e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e);
+    ctx.recordJob({ state: 'orphaned', detail: `the job on ${ctx.status.host} could not be stopped (${why}); it may still be running there` });
+  }
 }
 
 /** A cancelled run stops its job and brings back what it can before it ends cancelled. */
@@ -55,6 +84,7 @@ async function cleanUpAfterCancel(ctx: RunContext): Promise<void> {
 function conclude(ctx: RunContext): RunResult {
   const { input, status } = ctx;
   const collect = status.collect!;
+  if (ctx.lost && patched(STOP_JOB_ON_FAILURE)) ctx.recordJob({ state: 'orphaned', detail: `host ${status.host} never answered again: the job may still be running there` });
   const { status: verdict, reasons } = verdictOf({
     lost: ctx.lost,
     timedOut: ctx.timedOut,
@@ -66,18 +96,7 @@ function conclude(ctx: RunContext): RunResult {
     collectDeadlineMs: ctx.tuning.collectDeadlineMs,
     earlier: ctx.reasons,
   });
-  const result: RunResult = {
-    runId: input.runId,
-    status: verdict,
-    exitCode: status.exitCode,
-    host: status.host,
-    bundleDir: input.bundleDir,
-    digest: input.digest,
-    collect,
-    phases: status.phases,
-    relaunches: status.relaunches,
-    reasons,
-  };
+  const result = resultOf(ctx, verdict, reasons);
   if (verdict === 'succeeded') {
     ctx.setPhase('succeeded');
     return result;
@@ -86,3 +105,35 @@ function conclude(ctx: RunContext): RunResult {
   ctx.setPhase(verdict);
   throw runFailure(result, `run ${input.runId} ${verdict}: ${status.error}`);
 }
+
+/** The run's result as it stands (a run that failed before collecting has an empty collection summary). */
+function resultOf(ctx: RunContext, verdict: RunResult['status'], reasons: string[]): RunResult {
+  const { input, status } = ctx;
+  return {
+    runId: input.runId,
+    status: verdict,
+    exitCode: status.exitCode,
+    host: status.host,
+    bundleDir: input.bundleDir,
+    digest: input.digest,
+    collect: status.collect ?? NOTHING_COLLECTED,
+    phases: status.phases,
+    relaunches: status.relaunches,
+    reasons,
+    ...(status.job ? { job: status.job } : {}),
+  };
+}
+
+const NOTHING_COLLECTED: CollectSummary = {
+  filesFetched: 0,
+  bytesFetched: 0,
+  filesSkipped: 0,
+  manifestPresent: false,
+  verified: false,
+  verifiedCount: 0,
+  missing: [],
+  mismatched: [],
+  refused: [],
+  missingOutputs: [],
+  totals: { missing: 0, mismatched: 0, refused: 0 },
+};

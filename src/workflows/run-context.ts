@@ -4,8 +4,8 @@
  */
 import { condition, log, upsertSearchAttributes } from '@temporalio/workflow';
 import type { HostState, RunRef } from '../common/activities';
-import { type OnHostLost, type Phase, type RunBundleInput, type RunStatus, type RunTuning, tuningOf } from '../common/run';
-import { SA_HOST, SA_HOST_STATE, SA_PHASE } from '../common/search-attributes';
+import { type JobEnding, type OnHostLost, type Phase, type RunBundleInput, type RunStatus, type RunTuning, tuningOf } from '../common/run';
+import { SA_HOST, SA_HOST_STATE, SA_JOB_STATE, SA_PHASE } from '../common/search-attributes';
 import { runActivities, type RunActivities } from './proxies';
 
 export class RunContext {
@@ -18,6 +18,8 @@ export class RunContext {
   /** Hosts left to relaunch on, in order. */
   readonly relaunchTargets: string[];
   timedOut = false;
+  /** A launch was asked for: from here on a job may run on the host, and an ending must stop it. */
+  launchAttempted = false;
   /** The host never came back before the collection deadline. */
   lost = false;
   /** Epoch ms after which the job is stopped as timed out; set at the first launch, kept across relaunches. */
@@ -65,6 +67,13 @@ export class RunContext {
     this.status.hostState = state;
     upsertSearchAttributes([{ key: SA_HOST_STATE, value: state }]);
     log.info(`host ${this.status.host}: ${state}`);
+  }
+
+  /** How the run's job ended when the run ended without it (status, result and the OrbitJobState search attribute). */
+  recordJob(job: JobEnding): void {
+    this.status.job = job;
+    upsertSearchAttributes([{ key: SA_JOB_STATE, value: job.state }]);
+    log.warn(`run ${this.input.runId}: ${job.detail}`);
   }
 
   moveTo(host: string): void {

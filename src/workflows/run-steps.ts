@@ -22,6 +22,7 @@ async function stageAndLaunch(ctx: RunContext, env?: Record<string, string>): Pr
     { ...ctx.ref(), bundleDir: input.bundleDir, digest: input.digest },
   ]);
   ctx.setPhase('launching');
+  ctx.launchAttempted = true;
   status.launch = await acts.control.launch.executeWithOptions({ startToCloseTimeout: '2m', summary: `launch on ${status.host}` }, [
     { ...ctx.ref(), bundleDir: input.bundleDir, env },
   ]);

@@ -14,6 +14,10 @@ export interface Script {
   monitor: Step<Partial<MonitorResult>>[];
   probe?: Step<Partial<Probe>>[];
   collect?: Step<Partial<CollectSummary>>[];
+  /** Successive stage calls: an Error fails that attempt (default: staged). */
+  stage?: Step<true>[];
+  /** Results of successive cancelRun calls (default: stopped). */
+  cancel?: Step<'stopped' | 'killed' | 'not-running'>[];
   /** Every call, in order: activity name and its input. */
   calls: { name: string; input: Record<string, unknown> }[];
 }
@@ -61,7 +65,11 @@ export function scriptedActivities(scripts: Map<string, Script>) {
     return { script, i };
   };
   const acts: OrbitActivities = {
-    stage: async (input) => (on('stage', input), { filesSent: 5, bytesSent: 500, filesSkipped: 0 }),
+    stage: async (input) => {
+      const { script, i } = on('stage', input);
+      next(script.stage, i, true);
+      return { filesSent: 5, bytesSent: 500, filesSkipped: 0 };
+    },
     launch: async (input) => (on('launch', input), { pid: 4242, alreadyLaunched: false }),
     monitor: async (input) => {
       const { script, i } = on('monitor', input);
@@ -73,7 +81,10 @@ export function scriptedActivities(scripts: Map<string, Script>) {
     },
     stageResume: async (input) => (on('stageResume', input), { remotePath: `/work/${input.runId}/resume/artifacts/ckpt/step-4`, localPath: 'artifacts/ckpt/step-4', filesSent: 2 }),
     reportLocal: async (input) => (on('reportLocal', input), summary({ filesFetched: 0, bytesFetched: 0, verified: false, verifiedCount: 1 })),
-    cancelRun: async (input) => (on('cancelRun', input), 'stopped' as const),
+    cancelRun: async (input) => {
+      const { script, i } = on('cancelRun', input);
+      return next(script.cancel, i, 'stopped' as const);
+    },
     collect: async (input) => {
       const { script, i } = on('collect', input);
       return summary(next(script.collect, i, {}));

@@ -32,7 +32,7 @@ interface HostUnderTest {
 class HostileTransport extends PassThroughTransport {
   override async exec(script: string, options?: ExecOptions): Promise<ExecResult> {
     const r = await this.inner.exec(script, options);
-    if (script.includes('find artifacts runtime')) return { ...r, stdout: `${r.stdout}f\0artifacts/../../outside.txt\x006\0f\0artifacts/sub/../../../up.txt\x006\0` };
+    if (script.includes('for part in artifacts runtime')) return { ...r, stdout: `${r.stdout}f\0artifacts/../../outside.txt\x006\0f\0artifacts/sub/../../../up.txt\x006\0` };
     return r;
   }
 }

@@ -4,6 +4,7 @@
  * retry classes, verdicts, and how the CLI reads each ending. Fast: no host, millisecond tuning.
  */
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { awaitRun, describeRun } from '../../src/cli/outcome';
@@ -182,6 +183,70 @@ describe('runBundle branches with scripted activities', () => {
     const run = await awaitRun(await handle);
     expect(run.status).toBe('timed-out');
     expect(run.result?.reasons).toEqual(['stopped after its run timeout of 600s', 'entrypoint exited with code 143']);
+  });
+
+  async function jobState(h: WorkflowHandle): Promise<string | undefined> {
+    const d = await h.describe();
+    return d.typedSearchAttributes.getAll().find((p) => p.key.name === 'OrbitJobState')?.value as string | undefined;
+  }
+
+  it('a step that fails for good after the launch stops the job first, and the result and OrbitJobState say so', async () => {
+    const broken = ApplicationFailure.nonRetryable('bundle /b is not on this worker', 'ValidationError');
+    const { handle, script } = start('fail-stops', { monitor: [broken], cancel: ['killed'] });
+    const h = await handle;
+    const run = await awaitRun(h);
+    expect(run.status).toBe('failed');
+    expect(names(script)).toEqual(['stage', 'launch', 'monitor', 'cancelRun']);
+    expect(run.result?.reasons[0]).toBe('monitor: bundle /b is not on this worker');
+    expect(run.result?.job).toEqual({ state: 'stopped', detail: 'the job on host-a was stopped (killed) as the run failed' });
+    expect(await jobState(h)).toBe('stopped');
+    expect(await phases(h)).toEqual(['staging', 'launching', 'running', 'failed']);
+  });
+
+  it('a job that cannot be stopped as the run fails is recorded as orphaned', async () => {
+    const broken = ApplicationFailure.nonRetryable('no such host', 'UnknownHostError');
+    const unreachable = ApplicationFailure.nonRetryable('host gone', 'UnknownHostError');
+    const { handle } = start('orphaned', { monitor: [broken], cancel: [unreachable] });
+    const h = await handle;
+    const run = await awaitRun(h);
+    expect(run.status).toBe('failed');
+    expect(run.result?.job?.state).toBe('orphaned');
+    expect(run.result?.reasons.at(-1)).toMatch(/could not be stopped \(host gone\); it may still be running there/);
+    expect(await jobState(h)).toBe('orphaned');
+  });
+
+  it('a run that fails before its launch has nothing to stop', async () => {
+    const { handle, script } = start('no-launch', { monitor: [finished], stage: [ApplicationFailure.nonRetryable('bundle changed after freezing', 'BundleTamperedError')] });
+    const h = await handle;
+    const run = await awaitRun(h);
+    expect(run.status).toBe('failed');
+    expect(run.result?.reasons).toEqual(['stage: bundle changed after freezing']);
+    expect(run.result?.job).toBeUndefined();
+    expect(names(script)).toEqual(['stage']);
+  });
+
+  it('a host that never came back leaves its job recorded as orphaned', async () => {
+    const { handle } = start('lost-orphan', { monitor: [hostLost], probe: [new Error('no answer')] }, {}, { collectDeadlineMs: 800 });
+    const h = await handle;
+    const run = await awaitRun(h);
+    expect(run.status).toBe('lost');
+    expect(run.result?.job?.state).toBe('orphaned');
+    expect(await jobState(h)).toBe('orphaned');
+  });
+
+  it('a collection that ends for a local reason fails the run at once, saying why, and never counts as host loss', async () => {
+    const ended = { verified: false, ended: { class: 'local' as const, reason: 'the worker could not write the collected files (ENOSPC)' } };
+    const { handle, script } = start('local-ended', { monitor: [finished], collect: [ended] });
+    const h = await handle;
+    const run = await awaitRun(h);
+    expect(run.status).toBe('failed');
+    expect(names(script).filter((n) => n === 'collect')).toHaveLength(1);
+    expect(run.result?.reasons).toEqual([
+      "collection stopped (the worker's side): the worker could not write the collected files (ENOSPC); what was collected before is kept",
+    ]);
+    const status = await h.query(statusQuery);
+    expect(status.hostState).toBe('reachable');
+    expect(status.phases.map((p) => p.phase)).not.toContain('recovering');
   });
 
   it('a sweep cell runs with the sync interval of its job.json', async () => {

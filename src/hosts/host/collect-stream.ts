@@ -7,13 +7,12 @@ import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { ManifestEntry, Problem } from '../../bundle';
-import { PARTIAL_SUFFIX } from '../../common/layout';
 import { shellQuote as q } from '../../common/shell';
 import { TarFormatError, TarReader, type TarEntry } from '../tar-reader';
 import type { ExecResult, Transport } from '../transport';
 import { mainThreadWriter, WriterThread, type FileWriter } from '../writer-thread';
 import type { RemoteFile } from './listing';
-import { LOCAL_WRITE_ERRORS, type LocalFolders } from './local-files';
+import { LOCAL_WRITE_ERRORS, partialPath, type LocalFolders } from './local-files';
 
 /** Streamed files wait for the local writers in a queue of at most this many bytes; then the stream pauses. */
 const STREAM_QUEUE_BYTES = 16 * 1024 * 1024;
@@ -85,7 +84,7 @@ class TarSink {
     const target = join(this.t.folders.root, f.path);
     const size = e.data.length;
     const w = this.writer
-      .write(target + PARTIAL_SUFFIX, target, new Uint8Array(e.data)) // a copy the thread can own
+      .write(partialPath(target), target, new Uint8Array(e.data)) // a copy the thread can own
       .then(
         () => this.t.fetched(f, size, sha),
         (err: NodeJS.ErrnoException) => {

@@ -17,9 +17,9 @@ import { EXIT } from '../../common/protocol';
 import { abortReason, raceAbort, settledWithin } from '../abort';
 import { streamFiles, type StreamTarget } from './collect-stream';
 import type { HostContext } from './context';
-import { notStagedError } from './errors';
+import { CollectionEndedError, notStagedError } from './errors';
 import { listingScript, parseListing, withoutIncompleteUnits, type RemoteFile } from './listing';
-import { fetchFile, LOCAL_WRITE_ERRORS, LocalFolders, localState, type LocalState } from './local-files';
+import { fetchFile, LOCAL_FATAL_ERRORS, LOCAL_WRITE_ERRORS, LocalFolders, localState, type LocalState } from './local-files';
 
 export interface CollectOptions {
   /** Parallel SFTP transfers (besides the one stream of small files). */
@@ -43,6 +43,12 @@ export interface CollectResult {
   /** Entries the far side offered that Orbit refused to write (unsafe paths, links leaving the bundle, sizes that disagree). */
   refused: Problem[];
   manifest: ManifestCheck;
+  /** Files under artifacts/ on the host that the manifest does not list (collected, not verified); empty without a usable manifest. */
+  unverified: string[];
+  /** Why the manifest on the host could not be used (over the size limit, not JSON, ...), when it is there. */
+  manifestProblem?: string;
+  /** Parts of the run folder (runtime/, artifacts/) that were not there on the host. */
+  missingParts: string[];
 }
 
 /** Files up to this size come in the tar stream by default (docs/benchmarks.md). */
@@ -61,9 +67,32 @@ export async function collectRun(host: HostContext, runId: string, bundleDir: st
   options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     return await new Collection(host, dir, new LocalFolders(root), options, stop).run();
+  } catch (e) {
+    throw asEnded(e, root);
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/**
+ * A local error that stops every write (the worker's disk is full, its folder read-only, ...) ends
+ * the collection for good: it is not the host's fault, and retrying cannot fix it.
+ */
+function asEnded(e: unknown, root: string): unknown {
+  // The errno may sit in a cause (a transfer's own error wraps it), or on a plain object (a writer thread's).
+  let err: { code?: unknown; path?: unknown; message?: unknown; cause?: unknown } | undefined;
+  for (let c: unknown = e, depth = 0; c && typeof c === 'object' && depth < 5; c = (c as { cause?: unknown }).cause, depth++) {
+    const code = (c as { code?: unknown }).code;
+    if (typeof code === 'string' && LOCAL_FATAL_ERRORS.includes(code)) {
+      err = c as typeof err;
+      break;
+    }
+  }
+  if (!err) return e;
+  const path = typeof err.path === 'string' ? err.path : undefined;
+  if (path && !path.startsWith(root)) return e; // the local transport reading the run folder: the host's side
+  const message = typeof err.message === 'string' ? err.message.split('\n')[0] : String(err.code);
+  return new CollectionEndedError('local', `the worker could not write the collected files (${String(err.code)}${path ? ` writing ${path}` : ''}): ${message}`);
 }
 
 /** Rejects with the signal's reason as soon as it aborts, even if `work` never settles (a transfer to a frozen host). */
@@ -79,6 +108,9 @@ class Collection {
   private readonly inflight = new Set<Promise<unknown>>();
   private readonly counts = { filesFetched: 0, bytesFetched: 0, filesSkipped: 0 };
   private manifest = new Map<string, ManifestEntry>();
+  private manifestUsable = false;
+  private manifestProblem: string | undefined;
+  private missingParts: string[] = [];
   private local: LocalState = new Map();
 
   constructor(
@@ -105,7 +137,8 @@ class Collection {
     if (leftovers.length) await this.settle([this.fetchAll(leftovers)]);
     if (this.signal.aborted) throw this.signal.reason ?? new Error('collection aborted');
     const manifest = await this.verify(Boolean(manifestFile));
-    return { ...this.counts, refused: this.refused, manifest };
+    const unverified = this.manifestUsable && this.options.verify !== false ? this.notInManifest(files) : [];
+    return { ...this.counts, refused: this.refused, manifest, unverified, manifestProblem: this.manifestProblem, missingParts: this.missingParts };
   }
 
   private async list(): Promise<RemoteFile[]> {
@@ -119,12 +152,14 @@ class Collection {
     if (listing.code !== 0) throw new Error(`listing ${this.dir} on ${this.host.name} failed (exit ${listing.code}): ${listing.stderr.trim()}`);
     const parsed = parseListing(listing.stdout);
     this.refused.push(...parsed.refused);
+    this.missingParts = parsed.missingParts;
     return withoutIncompleteUnits(parsed.files, options.atomicDirs ?? []);
   }
 
   private async fetchManifest(file: RemoteFile): Promise<void> {
     if (file.size > MAX_MANIFEST_BYTES) {
-      this.refused.push({ path: MANIFEST_FILE, message: `is ${file.size} bytes, over the 64 MiB limit` });
+      this.manifestProblem = `is ${file.size} bytes, over the ${MAX_MANIFEST_BYTES / 1024 / 1024} MiB limit; not collected`;
+      this.refused.push({ path: MANIFEST_FILE, message: this.manifestProblem });
       return;
     }
     const fetched = await abortable(fetchFile(this.host.transport, this.dir, this.folders, file, this.signal, { wholeOnly: true }), this.signal).catch((e: Error) => {
@@ -132,12 +167,19 @@ class Collection {
       return { problem: e.message };
     });
     if (fetched.problem) {
+      this.manifestProblem = fetched.problem;
       this.refused.push({ path: MANIFEST_FILE, message: fetched.problem });
       return;
     }
     const parsed = parseManifest(await readFile(join(this.folders.root, MANIFEST_FILE), 'utf8'));
-    if (parsed.ok) this.manifest = new Map(parsed.value.files.map((e) => [`${ARTIFACTS_DIR}/${e.path}`, e]));
-    else this.refused.push(...parsed.problems);
+    if (parsed.ok) {
+      this.manifest = new Map(parsed.value.files.map((e) => [`${ARTIFACTS_DIR}/${e.path}`, e]));
+      this.manifestUsable = true;
+      this.refused.push(...parsed.refused); // one bad entry is refused alone; the others stand
+    } else {
+      this.manifestProblem = parsed.problems.map((p) => p.message).join('; ');
+      this.refused.push(...parsed.problems);
+    }
   }
 
   /** Which files come in the tar stream (small, not local in any form yet) and which one by one. */
@@ -224,6 +266,12 @@ class Collection {
     if (!failed) return done.map((d) => (d as PromiseFulfilledResult<T>).value);
     await settledWithin([...this.inflight], SETTLE_MS);
     throw failed.reason;
+  }
+
+  /** Files under artifacts/ on the host that the manifest does not list: written after it, or never listed. */
+  private notInManifest(files: RemoteFile[]): string[] {
+    const prefix = `${ARTIFACTS_DIR}/`;
+    return files.filter((f) => f.path.startsWith(prefix) && f.path !== MANIFEST_FILE && !this.manifest.has(f.path)).map((f) => f.path);
   }
 
   private async verify(manifestPresent: boolean): Promise<ManifestCheck> {

@@ -9,8 +9,25 @@ import { PARTIAL_SUFFIX } from '../../common/layout';
 import type { Transport } from '../transport';
 import type { RemoteFile } from './listing';
 
-/** Local errors that make one file impossible to write (a folder where a file goes, ...): refused, not fatal. */
-export const LOCAL_WRITE_ERRORS = ['ENOTDIR', 'EISDIR', 'EEXIST', 'ELOOP'];
+/**
+ * Local errors that make one file impossible to write here (a folder where a file goes, a name too
+ * long for this file system or not valid in it): that file is refused and listed, the rest goes on.
+ */
+export const LOCAL_WRITE_ERRORS = ['ENOTDIR', 'EISDIR', 'EEXIST', 'ELOOP', 'ENAMETOOLONG', 'EILSEQ'];
+/** Local errors that stop every write of a collection (the worker's disk, quota, permissions, descriptors): the collection ends. */
+export const LOCAL_FATAL_ERRORS = ['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EMFILE', 'ENFILE', 'EIO'];
+/** Longest file name (bytes) the usual local file systems take. */
+const NAME_MAX = 255;
+
+/**
+ * Where a file is received before it is renamed into place: `<name>.orbit-part` beside it, or, when
+ * that name would be too long for the file system, a short hashed name beside it.
+ */
+export function partialPath(target: string): string {
+  const base = posix.basename(target);
+  if (Buffer.byteLength(base + PARTIAL_SUFFIX) <= NAME_MAX) return target + PARTIAL_SUFFIX;
+  return join(posix.dirname(target), `.${createHash('sha256').update(base).digest('hex').slice(0, 32)}${PARTIAL_SUFFIX}`);
+}
 /** Folders listed at once when the local state is read. */
 const LIST_CONCURRENCY = 8;
 
@@ -76,7 +93,7 @@ export async function localState(root: string, files: RemoteFile[]): Promise<Loc
       const base = posix.basename(f.path);
       out.set(f.path, {
         size: names.has(base) ? await sizeOf(join(root, f.path)) : null,
-        part: names.has(base + PARTIAL_SUFFIX),
+        part: names.has(posix.basename(partialPath(f.path))),
       });
     }
   };
@@ -104,7 +121,7 @@ export async function fetchFile(
   const { path: rel, size } = file;
   const target = join(folders.root, rel);
   if (!(await folders.ensure(posix.dirname(rel)))) return { bytes: 0, problem: 'resolves outside the bundle; not collected' };
-  const part = target + PARTIAL_SUFFIX;
+  const part = partialPath(target);
   let bytes = 0;
   for (let attempt = 0; attempt < 2; attempt++) {
     let offset = await sizeOf(part);
