@@ -1,6 +1,8 @@
 /** What every activity of a run uses: the worker's dependencies, host lookup, heartbeats, bundle opening. */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { Bundle, ValidationError } from '../bundle';
 import type { HostRegistry } from '../hosts/registry';
 import { UnknownHostError } from '../hosts/registry';
@@ -68,8 +70,17 @@ export async function withHeartbeat<T>(work: () => Promise<T>, details: () => un
   }
 }
 
-/** Opens a bundle; one that does not validate is final. */
+/**
+ * Opens a bundle; one that does not validate is final. One this worker cannot see at all is said
+ * so, and retried: another worker on the task queue may share the client's ORBIT_HOME.
+ */
 export async function openOrFail(dir: string): Promise<Bundle> {
+  if (!existsSync(dir)) {
+    throw ApplicationFailure.retryable(
+      `bundle ${dir} is not on this worker's machine (${hostname()}): the client and every worker of the task queue must share ORBIT_HOME (one machine or a shared file system)`,
+      'BundleNotOnWorkerError',
+    );
+  }
   try {
     return await Bundle.open(dir);
   } catch (e) {
