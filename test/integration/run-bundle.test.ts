@@ -135,7 +135,10 @@ describe('runBundle on the real dev server with the local host', () => {
     });
     const err = (await handle.result().catch((e: unknown) => e)) as WorkflowFailedError;
     expect(err).toBeInstanceOf(WorkflowFailedError);
-    expect(String((err.cause as Error).cause)).toMatch(/changed after it was frozen/);
+    // A refusal ends the run as RunFailed with its result, the refusal first among the reasons.
+    const failure = err.cause as ApplicationFailure;
+    expect(failure.type).toBe('RunFailed');
+    expect((failure.details?.[0] as RunResult).reasons[0]).toMatch(/^stage: .*changed after it was frozen/);
     const history = await handle.fetchHistory();
     const attempts = history.events?.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes?.attempt);
     expect(attempts).toEqual([1]);
