@@ -5,12 +5,13 @@
  */
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { spawn, type SpawnOptions } from 'node:child_process';
+import { execFileSync, spawn, type SpawnOptions } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect as netConnect, createServer as createNetServer, type Socket } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
+import { RUN_GROUP, RUN_PID } from '../src/hosts/host/scripts';
 import { HostRegistry } from '../src/hosts/registry';
 import { ShellHost } from '../src/hosts/shell-host';
 import { SshTransport, type SshTransportOptions } from '../src/hosts/ssh';
@@ -418,13 +419,16 @@ export async function countingProxy(targetPort: number) {
   };
 }
 
-/** Kills a detached run's process group on a harness host (its run.sh wrote runtime/pid). */
+/**
+ * Kills a detached run's process group on a harness host (its run.sh wrote runtime/pid), only while
+ * that group is still this run's (the launch's recorded identity, RUN_GROUP): never a reused pid.
+ */
 export function killRun(workRoot: string, runId: string): void {
+  const script = `${RUN_GROUP}\npid=${RUN_PID}\ngroup_is_run "$pid" && kill -KILL -- "-$pid" 2>/dev/null\nexit 0\n`;
   try {
-    const pid = Number(readFileSync(join(workRoot, runId, 'runtime/pid'), 'utf8').trim());
-    if (pid > 1) process.kill(-pid, 'SIGKILL');
+    execFileSync('bash', ['--norc', '--noprofile', '-c', script], { cwd: join(workRoot, runId), stdio: 'ignore', timeout: 10_000 });
   } catch {
-    /* not started or gone */
+    /* not staged, or gone */
   }
 }
 

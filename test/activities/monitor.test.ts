@@ -2,7 +2,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../src/activities';
-import type { MonitorInput, Probe } from '../../src/common/activities';
+import type { MonitorInput, MonitorResult, Probe } from '../../src/common/activities';
 import { HostRegistry } from '../../src/hosts/registry';
 import { ShellHost } from '../../src/hosts/shell-host';
 import type { Transport } from '../../src/hosts/transport';
@@ -54,7 +54,7 @@ describe('the monitor activity', () => {
       hostLostAfterMs: 60_000,
       probeTimeoutMs: 5_000,
     };
-    const result = await env.run(acts.monitor, input);
+    const result: MonitorResult = await env.run(acts.monitor, input);
     expect(result.finished).toBe(true);
     expect(host.probes).toBe(1);
     // Every third of the heartbeat timeout: about 6 beats during the 3 s probe; a monitor that beats only between probes sends none.

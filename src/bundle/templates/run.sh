@@ -16,7 +16,12 @@
 # of all, runtime/exit_code.
 #
 # Exit codes: the entrypoint's own; 86 when the precheck failed; 143 when stopped by TERM before the start.
+#
+# ORBIT_RUN_TOKEN, set by Orbit's launch (empty when run by hand), is exported to the entrypoint after
+# the job's own environment, so every process of the run carries it: Orbit signals a process group
+# only if its leader's start time or this token says it is still this run's.
 set -u
+__orbit_run_token="${ORBIT_RUN_TOKEN:-}"  # kept before the secrets and the job env are read
 cd "$(dirname "$0")/../.." || exit 90
 BUNDLE="$PWD"
 mkdir -p runtime artifacts
@@ -55,6 +60,7 @@ export ORBIT_ARTIFACTS_DIR="$BUNDLE/artifacts"
 export ORBIT_INPUTS_DIR="$BUNDLE/inputs"
 export ORBIT_RUN_ID="${ORBIT_RUN_ID:-$(basename "$BUNDLE")}"
 @@ENV_EXPORTS@@
+export ORBIT_RUN_TOKEN="$__orbit_run_token"  # after the job's env and secrets: neither can change it
 
 # probe: what this host is, before anything of the job runs.
 PY=$(command -v python3 2>/dev/null || true)

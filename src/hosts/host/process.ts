@@ -1,49 +1,109 @@
 /**
- * The run's process on the host: launched detached (own session and process group) at most once,
- * probed cheaply, cancelled with TERM then KILL to its whole group. Each script speaks the remote
+ * The run's process on the host: launched detached (own session and process group) exactly once,
+ * probed cheaply, cancelled with TERM then KILL to its whole group, and only while that group is
+ * still this run's (the identity the launch recorded, see RUN_GROUP in ./scripts). Each script speaks the remote
  * protocol (src/common/protocol.ts) and its output is parsed as untrusted.
  */
+import { randomBytes } from 'node:crypto';
 import { isSafeRelativePath } from '../../bundle';
 import type { LaunchResult, Probe, ProbeState } from '../../common/activities';
-import { ARTIFACTS_DIR, EXIT_CODE_FILE, PID_FILE, RUN_SCRIPT, RUNTIME_LOG, SECRET_ENV_FILE } from '../../common/layout';
-import { ENV, EXIT, LAUNCH_MARKER_DIR, LAUNCH_PID_FILE, MARK, PROBE_SECTION, WRAPPER_OUT_FILE } from '../../common/protocol';
+import { ARTIFACTS_DIR, EXIT_CODE_FILE, PID_FILE, RUN_SCRIPT, RUNTIME_DIR, RUNTIME_LOG, SECRET_ENV_FILE } from '../../common/layout';
+import { ENV, EXIT, LAUNCH_LOCK_FILE, LAUNCH_MARKER_DIR, LAUNCH_PID_FILE, MARK, PROBE_SECTION, RUN_IDENTITY_FILE, WRAPPER_OUT_FILE } from '../../common/protocol';
 import { shellQuote as q } from '../../common/shell';
 import type { HostContext } from './context';
 import { notStagedError } from './errors';
-import { enterRunDir, RUN_PID, STAMP, WRITE_MANIFEST } from './scripts';
+import { enterRunDir, RUN_GROUP, RUN_PID, STAMP, WRITE_MANIFEST } from './scripts';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Lines of each log tail a probe returns, and characters of each line. */
 const TAIL_LINES = 5;
 const TAIL_LINE_CHARS = 500;
 
+/** How long a launch waits for an interrupted attempt's wrapper to show itself (runtime/pid), in tenths of a second. */
+const SPAWN_WAIT_TENTHS = 50;
+/** How long a launch waits for another attempt of the same run to release the lock, in seconds. */
+const LOCK_WAIT_SECONDS = 60;
+
 /**
  * Starts scripts/orbit/run.sh detached (own session and process group) unless this run was
  * launched already. Secrets (and per-launch env such as ORBIT_RESUME_FROM) travel on stdin into a
  * 0600 file the wrapper reads and deletes.
+ *
+ * Idempotent: attempts of one run take turns on an flock (LAUNCH_LOCK_FILE; where the host has no
+ * flock, the mkdir of LAUNCH_MARKER_DIR alone decides). The marker counts as "launched" only with a
+ * proof the job started: the wrapper's pid (LAUNCH_PID_FILE), its own runtime/pid, or its exit code.
+ * An attempt records the token of the wrapper it is about to start ("spawning") before the spawn; a
+ * later attempt that finds the marker without a proof waits a bounded time for that wrapper (its
+ * runtime/pid, or a process carrying the token) and otherwise starts the job itself.
  */
 export async function launchRun(host: HostContext, runId: string, options: { secrets?: Record<string, string>; env?: Record<string, string> } = {}): Promise<LaunchResult> {
   const dir = host.runDir(runId);
   const vars = { ...options.env, ...options.secrets };
   for (const name of Object.keys(vars)) {
     if (!ENV_NAME.test(name)) throw new Error(`launch on ${host.name}: "${name}" is not a valid environment variable name`);
+    if (name === ENV.runToken) throw new Error(`launch on ${host.name}: ${ENV.runToken} is set by the launch itself`);
   }
   const secretFile = Object.entries(vars)
     .map(([k, v]) => `export ${k}=${q(v)}\n`)
     .join('');
+  // Not a secret: it tells this run's processes from any other that reuses their pids.
+  const token = randomBytes(16).toString('hex');
   const script = `set -u
 ${enterRunDir(dir, `${q(dir)} does not exist: stage the bundle first`)}
 [ -f ${RUN_SCRIPT} ] || { echo "${MARK.error} ${RUN_SCRIPT} is missing: stage the bundle first"; exit ${EXIT.notStaged}; }
-if mkdir ${LAUNCH_MARKER_DIR} 2>/dev/null; then
+${RUN_GROUP}
+mkdir -p ${RUNTIME_DIR}
+locked=0
+if command -v flock >/dev/null 2>&1 && exec 9>>${LAUNCH_LOCK_FILE}; then
+  flock -w ${LOCK_WAIT_SECONDS} 9 || { echo "another launch of this run held ${LAUNCH_LOCK_FILE} for ${LOCK_WAIT_SECONDS}s" >&2; exit 1; }
+  locked=1
+fi
+# Proof that an earlier attempt started the job: the wrapper spawned (its pid recorded), or ran.
+started() { [ -s ${LAUNCH_PID_FILE} ] || [ -s ${PID_FILE} ] || [ -s ${EXIT_CODE_FILE} ]; }
+# The process group of a live process carrying token $1 (an earlier attempt's wrapper, not yet recorded).
+token_group() {
+  [ -n "$1" ] || return 1
+  local f g
+  for f in $(grep -lzxF "${ENV.runToken}=$1" /proc/[0-9]*/environ 2>/dev/null); do
+    g=$(ps -o pgid= -p "$(echo "$f" | cut -d/ -f3)" 2>/dev/null | tr -d ' ')
+    [ -n "$g" ] && { echo "$g"; return 0; }
+  done
+  return 1
+}
+record_identity() { printf 'pid=%s\\nstarttime=%s\\ntoken=%s\\n' "$1" "$(proc_start "$1")" "$2" > ${RUN_IDENTITY_FILE}.tmp && mv -f ${RUN_IDENTITY_FILE}.tmp ${RUN_IDENTITY_FILE}; }
+fresh=0; mkdir ${LAUNCH_MARKER_DIR} 2>/dev/null && fresh=1
+group=""
+if [ $fresh = 0 ] && ! started && { [ -n "$(identity token)" ] || [ $locked = 0 ]; }; then
+  # An earlier attempt got as far as "spawning" (or, without flock, may be under way): give its wrapper time to show itself.
+  for i in $(seq ${SPAWN_WAIT_TENTHS}); do
+    started && break
+    group=$(token_group "$(identity token)") && break
+    sleep 0.1
+  done
+fi
+if [ $fresh = 1 ] || { ! started && [ -z "$group" ]; }; then
+  [ $fresh = 1 ] || echo "$(${STAMP}) launch found ${LAUNCH_MARKER_DIR} without a started job (an interrupted launch): starting it" >> ${RUNTIME_LOG}
   ( umask 077; cat > ${SECRET_ENV_FILE} )
   [ -s ${SECRET_ENV_FILE} ] || rm -f ${SECRET_ENV_FILE}
-  ${ENV.runId}=${q(runId)} setsid nohup bash ${RUN_SCRIPT} </dev/null >${WRAPPER_OUT_FILE} 2>&1 &
-  echo "$!" > ${LAUNCH_PID_FILE}
+  printf 'token=%s\\n' ${token} > ${RUN_IDENTITY_FILE}.tmp && mv -f ${RUN_IDENTITY_FILE}.tmp ${RUN_IDENTITY_FILE}
+  ${ENV.runId}=${q(runId)} ${ENV.runToken}=${token} setsid nohup bash ${RUN_SCRIPT} </dev/null >${WRAPPER_OUT_FILE} 2>&1 9>&- &
+  group=$!
+  echo "$group" > ${LAUNCH_PID_FILE}
+  record_identity "$group" ${token}
   echo ${MARK.launched}
 else
   cat >/dev/null
+  if [ -z "$(identity pid)" ] && [ -n "$(identity token)" ]; then
+    # The attempt that spawned the wrapper ended before it recorded it: record it now.
+    [ -n "$group" ] || group=${RUN_PID}
+    if has_token "$group" "$(identity token)"; then
+      [ -s ${LAUNCH_PID_FILE} ] || echo "$group" > ${LAUNCH_PID_FILE}
+      record_identity "$group" "$(identity token)"
+    fi
+  fi
   echo ${MARK.existing}
 fi
+[ $locked = 1 ] && exec 9>&-
 for i in $(seq 100); do [ -s ${PID_FILE} ] || [ -s ${EXIT_CODE_FILE} ] && break; sleep 0.1; done
 echo "pid=${RUN_PID}"
 `;
@@ -54,18 +114,16 @@ echo "pid=${RUN_PID}"
   return { pid: pid ? Number(pid) : null, alreadyLaunched: r.stdout.includes(MARK.existing) };
 }
 
-/** One cheap look at the run: alive, exit code, artifact bytes and log tails. */
+/** One cheap look at the run: alive (its leader runs and is this run's, RUN_GROUP), exit code, artifact bytes and log tails. */
 export async function probeRun(host: HostContext, runId: string, taskLogFile: string, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Probe> {
   const dir = host.runDir(runId);
   const logPath = `${ARTIFACTS_DIR}/${isSafeRelativePath(taskLogFile) ? taskLogFile : 'task.log'}`;
   const tail = (file: string) => `tail -c 4000 ${file} 2>/dev/null | tail -n ${TAIL_LINES}`;
   const script = `cd ${q(dir)} 2>/dev/null || { echo "state=missing"; exit 0; }
+${RUN_GROUP}
 pid=$(cat ${PID_FILE} 2>/dev/null)
 alive=0
-if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-  alive=1
-  if [ -r /proc/$pid/cmdline ] && ! tr '\\0' ' ' < /proc/$pid/cmdline | grep -qF -- ${q(RUN_SCRIPT)}; then alive=0; fi
-fi
+if [ -n "$pid" ] && leader_alive "$pid"; then alive=1; fi
 code=$(cat ${EXIT_CODE_FILE} 2>/dev/null)
 launched=0; [ -d ${LAUNCH_MARKER_DIR} ] && launched=1
 echo "pid=$pid"; echo "alive=$alive"; echo "exit=$code"; echo "launched=$launched"
@@ -77,20 +135,24 @@ echo "${PROBE_SECTION.taskLog}"; ${tail(q(logPath))}
   return parseProbe(r.stdout);
 }
 
-/** TERM to the run's whole process group, KILL after `graceSeconds`; a manifest is written if the wrapper could not. */
+/**
+ * TERM to the run's whole process group, KILL after `graceSeconds`; a manifest is written if the wrapper could not.
+ * Before every signal the group is checked to be this run's (RUN_GROUP): a pid reused by anything else is never signalled.
+ */
 export async function cancelRun(host: HostContext, runId: string, graceSeconds: number): Promise<'stopped' | 'killed' | 'not-running'> {
   const dir = host.runDir(runId);
   const grace = Math.max(0, Math.floor(graceSeconds));
   const script = `cd ${q(dir)} 2>/dev/null || { echo ${MARK.notRunning}; exit 0; }
 stamp() { ${STAMP}; }
-# A group is alive while it has a member that is not a zombie (zombies wait for a slow reaper).
-alive() { ps -e -o pgid=,stat= 2>/dev/null | awk -v g="$1" '$1 == g && $2 !~ /^Z/ { found = 1 } END { exit !found }'; }
+${RUN_GROUP}
 pid=${RUN_PID}
-if [ -z "$pid" ] || ! alive "$pid"; then echo ${MARK.notRunning}; exit 0; fi
+# The run's group, alive (a member that is not a zombie waiting for a slow reaper) and still this run's.
+running() { group_alive "$pid" && group_is_run "$pid"; }
+running || { echo ${MARK.notRunning}; exit 0; }
 echo "$(stamp) cancel requested: TERM to process group $pid" >> ${RUNTIME_LOG}
 kill -TERM -- "-$pid" 2>/dev/null
-for i in $(seq ${grace * 10}); do alive "$pid" || { echo ${MARK.stopped}; exit 0; }; sleep 0.1; done
-alive "$pid" || { echo ${MARK.stopped}; exit 0; }
+for i in $(seq ${grace * 10}); do running || { echo ${MARK.stopped}; exit 0; }; sleep 0.1; done
+running || { echo ${MARK.stopped}; exit 0; }
 echo "$(stamp) grace of ${grace}s over: KILL to process group $pid" >> ${RUNTIME_LOG}
 kill -KILL -- "-$pid" 2>/dev/null
 sleep 0.2
