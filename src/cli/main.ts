@@ -5,10 +5,11 @@ import { isOutcome } from '../common/run';
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { formatProblem, ValidationError } from '../bundle';
-import { orbitHome, taskQueue, temporalTarget, workflowUiUrl } from '../config';
+import { orbitHome, taskQueue, temporalTarget, workflowUiUrl, type TemporalTarget } from '../config';
+import { InventoryNotFoundError } from '../hosts/inventory';
 import { buildDefaultTaskRegistry } from '../plugins/registry';
 import { statusQuery, type OnHostLost, type RunStatus } from '../workflows';
-import { CliError } from './errors';
+import { checkNamespace, CliError, EXIT_TEMPORAL, temporalCliError } from './errors';
 import { awaitRun, bundleDirOf, describeRun, summarize } from './outcome';
 import { loadRequest } from './request';
 import { connectClient, prepareRun, startRun } from './submit';
@@ -127,6 +128,7 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
     case 'submit': {
       const loaded = await loadRequest(one('request file'), registry, values['job-id']);
       const client = await connectClient(target);
+      await checkNamespace(client, target);
       const onHostLost = values['on-host-lost'] as OnHostLost;
       if (!['fail', 'wait', 'relaunch'].includes(onHostLost)) throw new CliError(`--on-host-lost must be fail, wait or relaunch (got "${onHostLost}")`);
       const maxRelaunches = Number(values['max-relaunches']);
@@ -151,7 +153,7 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
       const client = await connectClient(target);
       const handle = client.workflow.getHandle(id);
       const d = await handle.describe().catch((e: Error) => {
-        throw new CliError(`run ${id}: ${e.message}`, 3);
+        throw temporalCliError(e, target) ?? new CliError(`run ${id}: ${e.message}`, EXIT_TEMPORAL);
       });
       // A running workflow answers the query (through a worker); a closed one is read from its search attributes.
       const status = d.status.name === 'RUNNING' ? await handle.query(statusQuery).catch(() => undefined) : undefined;
@@ -174,7 +176,7 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
       const id = one('run id');
       const client = await connectClient(target);
       const bundleDir = await bundleDirOf(client, id).catch((e: Error) => {
-        throw new CliError(`run ${id}: ${e.message}`, 3);
+        throw temporalCliError(e, target) ?? new CliError(`run ${id}: ${e.message}`, EXIT_TEMPORAL);
       });
       const run = await awaitRun(client.workflow.getHandle(id), bundleDir);
       out(describeRun(run, await summarize(run)));
@@ -215,21 +217,44 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
   }
 }
 
+/**
+ * The CLI's one error handler: a user-facing failure is printed as one line (`orbit: ...`) with its
+ * exit code (2 bad input, 3 Temporal); only a bug prints a stack (exit 1). Returns the exit code.
+ */
+export function reportError(e: unknown, err: (s: string) => void = console.error, target: () => Pick<TemporalTarget, 'address' | 'namespace'> = temporalTarget): number {
+  if (e instanceof CliError) {
+    err(`orbit: ${e.message}`);
+    return e.exitCode;
+  }
+  if (e instanceof ValidationError) {
+    const [only] = e.problems;
+    if (e.problems.length === 1 && only) err(`orbit: ${e.what} is invalid: ${formatProblem(only)}`);
+    else err(`orbit: ${e.what} is invalid:\n${e.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}`);
+    return 2;
+  }
+  if (e instanceof InventoryNotFoundError) {
+    err(`orbit: ${e.message}`);
+    return 2;
+  }
+  let where: Pick<TemporalTarget, 'address' | 'namespace'>;
+  try {
+    where = target();
+  } catch {
+    where = { address: 'the configured address', namespace: 'the configured namespace' };
+  }
+  const temporal = temporalCliError(e, where);
+  if (temporal) {
+    err(`orbit: ${temporal.message}`);
+    return temporal.exitCode;
+  }
+  err(e instanceof Error ? (e.stack ?? e.message) : String(e));
+  return 1;
+}
+
 if (require.main === module) {
   main(process.argv.slice(2))
     .then((code) => process.exit(code))
-    .catch((e: unknown) => {
-      if (e instanceof CliError) {
-        console.error(`orbit: ${e.message}`);
-        process.exit(e.exitCode);
-      }
-      if (e instanceof ValidationError) {
-        console.error(`orbit: ${e.what} is invalid:\n${e.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}`);
-        process.exit(2);
-      }
-      console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
-      process.exit(1);
-    });
+    .catch((e: unknown) => process.exit(reportError(e)));
 }
 
 export { orbitHome, taskQueue };

@@ -1,7 +1,11 @@
 /** Reads a finished run back in the client: its result, the plugin's summary, printable lines. */
 import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { CollectSummary } from '../common/activities';
 import { runResultOf } from '../common/failures';
+import { COLLECTION_REPORT } from '../common/protocol';
 import type { OutcomeStatus } from '../common/run';
 import { Bundle, verifyManifest } from '../bundle';
 import { buildDefaultTaskRegistry } from '../plugins/registry';
@@ -54,6 +58,28 @@ export async function summarize(run: FinishedRun): Promise<TaskSummary | undefin
   return registry.get(bundle.spec.taskType).summarizeResult(bundle, outcome);
 }
 
+/** How many paths of each kind (refused, missing, mismatched, missing outputs) `describeRun` lists. */
+export const PATHS_LISTED = 5;
+
+/** The first paths of each kind the collection did not verify, with reasons; the rest counted, pointing at the full report. */
+export function collectionProblemLines(c: CollectSummary, bundleDir?: string): string[] {
+  const report = bundleDir ? join(bundleDir, COLLECTION_REPORT) : COLLECTION_REPORT;
+  const kinds: { label: string; listed: string[]; total: number; note?: string }[] = [
+    { label: 'refused', listed: c.refused, total: c.totals.refused },
+    { label: 'mismatched', listed: c.mismatched, total: c.totals.mismatched },
+    { label: 'missing', listed: c.missing, total: c.totals.missing, note: 'in the manifest, not collected' },
+    { label: 'missing output', listed: c.missingOutputs, total: c.missingOutputs.length, note: 'required by the job, not there' },
+  ];
+  const lines: string[] = [];
+  for (const k of kinds) {
+    const total = Math.max(k.total, k.listed.length);
+    for (const item of k.listed.slice(0, PATHS_LISTED)) lines.push(`    ${k.label}: ${item}${k.note ? ` (${k.note})` : ''}`);
+    const more = total - Math.min(k.listed.length, PATHS_LISTED);
+    if (more > 0) lines.push(`    and ${more} more ${k.label} in ${report}`);
+  }
+  return lines;
+}
+
 export function describeRun(run: FinishedRun, summary?: TaskSummary): string {
   const lines = [`run ${run.workflowId}: ${run.status}${run.error && run.status !== 'succeeded' ? ` (${run.error})` : ''}`];
   const r = run.result;
@@ -62,13 +88,16 @@ export function describeRun(run: FinishedRun, summary?: TaskSummary): string {
     lines.push(
       `  artifacts: ${r.collect.verifiedCount} verified${r.collect.verified ? '' : `, ${r.collect.totals.missing} missing, ${r.collect.totals.mismatched} mismatched, ${r.collect.totals.refused} refused`} (${r.collect.filesFetched} files / ${r.collect.bytesFetched} bytes fetched)`,
     );
+    lines.push(...collectionProblemLines(r.collect, run.bundleDir ?? r.bundleDir));
     for (const reason of r.reasons) lines.push(`  - ${reason}`);
   }
   if (run.bundleDir) lines.push(`  bundle: ${run.bundleDir}`);
   if (summary) {
     lines.push(`  ${summary.headline}`);
     for (const [k, v] of Object.entries(summary.metrics)) lines.push(`    ${k}: ${v}`);
-    for (const h of summary.highlights) lines.push(`    see ${run.bundleDir ? `${run.bundleDir}/` : ''}${h}`);
+    // Only files that are there: a run refused at staging or lost early has none of what the plugin names.
+    const dir = run.bundleDir;
+    for (const h of dir ? summary.highlights.filter((h) => existsSync(join(dir, h))) : []) lines.push(`    see ${dir}/${h}`);
   }
   return lines.join('\n');
 }

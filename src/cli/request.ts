@@ -1,10 +1,9 @@
 /** Reads a request file (YAML or JSON): `task: <type>`, optional `jobId`, then the plugin's own fields. */
-import { readFile } from 'node:fs/promises';
 import { basename, dirname, extname, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
 import { formatProblem, type Problem } from '../bundle';
 import type { TaskRegistry } from '../plugins/registry';
 import type { TaskPlugin } from '../plugins/types';
+import { parseYaml, readYamlText, YAML_LIMITS, YamlInputError, yamlRefusal } from '../yaml-input';
 import { CliError } from './errors';
 
 export interface LoadedRequest {
@@ -17,9 +16,49 @@ export interface LoadedRequest {
 
 const JOB_ID = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
-/** Lists problems as `file: field: message` lines. */
+/** Most problems listed for one request; the rest are counted ("and N more problems"). */
+export const MAX_PROBLEMS_LISTED = 20;
+/** Longest problem line printed; a longer one (e.g. thousands of unknown fields) keeps its start and its end. */
+export const MAX_PROBLEM_CHARS = 600;
+
+/** Shortens a long message around its middle, at list separators, keeping what it starts and ends with. */
+export function clipMessage(message: string, max = MAX_PROBLEM_CHARS): string {
+  if (message.length <= max) return message;
+  const keep = Math.floor(max / 2);
+  const headEnd = message.lastIndexOf(', ', keep);
+  const tailStart = message.indexOf(', ', message.length - keep);
+  const head = message.slice(0, headEnd > 0 ? headEnd : keep);
+  const tail = message.slice(tailStart > 0 ? tailStart + 2 : message.length - keep);
+  const items = message.slice(head.length, message.length - tail.length).split(', ').length - 2;
+  return `${head}, ... ${items > 0 ? `${items} more` : `${message.length - head.length - tail.length} characters cut`} ..., ${tail}`;
+}
+
+/** Lists problems as `file: field: message` lines, at most MAX_PROBLEMS_LISTED of them. */
 export function problemsText(file: string, problems: Problem[]): string {
-  return problems.map((p) => `${file}: ${formatProblem(p)}`).join('\n');
+  const lines = problems.slice(0, MAX_PROBLEMS_LISTED).map((p) => `${file}: ${clipMessage(formatProblem(p))}`);
+  const more = problems.length - MAX_PROBLEMS_LISTED;
+  if (more > 0) lines.push(`${file}: ... and ${more} more problem${more === 1 ? '' : 's'}`);
+  return lines.join('\n');
+}
+
+/**
+ * Reads and parses a request file within the YAML limits (1 MiB, 100 aliases: src/yaml-input.ts);
+ * a CliError in one line naming the file otherwise.
+ */
+export async function readRequestFile(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readYamlText(resolve(file), YAML_LIMITS);
+  } catch (e) {
+    if (e instanceof YamlInputError) throw new CliError(`${file}: ${yamlRefusal(e)}`);
+    throw new CliError(`${file}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    return parseYaml(text, file, YAML_LIMITS);
+  } catch (e) {
+    if (e instanceof YamlInputError) throw new CliError(`${file}: ${yamlRefusal(e)}`);
+    throw e;
+  }
 }
 
 /** A job id from a file name: `examples/train.yaml` -> `train`. */
@@ -35,17 +74,7 @@ export function jobIdFromFile(file: string): string {
 /** Parses, validates and resolves the plugin of a request file; throws CliError listing every problem. */
 export async function loadRequest(file: string, registry: TaskRegistry, jobIdOverride?: string): Promise<LoadedRequest> {
   const abs = resolve(file);
-  let text: string;
-  try {
-    text = await readFile(abs, 'utf8');
-  } catch (e) {
-    throw new CliError(`${file}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  const doc = parseDocument(text, { prettyErrors: true });
-  if (doc.errors.length) {
-    throw new CliError(`${file}: not valid YAML:\n${doc.errors.map((e) => `  ${e.message}`).join('\n')}`);
-  }
-  const raw: unknown = doc.toJS();
+  const raw = await readRequestFile(file);
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new CliError(`${file}: must be a mapping with a "task" field (one of: ${registry.taskTypes().join(', ')})`);
   }

@@ -1,6 +1,7 @@
 /** Entry points of `orbit list` and `orbit sweep` for main.ts: the real Temporal client, registry and settings. */
 import { orbitHome, taskQueue, temporalTarget } from '../config';
 import { buildDefaultTaskRegistry } from '../plugins/registry';
+import { checkNamespace } from './errors';
 import { listCommand } from './list';
 import { connectClient } from './submit';
 import { sweepCommand } from './sweep';
@@ -8,7 +9,9 @@ import { sweepCommand } from './sweep';
 export async function orbitList(argv: string[], out: (s: string) => void): Promise<number> {
   return listCommand(argv, out, async () => {
     const target = temporalTarget();
-    return { client: await connectClient(target), target };
+    const client = await connectClient(target);
+    await checkNamespace(client, target);
+    return { client, target };
   });
 }
 
@@ -17,7 +20,9 @@ export async function orbitSweep(argv: string[], out: (s: string) => void): Prom
     registry: async () => buildDefaultTaskRegistry(),
     context: async () => {
       const target = temporalTarget();
-      return { client: await connectClient(target), registry: await buildDefaultTaskRegistry(), home: orbitHome(), taskQueue: taskQueue(), target };
+      const client = await connectClient(target);
+      await checkNamespace(client, target);
+      return { client, registry: await buildDefaultTaskRegistry(), home: orbitHome(), taskQueue: taskQueue(), target };
     },
   });
 }

@@ -10,12 +10,11 @@
  * `~/.ssh/config` is not read (ssh2 does not): give address, port, user and key here.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { formatProblem, parseWith, ValidationError, type Problem } from '../bundle/parse';
+import { parseYaml, readYamlText, YamlInputError, yamlRefusal } from '../yaml-input';
 import { expandHome } from './paths';
 import type { SshHostKeyPolicy, SshIdentity } from './ssh';
 
@@ -205,8 +204,9 @@ export async function loadInventory(options: LoadInventoryOptions = {}): Promise
   if (!found) return { source: null, hosts: [] };
   let text: string;
   try {
-    text = await readFile(found.path, 'utf8');
+    text = await readYamlText(found.path);
   } catch (e) {
+    if (e instanceof YamlInputError) throw new ValidationError(`hosts file ${found.path}`, [{ path: '', message: yamlRefusal(e) }]);
     throw new InventoryNotFoundError(found.path, { cause: e });
   }
   return parseInventory(text, found.path, { home: options.home });
@@ -215,15 +215,17 @@ export async function loadInventory(options: LoadInventoryOptions = {}): Promise
 /** Parses hosts.yaml text; relative key and known_hosts paths are taken from the file's folder. */
 export function parseInventory(text: string, source: string, options: { home?: string } = {}): Inventory {
   const home = options.home ?? homedir();
-  const doc = parseDocument(text, { uniqueKeys: true });
-  if (doc.errors.length) {
-    const problems: Problem[] = doc.errors.map((e) => {
-      const pos = e.linePos?.[0];
-      return { path: pos ? `line ${pos.line}, column ${pos.col}` : '', message: `YAML syntax: ${(e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')}` };
-    });
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, source) ?? {};
+  } catch (e) {
+    if (!(e instanceof YamlInputError)) throw e;
+    const problems: Problem[] = e.problems.map((p) => ({
+      path: p.line ? `line ${p.line}, column ${p.column ?? 1}` : '',
+      message: e.kind === 'syntax' ? `YAML syntax: ${p.message}` : p.message,
+    }));
     throw new ValidationError(`hosts file ${source}`, problems);
   }
-  const raw: unknown = doc.toJS() ?? {};
   if (Array.isArray(raw)) {
     throw new ValidationError(`hosts file ${source}`, [{ path: '', message: 'must be a mapping with a "hosts:" list, not a bare list; put "hosts:" above the entries' }]);
   }

@@ -4,14 +4,13 @@
  * its task plugin (parse, then validate). Problems name their field; those shared by every cell are
  * reported once, against the base.
  */
-import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
 import { parseWith, type Problem } from '../bundle';
 import type { TaskRegistry } from '../plugins/registry';
 import type { TaskPlugin } from '../plugins/types';
 import { expandCells, parseMatrix } from './matrix';
 import { SWEEP_NAME, SWEEP_NAME_RULE, sweepFileSchema, type SweepSchedule } from './schema';
+import { parseYaml, readYamlText, YamlInputError, yamlRefusal } from '../yaml-input';
 
 /** Thrown when a sweep file is unreadable or invalid; carries every problem, each naming its field. */
 export class SweepFileError extends Error {
@@ -62,15 +61,13 @@ export function sweepNameFromFile(file: string): string {
 
 export async function loadSweep(file: string, registry: TaskRegistry, overrides: { name?: string; host?: string } = {}): Promise<LoadedSweep> {
   const abs = resolve(file);
-  let text: string;
+  let raw: unknown;
   try {
-    text = await readFile(abs, 'utf8');
+    raw = parseYaml(await readYamlText(abs), file);
   } catch (e) {
+    if (e instanceof YamlInputError) throw new SweepFileError(file, [{ path: '', message: yamlRefusal(e) }], `${file}: ${yamlRefusal(e)}`);
     throw new SweepFileError(file, [{ path: '', message: `cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` }]);
   }
-  const doc = parseDocument(text, { prettyErrors: true });
-  if (doc.errors.length) throw new SweepFileError(file, doc.errors.map((e) => ({ path: '', message: `not valid YAML: ${e.message}` })));
-  const raw: unknown = doc.toJS();
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new SweepFileError(file, [{ path: '', message: 'must be a mapping with base, matrix and schedule' }]);
   }

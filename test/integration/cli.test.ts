@@ -60,6 +60,15 @@ describe('the orbit command line, end to end on the embedded default', () => {
     expect(r.stderr).toContain('task: unknown task type "painting"; known task types: collection, evaluation, training');
   });
 
+  it('an unknown TEMPORAL_NAMESPACE is one line naming it and the address, exit code 3, and submit builds nothing', async () => {
+    const nope = { ...env, TEMPORAL_NAMESPACE: 'nope', ORBIT_HOME: join(tmp.dir, 'home-nope') };
+    const address = `127.0.0.1:${env.ORBIT_TEMPORAL_PORT}`;
+    const line = `orbit: Temporal namespace "nope" does not exist at ${address}; create it (temporal operator namespace create --namespace nope) or set TEMPORAL_NAMESPACE to an existing one\n`;
+    const results = await Promise.all([['list'], ['status', 'train-x'], ['result', 'train-x'], ['sweep', 'list'], ['submit', join(ROOT, 'examples/train.yaml')]].map((args) => orbit(args, nope)));
+    for (const r of results) expect(r).toEqual({ code: 3, stdout: '', stderr: line });
+    expect(existsSync(join(tmp.dir, 'home-nope/runs')) ? readdirSync(join(tmp.dir, 'home-nope/runs')) : []).toEqual([]);
+  });
+
   it('status and result of a finished run', async () => {
     const job = join(tmp.dir, 'collect.yaml');
     await writeFile(job, (await readFile(join(ROOT, 'examples/collect.yaml'), 'utf8')));
