@@ -69,6 +69,7 @@ export function collectionProblemLines(c: CollectSummary, bundleDir?: string): s
     { label: 'mismatched', listed: c.mismatched, total: c.totals.mismatched },
     { label: 'missing', listed: c.missing, total: c.totals.missing, note: 'in the manifest, not collected' },
     { label: 'missing output', listed: c.missingOutputs, total: c.missingOutputs.length, note: 'required by the job, not there' },
+    { label: 'unverified', listed: c.unverified ?? [], total: c.totals.unverified ?? 0, note: 'not in the manifest' },
   ];
   const lines: string[] = [];
   for (const k of kinds) {
@@ -89,6 +90,7 @@ export function describeRun(run: FinishedRun, summary?: TaskSummary): string {
       `  artifacts: ${r.collect.verifiedCount} verified${r.collect.verified ? '' : `, ${r.collect.totals.missing} missing, ${r.collect.totals.mismatched} mismatched, ${r.collect.totals.refused} refused`} (${r.collect.filesFetched} files / ${r.collect.bytesFetched} bytes fetched)`,
     );
     lines.push(...collectionProblemLines(r.collect, run.bundleDir ?? r.bundleDir));
+    if (r.job) lines.push(`  job: ${r.job.state}: ${r.job.detail}`);
     for (const reason of r.reasons) lines.push(`  - ${reason}`);
   }
   if (run.bundleDir) lines.push(`  bundle: ${run.bundleDir}`);

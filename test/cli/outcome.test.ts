@@ -104,4 +104,17 @@ describe('describeRun', () => {
       `  bundle: ${bundleDir}`,
     ]);
   });
+
+  it('lists files the manifest does not vouch for, and a job left running', () => {
+    const c = collect({ unverified: ['artifacts/late.txt'], totals: { missing: 0, mismatched: 0, refused: 0, unverified: 1 } });
+    const run: FinishedRun = {
+      workflowId: 'late',
+      status: 'failed',
+      bundleDir,
+      result: { ...result(c), job: { state: 'orphaned', detail: 'the job on gpu-a could not be stopped (host gone); it may still be running there' } },
+    };
+    const lines = describeRun(run).split('\n');
+    expect(lines).toContain('    unverified: artifacts/late.txt (not in the manifest)');
+    expect(lines).toContain('  job: orphaned: the job on gpu-a could not be stopped (host gone); it may still be running there');
+  });
 });
