@@ -21,6 +21,7 @@ import {
   JOB_FILE,
   RUNTIME_DIR,
   SCRIPTS_DIR,
+  UnsafeEntryError,
   ValidationError,
   walkFiles,
 } from '../bundle';
@@ -58,7 +59,7 @@ async function unused(dir: string): Promise<boolean> {
 }
 
 function permanent(e: unknown): never {
-  if (e instanceof BundleTamperedError || e instanceof BundleStateError || e instanceof ValidationError) {
+  if (e instanceof BundleTamperedError || e instanceof BundleStateError || e instanceof UnsafeEntryError || e instanceof ValidationError) {
     throw ApplicationFailure.nonRetryable(e.message, e.name);
   }
   throw e;

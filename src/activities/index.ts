@@ -5,7 +5,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { BundleStateError, BundleTamperedError } from '../bundle';
+import { BundleStateError, BundleTamperedError, UnsafeEntryError } from '../bundle';
 import type { CancelInput, CollectInput, LaunchInput, LaunchResult, MonitorInput, Probe, ProbeInput, ResumeInput, StageInput, StageResult } from '../common/activities';
 import { ERROR } from '../common/errors';
 import { RunNotStagedError } from '../hosts/shell-host';
@@ -29,7 +29,7 @@ export function createActivities(deps: ActivityDeps) {
       try {
         await bundle.assertDigest(input.digest);
       } catch (e) {
-        if (e instanceof BundleTamperedError || e instanceof BundleStateError) throw ApplicationFailure.nonRetryable(e.message, e.name);
+        if (e instanceof BundleTamperedError || e instanceof BundleStateError || e instanceof UnsafeEntryError) throw ApplicationFailure.nonRetryable(e.message, e.name);
         throw e;
       }
       const signal = Context.current().cancellationSignal;

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ERROR } from '../common/errors';
 
 /** sha256 of a file, streamed. */
 export async function sha256File(path: string): Promise<string> {
@@ -20,7 +21,7 @@ export interface LocalFile {
 export class UnsafeEntryError extends Error {
   constructor(readonly path: string, kind: string, options?: { cause?: unknown }) {
     super(`${path} is a ${kind}; bundles hold only plain files and folders`, options);
-    this.name = 'UnsafeEntryError';
+    this.name = ERROR.unsafeEntry;
   }
 }
 

@@ -1,8 +1,10 @@
 /**
  * `orbit sweep results`: every cell of one firing (the latest by default), its run's status and its
- * task plugin's summary (summarizeResult) as metric columns. Table, CSV or JSON.
+ * task plugin's summary (summarizeResult) as metric columns. Table, CSV or JSON. A cell whose run
+ * never started (its bundle refused at clone) is read from the firing's own status, with the reason.
  */
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -11,7 +13,7 @@ import { Bundle, verifyManifest } from '../bundle';
 import type { TaskRegistry } from '../plugins/registry';
 import type { RunOutcome } from '../plugins/types';
 import { FIRINGS_DIR, firingIds, type SweepRecord } from '../sweeps/store';
-import { cellWorkflowId } from '../workflows/sweep';
+import { cellWorkflowId, sweepStatusQuery, type SweepFiringResult } from '../workflows/sweep';
 import { SA_PHASE } from '../common/search-attributes';
 import { CliError } from './errors';
 import { awaitRun } from './outcome';
@@ -21,7 +23,7 @@ export interface CellResult {
   cell: string;
   axes: Record<string, string>;
   workflowId: string;
-  /** succeeded, failed, timed-out, cancelled, lost; running (with its phase) or pending while the firing goes on. */
+  /** succeeded, failed, timed-out, cancelled, lost; running (with its phase), cloning or pending while the firing goes on. */
   status: string;
   phase?: string;
   bundleDir?: string;
@@ -43,7 +45,33 @@ export interface FiringResults {
   cells: CellResult[];
 }
 
-async function cellResult(client: Client, registry: TaskRegistry, dir: string, record: SweepRecord, firingId: string, cell: SweepRecord['cells'][number]): Promise<CellResult> {
+/**
+ * The fan-out workflow's own record of its cells: the live status while it runs (through a worker),
+ * else its result, or the status in the details of its SweepCellsFailed failure.
+ */
+async function firingStatus(client: Client, workflowId: string): Promise<SweepFiringResult | undefined> {
+  const handle = client.workflow.getHandle(workflowId);
+  try {
+    const d = await handle.describe();
+    if (d.status.name === 'RUNNING') return await handle.query(sweepStatusQuery).catch(() => undefined);
+    return (await handle.result()) as SweepFiringResult;
+  } catch (e) {
+    if (e instanceof WorkflowNotFoundError) return undefined;
+    if (!(e instanceof WorkflowFailedError)) throw e;
+    const details: unknown = e.cause instanceof ApplicationFailure ? e.cause.details?.[0] : undefined;
+    return details && typeof details === 'object' && Array.isArray((details as SweepFiringResult).cells) ? (details as SweepFiringResult) : undefined;
+  }
+}
+
+async function cellResult(
+  client: Client,
+  registry: TaskRegistry,
+  dir: string,
+  record: SweepRecord,
+  firingId: string,
+  cell: SweepRecord['cells'][number],
+  firing: () => Promise<SweepFiringResult | undefined>,
+): Promise<CellResult> {
   const workflowId = cellWorkflowId(record.name, firingId, cell.name);
   const bundleDir = join(dir, FIRINGS_DIR, firingId, cell.name);
   const base: CellResult = { cell: cell.name, axes: cell.axes, workflowId, status: 'pending', metrics: {}, ...(existsSync(bundleDir) ? { bundleDir } : {}) };
@@ -52,8 +80,11 @@ async function cellResult(client: Client, registry: TaskRegistry, dir: string, r
   try {
     described = await handle.describe();
   } catch (e) {
-    if (e instanceof WorkflowNotFoundError) return base;
-    throw e;
+    if (!(e instanceof WorkflowNotFoundError)) throw e;
+    // No run: not started yet, or the firing refused this cell before starting it (its clone failed).
+    const entry = (await firing())?.cells.find((c) => c.cell === cell.name);
+    if (!entry || entry.state === 'pending') return base;
+    return { ...base, status: entry.state, ...(entry.error ? { error: entry.error } : {}) };
   }
   if (described.status.name === 'RUNNING') {
     const phase = described.typedSearchAttributes.get(SA_PHASE);
@@ -77,17 +108,20 @@ export async function sweepResults(client: Client, registry: TaskRegistry, dir: 
   if (!firings.includes(firingId)) {
     throw new CliError(`sweep ${record.name} has no firing ${firingId}; its firings: ${firings.length ? firings.join(', ') : '(none yet)'}`);
   }
-  const cells = await Promise.all(record.cells.map((c) => cellResult(client, registry, dir, record, firingId, c)));
-  const metricNames: string[] = [];
-  for (const c of cells) for (const k of Object.keys(c.metrics)) if (!metricNames.includes(k)) metricNames.push(k);
   const claim = await readFile(join(dir, FIRINGS_DIR, firingId, FIRING_FILE), 'utf8').then(
     (t) => JSON.parse(t) as FiringRecord,
     () => undefined,
   );
+  const firingWorkflowId = claim?.owner.split('/')[0];
+  let fanOut: Promise<SweepFiringResult | undefined> | undefined;
+  const firingOnce = () => (fanOut ??= firingWorkflowId ? firingStatus(client, firingWorkflowId) : Promise.resolve(undefined));
+  const cells = await Promise.all(record.cells.map((c) => cellResult(client, registry, dir, record, firingId, c, firingOnce)));
+  const metricNames: string[] = [];
+  for (const c of cells) for (const k of Object.keys(c.metrics)) if (!metricNames.includes(k)) metricNames.push(k);
   return {
     sweep: record.name,
     firingId,
-    ...(claim ? { scheduledAt: claim.scheduledAt, workflowId: claim.owner.split('/')[0] } : {}),
+    ...(claim ? { scheduledAt: claim.scheduledAt, workflowId: firingWorkflowId } : {}),
     firings,
     axes: record.axes.map((a) => a.name),
     metricNames,

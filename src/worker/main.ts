@@ -1,11 +1,32 @@
-/** `orbit worker`: runs a worker until SIGINT/SIGTERM. */
+/**
+ * `orbit worker`: runs a worker until SIGINT or SIGTERM, then drains: polling stops at once, running
+ * activities get ORBIT_WORKER_GRACE_SECONDS to finish (a monitor is cancelled then and retries on
+ * another worker; its job runs on), and the process exits 0 with one line. A second signal exits at once.
+ */
+import { GracefulShutdownPeriodExpiredError, Runtime } from '@temporalio/worker';
 import { orbitHome, taskQueue, temporalTarget } from '../config';
 import { parsePauseAfter } from '../activities';
 import { loadHostRegistry } from './hosts';
 import { createOrbitWorker } from './worker';
 
+export const DEFAULT_GRACE_SECONDS = 20;
+/** How long past the grace a worker whose activities ignore cancellation is waited for. */
+const FORCE_AFTER_GRACE_MS = 10_000;
+
+/** ORBIT_WORKER_GRACE_SECONDS: seconds running activities may go on after a shutdown signal. */
+export function shutdownGraceSeconds(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.ORBIT_WORKER_GRACE_SECONDS;
+  if (raw === undefined || raw === '') return DEFAULT_GRACE_SECONDS;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`ORBIT_WORKER_GRACE_SECONDS=${raw} must be a number of seconds, 0 or more`);
+  return n;
+}
+
+const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+
 export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const target = temporalTarget(env);
+  const graceSeconds = shutdownGraceSeconds(env);
   const hosts = await loadHostRegistry(orbitHome(env), env);
   const worker = await createOrbitWorker({
     connectionOptions: target.connectionOptions,
@@ -13,13 +34,43 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
     taskQueue: taskQueue(env),
     hosts,
     pauseAfter: parsePauseAfter(env.ORBIT_TEST_PAUSE_AFTER),
+    shutdownGraceMs: graceSeconds * 1000,
+    shutdownForceMs: graceSeconds * 1000 + FORCE_AFTER_GRACE_MS,
   });
+
+  // The SDK's runtime shuts the worker down on these signals; this only notes which came, and when.
+  let stop: { signal: NodeJS.Signals; at: number; running: number } | undefined;
+  const signals = Runtime.instance().options.shutdownSignals;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stop) {
+      console.error(`orbit worker: second ${signal}: exiting now, without waiting for running activities`);
+      process.exit(1);
+    }
+    stop = { signal, at: Date.now(), running: worker.getStatus().numInFlightActivities };
+  };
+  for (const s of signals) process.on(s, onSignal);
+
   console.log(`orbit worker: task queue "${taskQueue(env)}" on ${target.address} (${target.namespace}); hosts: ${hosts.names().join(', ')}`);
   try {
     await worker.run();
+  } catch (e) {
+    if (!(e instanceof GracefulShutdownPeriodExpiredError)) throw e;
+    console.error(`orbit worker: ${stop?.signal ?? 'shutdown'}: activities still running ${(graceSeconds * 1000 + FORCE_AFTER_GRACE_MS) / 1000} s after the signal ignored cancellation; exiting anyway`);
+    process.exit(1);
   } finally {
+    for (const s of signals) process.off(s, onSignal);
     await hosts.close();
   }
+  if (stop) console.log(`orbit worker: ${stop.signal}: stopped polling, ${drained(stop, graceSeconds)}; exiting`);
+}
+
+/** What became of the activities that ran when the signal came. */
+function drained(stop: { at: number; running: number }, graceSeconds: number): string {
+  const took = (Date.now() - stop.at) / 1000;
+  if (stop.running === 0) return 'no activity was running';
+  const n = plural(stop.running, 'running activity', 'running activities');
+  if (took < graceSeconds) return `${n} ended within ${took.toFixed(1)} s`;
+  return `${n} cancelled after the ${graceSeconds} s grace (retried by another worker)`;
 }
 
 if (require.main === module) {

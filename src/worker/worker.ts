@@ -16,6 +16,13 @@ export interface OrbitWorkerOptions {
   maxConcurrentActivityTaskExecutions?: number;
   /** Fault injection for tests; see ActivityDeps.pauseAfter. */
   pauseAfter?: Record<string, number>;
+  /**
+   * After shutdown is asked for (worker.shutdown(), SIGINT, SIGTERM): how long running activities may
+   * go on before they are cancelled (default 0: at once). Polling stops at once either way.
+   */
+  shutdownGraceMs?: number;
+  /** After shutdown is asked for: when the worker gives up waiting and run() rejects (default: never). */
+  shutdownForceMs?: number;
 }
 
 export { localHost } from './hosts';
@@ -30,6 +37,8 @@ export async function createOrbitWorker(options: OrbitWorkerOptions): Promise<Wo
     workflowsPath: workflowsPath(),
     activities: { ...createActivities({ hosts: options.hosts, secretSource: options.secretSource, pauseAfter: options.pauseAfter }), ...createCloneActivities() },
     maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions ?? 200,
+    ...(options.shutdownGraceMs !== undefined ? { shutdownGraceTime: options.shutdownGraceMs } : {}),
+    ...(options.shutdownForceMs !== undefined ? { shutdownForceTime: options.shutdownForceMs } : {}),
   });
 }
 

@@ -96,7 +96,7 @@ describe('evaporation: runs survive dead workers, a restarted server and vanishe
         ...extraEnv,
       },
       stdio: ['ignore', log, log],
-      detached: true, // its own process group: tsx runs the worker in a child process
+      detached: true, // its own process group, so a test can kill whatever the worker started
     });
     workers.add(proc);
     proc.once('exit', () => workers.delete(proc));
