@@ -15,36 +15,15 @@ import type { CollectSummary, MonitorResult } from '../../src/common/activities'
 import { HostRegistry } from '../../src/hosts/registry';
 import { LocalTransport } from '../../src/hosts/local-transport';
 import { ShellHost } from '../../src/hosts/shell-host';
-import { SshTransport } from '../../src/hosts/ssh';
 import { verdictOf } from '../../src/workflows/verdict';
 import { scriptBundle } from '../helpers/bundles';
-import { sshOptions, startSshd } from '../helpers/sshd';
+import { localHostUnderTest, sshHostUnderTest, type HostUnderTest } from '../helpers/hosts-under-test';
 import { tempDir } from '../helpers/temp-dirs';
 import { waitFor } from '../helpers/wait';
 
-interface HostUnderTest {
-  host: ShellHost;
-  workRoot: string;
-  close(): Promise<void>;
-}
+failureClasses('the local transport', () => localHostUnderTest('h'));
 
-failureClasses('the local transport', async () => {
-  const work = await tempDir('orbit-work-');
-  return { host: new ShellHost({ name: 'h', transport: new LocalTransport(), workRoot: work.dir }), workRoot: work.dir, close: work.cleanup };
-});
-
-failureClasses('SSH', async () => {
-  const server = await startSshd({ name: 'h' });
-  const transport = new SshTransport(sshOptions(server));
-  return {
-    host: new ShellHost({ name: 'h', transport, workRoot: server.workRoot }),
-    workRoot: server.workRoot,
-    close: async () => {
-      await transport.close();
-      await server.stop();
-    },
-  };
-});
+failureClasses('SSH', () => sshHostUnderTest('h'));
 
 function failureClasses(label: string, setup: () => Promise<HostUnderTest>): void {
   describe(`collection failure classes over ${label}`, () => {

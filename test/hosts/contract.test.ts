@@ -8,25 +8,17 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalTransport } from '../../src/hosts/local-transport';
 import { ShellHost } from '../../src/hosts/shell-host';
-import { SshTransport } from '../../src/hosts/ssh';
-import type { ExecOptions, ExecResult, Transport } from '../../src/hosts/transport';
+import type { ExecOptions, ExecResult } from '../../src/hosts/transport';
 import { scriptBundle } from '../helpers/bundles';
 import { filesBelow } from '../helpers/files';
 import { processGone } from '../helpers/processes';
-import { sshOptions, startSshd } from '../helpers/sshd';
 import { tempDir } from '../helpers/temp-dirs';
 import { PassThroughTransport } from '../helpers/transports';
 import { waitFor } from '../helpers/wait';
+import { localHostUnderTest, sshHostUnderTest, type HostUnderTest } from '../helpers/hosts-under-test';
 
 /** A host under test: its work root is a folder of this machine. */
-interface HostUnderTest {
-  host: ShellHost;
-  transport: Transport;
-  workRoot: string;
-  close(): Promise<void>;
-}
 
 /** A compromised host: its listing of the run also offers a path that climbs out of the bundle. */
 class HostileTransport extends PassThroughTransport {
@@ -37,25 +29,9 @@ class HostileTransport extends PassThroughTransport {
   }
 }
 
-hostContract('the local transport', async () => {
-  const work = await tempDir('orbit-work-');
-  const transport = new LocalTransport();
-  return { host: new ShellHost({ name: 'local', transport, workRoot: work.dir }), transport, workRoot: work.dir, close: work.cleanup };
-});
+hostContract('the local transport', () => localHostUnderTest('local'));
 
-hostContract('SSH', async () => {
-  const server = await startSshd({ name: 'ssh-host' });
-  const transport = new SshTransport(sshOptions(server));
-  return {
-    host: new ShellHost({ name: server.name, transport, workRoot: server.workRoot }),
-    transport,
-    workRoot: server.workRoot,
-    close: async () => {
-      await transport.close();
-      await server.stop();
-    },
-  };
-});
+hostContract('SSH', () => sshHostUnderTest('ssh-host'));
 
 function hostContract(label: string, setup: () => Promise<HostUnderTest>): void {
   describe(`ShellHost over ${label}`, () => {

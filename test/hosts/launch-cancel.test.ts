@@ -14,16 +14,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { killRun } from '../../bench/lib';
 import { EXIT_CODE_FILE, PID_FILE } from '../../src/common/layout';
 import { LAUNCH_LOCK_FILE, LAUNCH_MARKER_DIR, RUN_IDENTITY_FILE } from '../../src/common/protocol';
-import { LocalTransport } from '../../src/hosts/local-transport';
 import { ShellHost } from '../../src/hosts/shell-host';
-import { SshTransport } from '../../src/hosts/ssh';
-import type { ExecOptions, ExecResult, Transport } from '../../src/hosts/transport';
+import type { ExecOptions, ExecResult } from '../../src/hosts/transport';
 import { scriptBundle } from '../helpers/bundles';
 import { processGone } from '../helpers/processes';
-import { sshOptions, startSshd } from '../helpers/sshd';
 import { tempDir } from '../helpers/temp-dirs';
 import { PassThroughTransport } from '../helpers/transports';
 import { waitFor } from '../helpers/wait';
+import { localHostUnderTest, sshHostUnderTest, type HostUnderTest } from '../helpers/hosts-under-test';
 
 /** A host without flock: every script sees `command -v flock` fail, as on a host that lacks util-linux's flock. */
 class NoFlockTransport extends PassThroughTransport {
@@ -32,32 +30,10 @@ class NoFlockTransport extends PassThroughTransport {
   }
 }
 
-interface HostUnderTest {
-  host: ShellHost;
-  transport: Transport;
-  workRoot: string;
-  close(): Promise<void>;
-}
 
-suite('the local transport', async () => {
-  const work = await tempDir('orbit-work-');
-  const transport = new LocalTransport();
-  return { host: new ShellHost({ name: 'local', transport, workRoot: work.dir }), transport, workRoot: work.dir, close: work.cleanup };
-});
+suite('the local transport', () => localHostUnderTest('local'));
 
-suite('SSH', async () => {
-  const server = await startSshd({ name: 'ssh-launch-cancel' });
-  const transport = new SshTransport(sshOptions(server));
-  return {
-    host: new ShellHost({ name: server.name, transport, workRoot: server.workRoot }),
-    transport,
-    workRoot: server.workRoot,
-    close: async () => {
-      await transport.close();
-      await server.stop();
-    },
-  };
-});
+suite('SSH', () => sshHostUnderTest('ssh-launch-cancel'));
 
 /** A process group of this test's own, unrelated to any run: `setsid sleep 300`, or a group whose leader already exited. */
 async function unrelatedGroup(leaderGone = false): Promise<{ pgid: number; member: number }> {
