@@ -6,6 +6,7 @@ import type { CollectSummary } from '../../src/common/activities';
 import type { TaskSummary } from '../../src/plugins/types';
 import type { RunResult } from '../../src/workflows';
 import { tempDir } from '../helpers/bundles';
+import { summary as collectSummary } from '../helpers/scripted-activities';
 
 const summary: TaskSummary = {
   headline: 'failed: training reached step 0 of 300; no complete checkpoint',
@@ -14,20 +15,7 @@ const summary: TaskSummary = {
 };
 
 function collect(over: Partial<CollectSummary> = {}): CollectSummary {
-  return {
-    filesFetched: 3,
-    bytesFetched: 300,
-    filesSkipped: 0,
-    manifestPresent: true,
-    verified: false,
-    verifiedCount: 1,
-    missing: [],
-    mismatched: [],
-    refused: [],
-    missingOutputs: [],
-    totals: { missing: 0, mismatched: 0, refused: 0 },
-    ...over,
-  };
+  return collectSummary({ filesFetched: 3, bytesFetched: 300, verified: false, verifiedCount: 1, ...over });
 }
 
 describe('describeRun', () => {
