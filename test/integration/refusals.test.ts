@@ -20,20 +20,11 @@ import { scriptBundle, tempDir } from '../helpers/bundles';
 import { orbit } from '../helpers/orbit-cli';
 import { testRegistry } from '../helpers/sleeper-plugin';
 import { startInProcessWorker, type InProcessWorker } from '../helpers/worker';
+import { within } from '../helpers/wait';
 
 type HistoryEvent = NonNullable<Awaited<ReturnType<WorkflowHandle['fetchHistory']>>['events']>[number];
 type Failure = NonNullable<NonNullable<HistoryEvent['activityTaskFailedEventAttributes']>['failure']>;
 
-/** `promise`, or an error naming `what` after `ms` (a retried refusal takes minutes: fail fast instead). */
-async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)));
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Each try of the named activity in a history: the attempt that was recorded last, and how it ended. */
 function activityTries(events: HistoryEvent[], type: string): { attempt: number; failure?: Failure }[] {

@@ -15,6 +15,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import { runBundle, type RunBundleInput, type RunResult } from '../../src/workflows';
 import { scriptBundle, tempDir } from '../helpers/bundles';
 import { processGone } from '../helpers/processes';
+import { within } from '../helpers/wait';
 
 const ORBIT = resolve(__dirname, '../../bin/orbit');
 
@@ -43,16 +44,6 @@ function processesServing(queue: string): number[] {
   return pids.sort((a, b) => a - b);
 }
 
-/** `promise`, or an error naming `what` after `ms`. */
-async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)));
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** `<pid> <command line>`, for a message. */
 const commandOf = (pid: number): string => `${pid} ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim()}`;
@@ -117,6 +108,22 @@ describe('bin/orbit worker: signals reach the worker itself', () => {
     return { proc, output: () => out, exited };
   }
 
+  /** Builds a bundle running `body` in `bundleDir` and starts its run on `queue` (local host, fast tuning). */
+  async function startRun(queue: string, name: string, bundleDir: string, body: string): Promise<{ runId: string; handle: WorkflowHandle }> {
+    const { bundle, digest } = await scriptBundle(bundleDir, body);
+    const runId = `${name}-${randomUUID().slice(0, 6)}`;
+    const input: RunBundleInput = {
+      runId,
+      bundleDir,
+      digest,
+      host: 'local',
+      logFile: bundle.spec.entrypoint.logFile,
+      timeouts: bundle.spec.timeouts,
+      tuning: { pollIntervalMs: 200, heartbeatTimeoutMs: 3_000 },
+    };
+    return { runId, handle: await client.workflow.start(runBundle, { taskQueue: queue, workflowId: runId, args: [input] }) };
+  }
+
   it('SIGKILL of the worker pid leaves no process of it running: the worker is one process', async () => {
     const queue = newQueue('kill');
     const w = await startWorker(queue);
@@ -141,18 +148,7 @@ describe('bin/orbit worker: signals reach the worker itself', () => {
     // The stage activity pauses 3 s after its work (heartbeating); SIGTERM comes inside that pause.
     const first = await startWorker(queue, { ORBIT_TEST_PAUSE_AFTER: 'stage=3000' });
     const bundleDir = join(tmp.dir, 'bundles', 'term');
-    const { bundle, digest } = await scriptBundle(bundleDir, 'echo done > artifacts/out.txt');
-    const runId = `term-${randomUUID().slice(0, 6)}`;
-    const input: RunBundleInput = {
-      runId,
-      bundleDir,
-      digest,
-      host: 'local',
-      logFile: bundle.spec.entrypoint.logFile,
-      timeouts: bundle.spec.timeouts,
-      tuning: { pollIntervalMs: 200, heartbeatTimeoutMs: 3_000 },
-    };
-    const handle: WorkflowHandle = await client.workflow.start(runBundle, { taskQueue: queue, workflowId: runId, args: [input] });
+    const { runId, handle } = await startRun(queue, 'term', bundleDir, 'echo done > artifacts/out.txt');
     await until('the stage to be done on the host', () => existsSync(join(home, 'work', runId, 'scripts', 'orbit', 'run.sh')));
     const termAt = Date.now();
     process.kill(first.proc.pid!, 'SIGTERM');
@@ -188,18 +184,7 @@ describe('bin/orbit worker: signals reach the worker itself', () => {
     const queue = newQueue('grace');
     const first = await startWorker(queue, { ORBIT_WORKER_GRACE_SECONDS: '1' });
     const bundleDir = join(tmp.dir, 'bundles', 'grace');
-    const { bundle, digest } = await scriptBundle(bundleDir, 'for i in 1 2 3 4 5 6; do echo "step $i"; sleep 1; done; echo done > artifacts/out.txt');
-    const runId = `grace-${randomUUID().slice(0, 6)}`;
-    const input: RunBundleInput = {
-      runId,
-      bundleDir,
-      digest,
-      host: 'local',
-      logFile: bundle.spec.entrypoint.logFile,
-      timeouts: bundle.spec.timeouts,
-      tuning: { pollIntervalMs: 200, heartbeatTimeoutMs: 3_000 },
-    };
-    const handle: WorkflowHandle = await client.workflow.start(runBundle, { taskQueue: queue, workflowId: runId, args: [input] });
+    const { handle } = await startRun(queue, 'grace', bundleDir, 'for i in 1 2 3 4 5 6; do echo "step $i"; sleep 1; done; echo done > artifacts/out.txt');
     await until('the job to run', async () => {
       const d = await handle.describe();
       return (d.raw.pendingActivities ?? []).some((a) => a.activityType?.name === 'monitor' && a.lastStartedTime);
