@@ -1,12 +1,35 @@
-/** `orbit hosts list` and `orbit hosts check NAME`: the inventory, and a live look at one host. */
+/**
+ * `orbit hosts list`, `check NAME`, `drain NAME`, `undrain NAME`: the inventory with what the fleet
+ * holds on each host, a live look at one host, and taking a host out of (or back into) placement.
+ */
 import { checkHost, factsWarnings } from '../hosts/check';
 import { loadInventory } from '../hosts/inventory';
 import { sshTransportFor } from '../worker/hosts';
 import { CliError } from './errors';
+import { LOCAL_HOST } from '../common/fleet';
+import { taskQueue, type TemporalTarget } from '../config';
+import { fleetViewOf, hostsTable, setHostDrained } from './fleet';
+import { connectClient } from './submit';
+import type { FleetView } from '../common/fleet';
 
-export async function runHosts(args: string[], hostsFile: string | undefined, out: (s: string) => void): Promise<number> {
+/** The fleet's view, or one line saying why there is none (no server, no fleet yet). */
+async function fleetLook(target: TemporalTarget): Promise<FleetView | string> {
+  try {
+    const view = await fleetViewOf(await connectClient(target));
+    return view ?? `fleet: none yet on task queue "${taskQueue()}" (it starts with the first run)`;
+  } catch (e) {
+    return `fleet: not shown (${(e as Error).message.split('\n')[0]})`;
+  }
+}
+
+export async function runHosts(args: string[], hostsFile: string | undefined, out: (s: string) => void, target?: TemporalTarget): Promise<number> {
   const [sub, name, ...extra] = args;
   const inventory = await loadInventory({ path: hostsFile });
+  if ((sub === 'drain' || sub === 'undrain') && name && extra.length === 0 && target) {
+    const known = [LOCAL_HOST, ...inventory.hosts.map((h) => h.name)];
+    if (!known.includes(name)) throw new CliError(`no host named "${name}" in ${inventory.source ?? 'hosts.yaml'}; known: ${known.join(', ')}`);
+    return setHostDrained(target, name, sub === 'drain', out);
+  }
   if (sub === 'list' && name === undefined) {
     out(`hosts from ${inventory.source ?? '(no hosts.yaml found: only "local")'}`);
     out('  local        this machine (the worker\'s own)');
@@ -14,9 +37,14 @@ export async function runHosts(args: string[], hostsFile: string | undefined, ou
       const r = h.resources;
       out(
         `  ${h.name.padEnd(12)} ${h.user}@${h.address}:${h.port}  ${r.gpus} gpu${r.gpus === 1 ? '' : 's'}${r.gpuType ? ` (${r.gpuType})` : ''}, ${r.cpus} cpus, ${r.memoryGb} GB` +
-          `${h.labels.length ? `  [${h.labels.join(', ')}]` : ''}  workRoot ${h.workRoot}`,
+          `${h.labels.length ? `  [${h.labels.join(', ')}]` : ''}  workRoot ${h.workRoot}${h.pricePerHour !== undefined ? `  ${h.pricePerHour}/h` : ''}`,
       );
     }
+    if (!target) return 0;
+    const view = await fleetLook(target);
+    out('');
+    if (typeof view === 'string') out(view);
+    else out(`fleet (task queue "${taskQueue()}", as the worker last reported ${view.inventoryAt ?? 'never'}):\n${hostsTable(view)}`);
     return 0;
   }
   if (sub === 'check' && name && extra.length === 0) {
@@ -39,5 +67,5 @@ export async function runHosts(args: string[], hostsFile: string | undefined, ou
       await transport.close();
     }
   }
-  throw new CliError('usage: orbit hosts list | orbit hosts check NAME  [--hosts FILE]');
+  throw new CliError('usage: orbit hosts list | orbit hosts check NAME | orbit hosts drain NAME | orbit hosts undrain NAME  [--hosts FILE]');
 }

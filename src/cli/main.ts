@@ -13,13 +13,16 @@ import { checkNamespace, CliError, EXIT_TEMPORAL, temporalCliError } from './err
 import { awaitRun, bundleDirOf, describeRun, summarize } from './outcome';
 import { loadRequest } from './request';
 import { connectClient, prepareRun, startRun } from './submit';
+import { queuePlace } from './fleet';
 
 const HELP = `orbit: durable ML jobs on rented machines, on Temporal
 
 Usage:
-  orbit submit FILE [--host local|auto|NAME] [--job-id ID] [--follow] [--hosts hosts.yaml]
+  orbit submit FILE [--host auto|local|NAME] [--priority N] [--job-id ID] [--follow] [--hosts hosts.yaml]
          [--on-host-lost wait|fail|relaunch] [--max-relaunches N]
-                                                             build a bundle from a request and run it
+                                                             build a bundle from a request and queue it for a lease
+                                                             (--host: auto, the default with hosts in hosts.yaml,
+                                                             places it when capacity frees; NAME pins it)
   orbit validate FILE                                        check a request; build nothing
   orbit status RUN_ID                                        phase, host, progress, Web UI link
   orbit result RUN_ID                                        wait for the end; the result and the task's summary
@@ -33,7 +36,10 @@ Usage:
                                                              (the Web UI's visibility queries); orbit list --help
   orbit sweep create|list|describe|pause|unpause|trigger|backfill|results|delete ...
                                                              scheduled sweeps over a matrix of requests; orbit sweep --help
-  orbit hosts list [--hosts FILE]                            the hosts of hosts.yaml and what each offers
+  orbit queue                                                queued and running runs: position, priority, resources,
+                                                             host, GPUs, waiting time
+  orbit hosts list [--hosts FILE]                            the fleet's hosts: state, busy/free GPUs, cpus, memory
+  orbit hosts drain|undrain NAME                             stop / resume new leases on a host
   orbit hosts check NAME [--hosts FILE]                      connect; print OS, free disk, GPUs (nvidia-smi -L), python3
   orbit tasks                                                the task types this client knows
   orbit up                                                   start (or reuse) the embedded Temporal dev server
@@ -96,7 +102,8 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
     args: rest,
     allowPositionals: true,
     options: {
-      host: { type: 'string', default: 'local' },
+      host: { type: 'string' },
+      priority: { type: 'string', default: '0' },
       hosts: { type: 'string' },
       'on-host-lost': { type: 'string', default: 'wait' },
       'max-relaunches': { type: 'string', default: '1' },
@@ -133,13 +140,16 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
       if (!['fail', 'wait', 'relaunch'].includes(onHostLost)) throw new CliError(`--on-host-lost must be fail, wait or relaunch (got "${onHostLost}")`);
       const maxRelaunches = Number(values['max-relaunches']);
       if (!Number.isInteger(maxRelaunches) || maxRelaunches < 0) throw new CliError(`--max-relaunches must be a whole number, 0 or more (got "${values['max-relaunches']}")`);
-      const prepared = await prepareRun(loaded, { host: values.host!, hostsFile: values.hosts, onHostLost, maxRelaunches });
+      const priority = Number(values.priority);
+      if (!Number.isInteger(priority) || Math.abs(priority) > 1000) throw new CliError(`--priority must be a whole number from -1000 to 1000 (got "${values.priority}")`);
+      const prepared = await prepareRun(loaded, { host: values.host, priority, hostsFile: values.hosts, onHostLost, maxRelaunches });
       const { handle, uiUrl } = await startRun(client, prepared, target).catch(async (e: unknown) => {
         const { rm } = await import('node:fs/promises');
         await rm(prepared.bundle.dir, { recursive: true, force: true });
         throw e;
       });
       out(`submitted ${handle.workflowId} (${loaded.plugin.taskType} on ${prepared.input.host})`);
+      out(`  queued for ${prepared.input.host === 'auto' ? 'the first fitting host with free capacity' : `capacity on ${prepared.input.host}`} (orbit queue shows where it stands)`);
       out(`  bundle: ${prepared.bundle.dir}`);
       if (uiUrl) out(`  Web UI: ${uiUrl}`);
       if (!values.follow) return 0;
@@ -164,6 +174,8 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
       const probe = (d.status.name === 'RUNNING' ? liveProbe(d) : undefined) ?? status?.probe;
       if (probe) out(`  process: ${probe.state}${probe.pid ? ` pid ${probe.pid}` : ''}, artifacts ${probe.artifactBytes} bytes`);
       for (const l of probe?.taskLogTail ?? []) out(`    ${l}`);
+      if (status?.queued) out(`  ${await queuePlace(client, id, status.queued)}`);
+      if (status?.lease) out(`  lease: ${status.lease.host} gpus [${status.lease.gpus.join(',')}] since ${status.lease.grantedAt} (token ${status.lease.token})`);
       if (status?.synced.files) out(`  synced while running: ${status.synced.files} files, ${status.synced.bytes} bytes`);
       for (const p of status?.phases ?? []) out(`  ${p.at}  ${p.phase}`);
       const dir = (d.memo as Record<string, unknown> | undefined)?.bundleDir;
@@ -192,7 +204,11 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
     }
     case 'hosts': {
       const { runHosts } = await import('./hosts');
-      return runHosts(positionals, values.hosts, out);
+      return runHosts(positionals, values.hosts, out, target);
+    }
+    case 'queue': {
+      const { runQueue } = await import('./fleet');
+      return runQueue(target, out);
     }
     case 'up': {
       if (!target.embedded) throw new CliError(`TEMPORAL_ADDRESS is set (${target.address}): Orbit uses that cluster and starts no server`);
@@ -208,7 +224,7 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
     }
     case 'demo': {
       const { runDemo } = await import('./demo');
-      const passOn = values.host !== 'local' ? ['--host', values.host!] : [];
+      const passOn = values.host ? ['--host', values.host] : [];
       const request = positionals[0] ?? join(__dirname, '..', '..', 'examples', 'train.yaml');
       return runDemo(out, () => main(['submit', request, '--follow', ...passOn], out));
     }

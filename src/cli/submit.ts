@@ -4,7 +4,7 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Bundle } from '../bundle';
 import { orbitHome, taskQueue, temporalTarget, workflowUiUrl, type TemporalTarget } from '../config';
-import { loadInventory, placeJob, PlacementError, unmetRequirements, type JobRequirements } from '../hosts/inventory';
+import { AUTO_HOST, LOCAL_HOST, loadInventory, placeJob, PlacementError, unmetRequirements, type JobRequirements } from '../hosts/inventory';
 import { runBundle, type OnHostLost, type RunBundleInput } from '../workflows';
 import { runInputFor, runLabelsFor, runSpecOf } from '../common/run-input';
 import { CliError } from './errors';
@@ -34,8 +34,10 @@ export function newRunId(jobId: string, now = new Date()): string {
  * renames it into place: a failed build leaves nothing behind.
  */
 export interface RunOptions {
-  /** "local" (default), "auto" (placement over hosts.yaml) or a host name. */
-  host: string;
+  /** "auto" (the fleet places the run; the default when hosts.yaml lists hosts), "local" (the default otherwise) or a host name. */
+  host?: string;
+  /** Queue priority (higher first; default 0). */
+  priority?: number;
   env?: NodeJS.ProcessEnv;
   /** hosts.yaml path (else ORBIT_HOSTS, ./hosts.yaml, ~/.orbit/hosts.yaml). */
   hostsFile?: string;
@@ -43,18 +45,24 @@ export interface RunOptions {
   maxRelaunches?: number;
 }
 
-/** Picks the host for a job and, for relaunches, the other fitting hosts in order of preference. */
+/**
+ * Checks that some host could ever hold the job (refused here, naming what each host lacks, rather
+ * than queued forever) and says where it queues: "auto" (the fleet places it when capacity frees) or
+ * the pinned host; for relaunches, the other fitting hosts.
+ */
 export async function placeRun(resources: JobRequirements, options: RunOptions): Promise<{ host: string; relaunchHosts: string[] }> {
   const inventory = await loadInventory({ path: options.hostsFile, env: options.env });
+  const pin = options.host ?? (inventory.hosts.length ? AUTO_HOST : LOCAL_HOST);
   let placement;
   try {
-    placement = placeJob(resources, inventory, { pin: options.host });
+    placement = placeJob(resources, inventory, { pin });
   } catch (e) {
-    if (e instanceof PlacementError) throw new CliError(`--host ${options.host}: ${e.message}`);
+    if (e instanceof PlacementError) throw new CliError(`--host ${pin}: ${e.message}`);
     throw e;
   }
-  const others = inventory.hosts.filter((h) => h.name !== placement.name && unmetRequirements(resources, h).length === 0).map((h) => h.name);
-  return { host: placement.name, relaunchHosts: others };
+  const auto = pin === AUTO_HOST && placement.kind === 'ssh';
+  const others = inventory.hosts.filter((h) => (auto || h.name !== placement.name) && unmetRequirements(resources, h).length === 0).map((h) => h.name);
+  return { host: auto ? AUTO_HOST : placement.name, relaunchHosts: others };
 }
 
 export async function prepareRun(loaded: LoadedRequest, options: RunOptions): Promise<PreparedRun> {
@@ -79,6 +87,7 @@ export async function prepareRun(loaded: LoadedRequest, options: RunOptions): Pr
   });
   const input = runInputFor({ runId, bundleDir: bundle.dir, digest }, runSpecOf(bundle.spec), {
     host: placed.host,
+    priority: options.priority,
     onHostLost: options.onHostLost,
     maxRelaunches: options.maxRelaunches,
     relaunchHosts: placed.relaunchHosts,

@@ -85,4 +85,11 @@ export const ENV = {
   inputsDir: 'ORBIT_INPUTS_DIR',
   /** Set on a relaunch: the staged unit folder to continue from. */
   resumeFrom: 'ORBIT_RESUME_FROM',
+  /** The GPU indices the run's lease gives it, comma-separated (also set as CUDA_VISIBLE_DEVICES). */
+  gpus: 'ORBIT_GPUS',
+  cudaVisibleDevices: 'CUDA_VISIBLE_DEVICES',
+  /** The lease's fencing token. */
+  lease: 'ORBIT_LEASE',
+  /** The host the lease is on. */
+  host: 'ORBIT_HOST',
 } as const;

@@ -4,6 +4,7 @@
  * Node-free, so workflow code can call it.
  */
 import type { SearchAttributePair } from '@temporalio/common';
+import type { LeaseResources } from './fleet';
 import type { OnHostLost, RunBundleInput, RunTimeouts, RunTuning } from './run';
 import { SA_BUNDLE_DIGEST, SA_HOST, SA_JOB_KIND, SA_PHASE, SA_SWEEP, SA_TASK_TYPE } from './search-attributes';
 
@@ -16,6 +17,8 @@ export interface RunSpec {
   timeouts: RunTimeouts;
   /** sync.intervalSeconds; absent in sweeps created before it was recorded (the workflow's default then). */
   syncIntervalSeconds?: number;
+  /** job.json resources: what the run leases; absent in sweeps created before leases (the fleet's default then). */
+  resources?: LeaseResources;
 }
 
 /** The RunSpec of a bundle's JobSpec. */
@@ -25,13 +28,23 @@ export function runSpecOf(spec: {
   entrypoint: { logFile: string };
   timeouts: RunTimeouts;
   sync: { intervalSeconds: number };
+  resources: LeaseResources;
 }): RunSpec {
-  return { taskType: spec.taskType, jobKind: spec.jobKind, logFile: spec.entrypoint.logFile, timeouts: spec.timeouts, syncIntervalSeconds: spec.sync.intervalSeconds };
+  const { gpus, gpuType, cpus, memoryGb } = spec.resources;
+  return {
+    taskType: spec.taskType,
+    jobKind: spec.jobKind,
+    logFile: spec.entrypoint.logFile,
+    timeouts: spec.timeouts,
+    syncIntervalSeconds: spec.sync.intervalSeconds,
+    resources: { gpus, cpus, memoryGb, ...(gpuType ? { gpuType } : {}) },
+  };
 }
 
-/** Where and how a run goes: its host and what to do when it is lost. */
+/** Where and how a run goes: its host ("auto": placed by the fleet), its priority and what to do when it is lost. */
 export interface RunPlacement {
   host: string;
+  priority?: number;
   onHostLost?: OnHostLost;
   maxRelaunches?: number;
   /** Other hosts that fit, for relaunch; kept only when onHostLost is relaunch. */
@@ -49,6 +62,8 @@ export function runInputFor(run: { runId: string; bundleDir: string; digest: str
     timeouts: spec.timeouts,
   };
   if (spec.syncIntervalSeconds !== undefined) input.syncIntervalMs = spec.syncIntervalSeconds * 1000;
+  if (spec.resources) input.resources = spec.resources;
+  if (placement.priority) input.priority = placement.priority;
   if (placement.onHostLost) input.onHostLost = placement.onHostLost;
   if (placement.maxRelaunches !== undefined) input.maxRelaunches = placement.maxRelaunches;
   if (placement.onHostLost === 'relaunch' && placement.relaunchHosts) input.relaunchHosts = placement.relaunchHosts;

@@ -3,11 +3,12 @@
  * (RunBundleInput), what a query shows (RunStatus) and what it returns (RunResult). Node-free.
  */
 import type { CollectSummary, HostState, LaunchResult, Probe, StageResult } from './activities';
+import type { LeaseGrant, LeaseResources } from './fleet';
 
 export type { HostState };
 
 /** Phases a run passes through before it ends. */
-export const ACTIVE_PHASES = ['pending', 'staging', 'launching', 'running', 'recovering', 'collecting'] as const;
+export const ACTIVE_PHASES = ['pending', 'queued', 'staging', 'launching', 'running', 'recovering', 'collecting'] as const;
 /** How a run can end: the last phase, the plugin's RunOutcome status and the CLI's verdict. */
 export const OUTCOME_STATUSES = ['succeeded', 'failed', 'cancelled', 'timed-out', 'lost'] as const;
 
@@ -70,8 +71,12 @@ export interface RunBundleInput {
   bundleDir: string;
   /** The bundle's digest when the client froze it. */
   digest: string;
-  /** Host name in the worker's registry. */
+  /** Host name in the worker's registry, or "auto": the fleet places the run when capacity frees. */
   host: string;
+  /** What the run leases from the fleet before it launches (job.json resources); absent: 1 cpu and 1 GB. */
+  resources?: LeaseResources;
+  /** Queue priority: higher first, FIFO within a priority (default 0). */
+  priority?: number;
   /** The task log under artifacts/ (from job.json), tailed while monitoring. */
   logFile: string;
   timeouts: RunTimeouts;
@@ -133,7 +138,28 @@ export interface RunStatus {
   exitCode: number | null;
   error?: string;
   job?: JobEnding;
+  /** While the run waits for a lease: since when, and for what (its position is the fleet's to tell: `orbit status`). */
+  queued?: { since: string; requestId: string; resources: LeaseResources; priority: number; hosts?: string[] };
+  /** The lease the run holds now. */
+  lease?: LeaseGrant;
+  /** Every lease the run held, with when it ended and what it cost. */
+  leases?: LeaseRecord[];
 }
+
+/** A lease a run held: where, which GPUs, how long, and its cost when the host has a pricePerHour. */
+export interface LeaseRecord {
+  token: number;
+  host: string;
+  gpus: number[];
+  queuedAt: string;
+  grantedAt: string;
+  releasedAt?: string;
+  pricePerHour?: number;
+  cost?: number;
+}
+
+/** The resources a run asks for when its input names none (runs started before resources travelled with the input). */
+export const DEFAULT_LEASE: LeaseResources = { gpus: 0, cpus: 1, memoryGb: 1 };
 
 /** How a run that reached its verdict ended (a cancelled run has no verdict: it ends with a cancellation). */
 export type RunVerdictStatus = Exclude<OutcomeStatus, 'cancelled'>;
@@ -152,6 +178,10 @@ export interface RunResult {
   reasons: string[];
   /** Set when the run ended without its job ending by itself: whether Orbit stopped it, or could not (it may still run). */
   job?: JobEnding;
+  /** The leases the run held (absent for runs started before the fleet). */
+  leases?: LeaseRecord[];
+  /** The sum of its leases' costs, when its hosts have a pricePerHour. */
+  cost?: number;
 }
 
 export interface JobEnding {

@@ -17,6 +17,8 @@ import { formatProblem, parseWith, ValidationError, type Problem } from '../bund
 import { parseYaml, readYamlText, YamlInputError, yamlRefusal } from '../yaml-input';
 import { expandHome } from './paths';
 import type { SshHostKeyPolicy, SshIdentity } from './ssh';
+import { unmetBy, type FleetHostSpec } from '../common/fleet';
+import type { LocalOverrides } from './local-resources';
 
 /** The worker's own machine; never listed in hosts.yaml. */
 export const LOCAL_HOST = 'local';
@@ -94,6 +96,9 @@ const hostResourcesSchema = z.strictObject(
   fields(['gpus', 'gpuType', 'cpus', 'memoryGb'], 'what the host offers, { gpus, gpuType, cpus, memoryGb }'),
 );
 
+const labelsSchema = z.array(z.string().regex(SLUG, 'must be 1-63 chars of a-z, 0-9, ".", "_", "-"'), { error: 'must be a list of labels, e.g. [spot, eu-west]' });
+const priceSchema = z.number({ error: 'must be a price per hour, a number such as 2.5' }).min(0, 'must be 0 or more');
+
 const hostSchema = z.strictObject(
   {
     name: z
@@ -117,16 +122,35 @@ const hostSchema = z.strictObject(
       .regex(/^\/[A-Za-z0-9._+/-]*$/, 'must be an absolute path on the host (starting with "/") of A-Z, a-z, 0-9, ".", "_", "+", "-", "/"')
       .refine((p) => p.replace(/\/+$/, '') !== '' && !p.split('/').includes('..'), { message: 'must not be "/" or contain ".."' }),
     resources: hostResourcesSchema,
-    labels: z
-      .array(z.string().regex(SLUG, 'must be 1-63 chars of a-z, 0-9, ".", "_", "-"'), { error: 'must be a list of labels, e.g. [spot, eu-west]' })
-      .default([]),
+    labels: labelsSchema.default([]),
+    pricePerHour: priceSchema.optional(),
   },
-  fields(['name', 'address', 'port', 'user', 'identity', 'hostKey', 'workRoot', 'resources', 'labels']),
+  fields(['name', 'address', 'port', 'user', 'identity', 'hostKey', 'workRoot', 'resources', 'labels', 'pricePerHour']),
+);
+
+/** `local:`: what the worker's own machine offers, over what the worker detects (nvidia-smi -L, CPUs, memory). */
+const localSchema = z.strictObject(
+  {
+    resources: z
+      .strictObject(
+        {
+          gpus: wholeNumber('the number of GPUs', 0).optional(),
+          gpuType: z.string({ error: 'must be a GPU model name such as "a100"' }).min(1, 'must not be empty').optional(),
+          cpus: wholeNumber('the number of CPU cores jobs may use', 1).optional(),
+          memoryGb: z.number({ error: 'must be a number of GB more than 0' }).positive('must be a number of GB more than 0').optional(),
+        },
+        fields(['gpus', 'gpuType', 'cpus', 'memoryGb']),
+      )
+      .default({}),
+    labels: labelsSchema.optional(),
+    pricePerHour: priceSchema.optional(),
+  },
+  fields(['resources', 'labels', 'pricePerHour']),
 );
 
 export const inventorySchema = z.strictObject(
-  { hosts: z.array(hostSchema, { error: 'must be a list of hosts' }).default([]) },
-  fields(['hosts']),
+  { hosts: z.array(hostSchema, { error: 'must be a list of hosts' }).default([]), local: localSchema.optional() },
+  fields(['hosts', 'local']),
 );
 
 /** Names used twice, found on the raw input so they are reported together with every other problem. */
@@ -160,6 +184,8 @@ export interface Inventory {
   /** The file read, or null when no hosts file exists (an empty inventory). */
   source: string | null;
   hosts: HostEntry[];
+  /** hosts.yaml's `local:` section: overrides of what the worker's machine offers. */
+  local?: LocalOverrides;
 }
 
 /** Thrown when a hosts file named by `--hosts` or `$ORBIT_HOSTS` cannot be read. */
@@ -238,8 +264,10 @@ export function parseInventory(text: string, source: string, options: { home?: s
   }
   const base = dirname(source);
   const path = (p: string) => (isAbsolute(expandHome(p, home)) ? expandHome(p, home) : resolve(base, p));
+  const local = parsed.value.local;
   return {
     source,
+    ...(local ? { local: { ...local.resources, ...(local.labels ? { labels: local.labels } : {}), ...(local.pricePerHour !== undefined ? { pricePerHour: local.pricePerHour } : {}) } } : {}),
     hosts: parsed.value.hosts.map((h) => ({
       ...h,
       workRoot: h.workRoot.replace(/(.)\/+$/, '$1'),
@@ -285,18 +313,21 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 /** What `host` lacks for `req` (empty when it fits). */
 export function unmetRequirements(req: JobRequirements, host: HostEntry): string[] {
+  return unmetBy(req, fleetSpecOf(host));
+}
+
+/** A hosts.yaml entry as the fleet sees it: GPUs 0..n-1. */
+export function fleetSpecOf(host: HostEntry): FleetHostSpec {
   const r = host.resources;
-  const out: string[] = [];
-  if (req.gpus > r.gpus) out.push(`needs ${plural(req.gpus, 'gpu')}, has ${r.gpus}`);
-  if (req.gpuType && req.gpus > 0 && r.gpus > 0) {
-    if (!r.gpuType) out.push(`needs gpu type ${req.gpuType}, has no gpuType listed`);
-    else if (r.gpuType.toLowerCase() !== req.gpuType.toLowerCase()) out.push(`needs gpu type ${req.gpuType}, has ${r.gpuType}`);
-  }
-  if (req.cpus > r.cpus) out.push(`needs ${plural(req.cpus, 'cpu')}, has ${r.cpus}`);
-  if (req.memoryGb > r.memoryGb) out.push(`needs ${req.memoryGb} GB memory, has ${r.memoryGb}`);
-  const missing = (req.labels ?? []).filter((l) => !host.labels.includes(l));
-  if (missing.length) out.push(`lacks label${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`);
-  return out;
+  return {
+    name: host.name,
+    gpus: Array.from({ length: r.gpus }, (_, i) => i),
+    ...(r.gpuType ? { gpuType: r.gpuType } : {}),
+    cpus: r.cpus,
+    memoryGb: r.memoryGb,
+    labels: host.labels,
+    ...(host.pricePerHour !== undefined ? { pricePerHour: host.pricePerHour } : {}),
+  };
 }
 
 function describe(req: JobRequirements): string {

@@ -139,8 +139,8 @@ export const sweepFileSchema = strictFields(
   {
     name: z.string({ error: `name must be a string: ${SWEEP_NAME_RULE}` }).regex(SWEEP_NAME, `name must be ${SWEEP_NAME_RULE}`).optional(),
     description: z.string({ error: 'description must be a string' }).optional(),
-    /** Host of every cell (a name in the worker's host registry). */
-    host: z.string({ error: 'host must be a host name such as local' }).min(1, 'host must not be empty').default('local'),
+    /** Where cells run: "auto" (default: the fleet places each cell when capacity frees), or a host name every cell is pinned to. */
+    host: z.string({ error: 'host must be "auto" or a host name such as local' }).min(1, 'host must not be empty').default('auto'),
     /** Cells of one firing running at once. */
     maxConcurrent: z
       .number({ error: 'maxConcurrent must be a whole number from 1 to 100' })

@@ -1,5 +1,7 @@
 import { join } from 'node:path';
-import { loadInventory, type HostEntry, type Inventory } from '../hosts/inventory';
+import type { FleetHostSpec } from '../common/fleet';
+import { fleetSpecOf, loadInventory, type HostEntry, type Inventory } from '../hosts/inventory';
+import { localHostSpec } from '../hosts/local-resources';
 import { LocalTransport } from '../hosts/local-transport';
 import { HostRegistry } from '../hosts/registry';
 import { ShellHost } from '../hosts/shell-host';
@@ -34,4 +36,12 @@ export function hostRegistryFor(orbitHomeDir: string, inventory: Inventory): Hos
 
 export async function loadHostRegistry(orbitHomeDir: string, env: NodeJS.ProcessEnv = process.env): Promise<HostRegistry> {
   return hostRegistryFor(orbitHomeDir, await loadInventory({ env }));
+}
+
+/** What each host offers the fleet, from hosts.yaml as it is now (read at every call) and the worker's own machine. */
+export function fleetHostsFromInventory(env: NodeJS.ProcessEnv = process.env): () => Promise<FleetHostSpec[]> {
+  return async () => {
+    const inventory = await loadInventory({ env });
+    return [await localHostSpec(inventory.local), ...inventory.hosts.map(fleetSpecOf)];
+  };
 }

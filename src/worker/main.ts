@@ -4,9 +4,10 @@
  * another worker; its job runs on), and the process exits 0 with one line. A second signal exits at once.
  */
 import { GracefulShutdownPeriodExpiredError, Runtime } from '@temporalio/worker';
+import type { FleetSettings } from '../common/fleet-activities';
 import { orbitHome, taskQueue, temporalTarget } from '../config';
 import { parsePauseAfter } from '../activities';
-import { loadHostRegistry } from './hosts';
+import { fleetHostsFromInventory, loadHostRegistry } from './hosts';
 import { createOrbitWorker } from './worker';
 
 export const DEFAULT_GRACE_SECONDS = 20;
@@ -20,6 +21,15 @@ export function shutdownGraceSeconds(env: NodeJS.ProcessEnv = process.env): numb
   const n = Number(raw);
   if (!Number.isFinite(n) || n < 0) throw new Error(`ORBIT_WORKER_GRACE_SECONDS=${raw} must be a number of seconds, 0 or more`);
   return n;
+}
+
+/** ORBIT_FLEET_RECONCILE_SECONDS: how often the fleet checks for holders gone without a word (default 10). */
+export function fleetSettingsFrom(env: NodeJS.ProcessEnv = process.env): Partial<FleetSettings> {
+  const raw = env.ORBIT_FLEET_RECONCILE_SECONDS;
+  if (raw === undefined || raw === '') return {};
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0.1) throw new Error(`ORBIT_FLEET_RECONCILE_SECONDS=${raw} must be a number of seconds, 0.1 or more`);
+  return { reconcileEveryMs: Math.round(n * 1000) };
 }
 
 const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
@@ -36,6 +46,8 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
     pauseAfter: parsePauseAfter(env.ORBIT_TEST_PAUSE_AFTER),
     shutdownGraceMs: graceSeconds * 1000,
     shutdownForceMs: graceSeconds * 1000 + FORCE_AFTER_GRACE_MS,
+    fleetHosts: fleetHostsFromInventory(env),
+    fleetSettings: fleetSettingsFrom(env),
   });
 
   // The SDK's runtime shuts the worker down on these signals; this only notes which came, and when.

@@ -3,7 +3,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createActivities } from '../activities';
 import { createCloneActivities } from '../activities/clone';
+import { createFleetActivities } from '../activities/fleet';
+import type { FleetHostSpec } from '../common/fleet';
+import type { FleetSettings } from '../common/fleet-activities';
 import type { HostRegistry } from '../hosts/registry';
+import { localHostSpec } from '../hosts/local-resources';
 
 export interface OrbitWorkerOptions {
   connection?: NativeConnection;
@@ -23,11 +27,14 @@ export interface OrbitWorkerOptions {
   shutdownGraceMs?: number;
   /** After shutdown is asked for: when the worker gives up waiting and run() rejects (default: never). */
   shutdownForceMs?: number;
+  /** What each host offers the fleet, read at every reconciliation (default: "local" as detected, nothing else). */
+  fleetHosts?: () => Promise<FleetHostSpec[]>;
+  fleetSettings?: Partial<FleetSettings>;
 }
 
 export { localHost } from './hosts';
 
-/** A worker that runs the generic workflows (runBundle, runSweep), the host activities and cloneBundle. */
+/** A worker that runs the generic workflows (runBundle, runSweep, fleet), the host activities, cloneBundle and the fleet's activities. */
 export async function createOrbitWorker(options: OrbitWorkerOptions): Promise<Worker> {
   const connection = options.connection ?? (await NativeConnection.connect(options.connectionOptions ?? {}));
   return Worker.create({
@@ -35,7 +42,11 @@ export async function createOrbitWorker(options: OrbitWorkerOptions): Promise<Wo
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     workflowsPath: workflowsPath(),
-    activities: { ...createActivities({ hosts: options.hosts, secretSource: options.secretSource, pauseAfter: options.pauseAfter }), ...createCloneActivities() },
+    activities: {
+      ...createActivities({ hosts: options.hosts, secretSource: options.secretSource, pauseAfter: options.pauseAfter }),
+      ...createCloneActivities(),
+      ...createFleetActivities({ hosts: options.hosts, fleetHosts: options.fleetHosts ?? (async () => [await localHostSpec()]), settings: options.fleetSettings }),
+    },
     maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions ?? 200,
     ...(options.shutdownGraceMs !== undefined ? { shutdownGraceTime: options.shutdownGraceMs } : {}),
     ...(options.shutdownForceMs !== undefined ? { shutdownForceTime: options.shutdownForceMs } : {}),

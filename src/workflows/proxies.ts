@@ -5,10 +5,11 @@
 import { ActivityCancellationType, proxyActivities, type ActivityInterfaceFor, type ActivityOptions, type RetryPolicy } from '@temporalio/workflow';
 import type { OrbitActivities } from '../activities';
 import { NON_RETRYABLE_ERRORS } from '../common/errors';
+import type { FleetActivities } from '../common/fleet-activities';
 
 const BACKOFF: RetryPolicy = { initialInterval: '1s', backoffCoefficient: 2, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS };
 
-type Activities = ActivityInterfaceFor<OrbitActivities>;
+type Activities = ActivityInterfaceFor<OrbitActivities & FleetActivities>;
 
 export interface RunActivities {
   /** stage, launch, stageResume, cancelRun, reportLocal: idempotent work that a few retries fix. */
@@ -28,9 +29,9 @@ export function runActivities(heartbeatTimeoutMs: number): RunActivities {
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   };
   return {
-    control: proxyActivities<OrbitActivities>({ ...base, retry: { ...BACKOFF, maximumInterval: '30s', maximumAttempts: 10 } }),
-    collect: proxyActivities<OrbitActivities>({ ...base, retry: { ...BACKOFF, maximumInterval: '30s', maximumAttempts: 2 } }),
-    monitor: proxyActivities<OrbitActivities>({ ...base, retry: { ...BACKOFF, maximumInterval: '10s' } }),
-    probe: proxyActivities<OrbitActivities>({ ...base, retry: { ...BACKOFF, maximumAttempts: 1 } }),
+    control: proxyActivities<OrbitActivities & FleetActivities>({ ...base, retry: { ...BACKOFF, maximumInterval: '30s', maximumAttempts: 10 } }),
+    collect: proxyActivities<OrbitActivities & FleetActivities>({ ...base, retry: { ...BACKOFF, maximumInterval: '30s', maximumAttempts: 2 } }),
+    monitor: proxyActivities<OrbitActivities & FleetActivities>({ ...base, retry: { ...BACKOFF, maximumInterval: '10s' } }),
+    probe: proxyActivities<OrbitActivities & FleetActivities>({ ...base, retry: { ...BACKOFF, maximumAttempts: 1 } }),
   };
 }

@@ -7,7 +7,7 @@
  * A state machine: each step (./run-steps.ts) works on one RunContext and names the next, until the
  * verdict (./verdict.ts). The on-host-lost policies are in ./host-lost.ts.
  *
- *   launch -> monitor -> collect -> verdict
+ *   queue -> launch -> monitor -> collect -> verdict     (queue: wait for a lease from the fleet)
  *   monitor, host lost -> relaunch -> monitor            (policy relaunch, hosts left)
  *                      -> recover -> monitor | stop | collect | give-up
  *   collect, deadline passed -> give-up -> verdict (lost)
@@ -16,6 +16,7 @@ import { ActivityFailure, CancellationScope, defineQuery, defineSignal, isCancel
 import type { CollectSummary } from '../common/activities';
 import { runFailure } from '../common/failures';
 import type { OnHostLost, Phase, RunBundleInput, RunResult, RunStatus } from '../common/run';
+import { costOf, leaseGrantedSignal, leaseRefusedSignal, releaseEverything } from './lease';
 import { RunContext } from './run-context';
 import { collectOnce, STEPS, stopJob, type Step } from './run-steps';
 import { verdictOf } from './verdict';
@@ -30,9 +31,14 @@ export async function runBundle(input: RunBundleInput): Promise<RunResult> {
   const ctx = new RunContext(input);
   setHandler(statusQuery, () => ctx.status);
   setHandler(retryCollectionSignal, () => void (ctx.retryNow = true));
+  setHandler(leaseGrantedSignal, (g) => ctx.inbox.onGrant(g));
+  setHandler(leaseRefusedSignal, (r) => ctx.inbox.onRefusal(r));
+  // Runs started before the fleet go straight to their host, as they did.
+  ctx.leased = patched(FLEET_LEASE);
+  if (ctx.leased) ctx.status.leases = ctx.leaseRecords;
 
   try {
-    for (let step: Step = 'launch'; step !== 'verdict'; ) step = await STEPS[step](ctx);
+    for (let step: Step = ctx.leased ? 'queue' : 'launch'; step !== 'verdict'; ) step = await STEPS[step](ctx);
   } catch (err) {
     if (isCancellation(err)) {
       await CancellationScope.nonCancellable(() => cleanUpAfterCancel(ctx));
@@ -44,7 +50,10 @@ export async function runBundle(input: RunBundleInput): Promise<RunResult> {
       ctx.setPhase('failed');
       throw err;
     }
-    await CancellationScope.nonCancellable(() => stopAfterFailure(ctx));
+    await CancellationScope.nonCancellable(async () => {
+      await stopAfterFailure(ctx);
+      await releaseEverything(ctx);
+    });
     ctx.setPhase('failed');
     const result = resultOf(ctx, 'failed', [ctx.status.error, ...(ctx.status.job ? [ctx.status.job.detail] : [])]);
     throw runFailure(result, `run ${input.runId} failed: ${result.reasons.join('; ')}`);
@@ -57,6 +66,9 @@ function failureMessage(err: unknown): string {
   if (err instanceof ActivityFailure && err.cause) return `${err.activityType}: ${err.cause.message}`;
   return err instanceof Error ? err.message : String(err);
 }
+
+/** The patch that makes a run take its host as a lease from the fleet (./fleet.ts) before it launches. */
+export const FLEET_LEASE = 'fleet-lease';
 
 /** The patch that makes a failing run stop the job it launched (or record that it could not) before it ends. */
 export const STOP_JOB_ON_FAILURE = 'stop-job-on-failure';
@@ -75,14 +87,22 @@ async function stopAfterFailure(ctx: RunContext): Promise<void> {
 
 /** A cancelled run stops its job and brings back what it can before it ends cancelled. */
 async function cleanUpAfterCancel(ctx: RunContext): Promise<void> {
+  if (ctx.leased && !ctx.launchAttempted) {
+    // Cancelled while queued: nothing runs anywhere; only the place in the queue goes.
+    await releaseEverything(ctx);
+    ctx.setPhase('cancelled');
+    return;
+  }
   await stopJob(ctx).catch((e: unknown) => log.warn('stopping after cancel failed', { error: String(e) }));
+  await releaseEverything(ctx);
   await collectOnce(ctx).catch((e: unknown) => log.warn('collection after cancel failed', { error: String(e) }));
   ctx.setPhase('cancelled');
 }
 
 /** The verdict: returned when the run succeeded, thrown (with the result in its details) otherwise. */
-function conclude(ctx: RunContext): RunResult {
+async function conclude(ctx: RunContext): Promise<RunResult> {
   const { input, status } = ctx;
+  await releaseEverything(ctx);
   const collect = status.collect!;
   if (ctx.lost && patched(STOP_JOB_ON_FAILURE)) ctx.recordJob({ state: 'orphaned', detail: `host ${status.host} never answered again: the job may still be running there` });
   const { status: verdict, reasons } = verdictOf({
@@ -121,6 +141,8 @@ function resultOf(ctx: RunContext, verdict: RunResult['status'], reasons: string
     relaunches: status.relaunches,
     reasons,
     ...(status.job ? { job: status.job } : {}),
+    ...(ctx.leased ? { leases: ctx.leaseRecords } : {}),
+    ...(costOf(ctx.leaseRecords) !== undefined ? { cost: costOf(ctx.leaseRecords) } : {}),
   };
 }
 

@@ -4,7 +4,8 @@
  */
 import { condition, log, upsertSearchAttributes } from '@temporalio/workflow';
 import type { HostState, RunRef } from '../common/activities';
-import { type JobEnding, type OnHostLost, type Phase, type RunBundleInput, type RunStatus, type RunTuning, tuningOf } from '../common/run';
+import { type JobEnding, type LeaseRecord, type OnHostLost, type Phase, type RunBundleInput, type RunStatus, type RunTuning, tuningOf } from '../common/run';
+import { LeaseInbox } from './lease';
 import { SA_HOST, SA_HOST_STATE, SA_JOB_STATE, SA_PHASE } from '../common/search-attributes';
 import { runActivities, type RunActivities } from './proxies';
 
@@ -28,8 +29,19 @@ export class RunContext {
   unreachableSince: number | undefined;
   /** Set by the retryCollection signal: try again now instead of at the next backoff. */
   retryNow = false;
+  /** The run takes its host as a lease from the fleet (runs started before the fleet do not). */
+  leased = false;
+  /** Grants and refusals from the fleet. */
+  readonly inbox = new LeaseInbox();
+  /** Every lease taken, in order (shown as status.leases). */
+  readonly leaseRecords: LeaseRecord[] = [];
   private backoffMs: number;
   private recoveryDeadline: number | undefined;
+
+  /** Where the first lease may go: the pinned host, or any (auto). */
+  get pinned(): string[] | undefined {
+    return this.input.host === 'auto' ? undefined : [this.input.host];
+  }
 
   constructor(readonly input: RunBundleInput) {
     this.tuning = tuningOf(input);

@@ -8,15 +8,17 @@ import type { Duration } from '@temporalio/common';
 import { isCancellation, log } from '@temporalio/workflow';
 import { ENV } from '../common/protocol';
 import { HOST_LOST_POLICIES } from './host-lost';
+import { acquireLease, leaseEnv, releaseLease, reportHostLost } from './lease';
 import type { RunContext } from './run-context';
 
-export type Step = 'launch' | 'monitor' | 'relaunch' | 'recover' | 'stop' | 'collect' | 'give-up' | 'verdict';
+export type Step = 'queue' | 'launch' | 'monitor' | 'relaunch' | 'recover' | 'stop' | 'collect' | 'give-up' | 'verdict';
 
 const seconds = (s: number): Duration => `${s}s`;
 
 /** Stages the bundle on the current host and starts it (again, after a relaunch, with its resume env). */
-async function stageAndLaunch(ctx: RunContext, env?: Record<string, string>): Promise<void> {
+async function stageAndLaunch(ctx: RunContext, resumeEnv?: Record<string, string>): Promise<void> {
   const { input, status, acts } = ctx;
+  const env = { ...leaseEnv(status.lease), ...resumeEnv };
   ctx.setPhase('staging');
   status.stage = await acts.control.stage.executeWithOptions({ startToCloseTimeout: seconds(input.timeouts.stageSeconds), summary: `stage on ${status.host}` }, [
     { ...ctx.ref(), bundleDir: input.bundleDir, digest: input.digest },
@@ -24,9 +26,15 @@ async function stageAndLaunch(ctx: RunContext, env?: Record<string, string>): Pr
   ctx.setPhase('launching');
   ctx.launchAttempted = true;
   status.launch = await acts.control.launch.executeWithOptions({ startToCloseTimeout: '2m', summary: `launch on ${status.host}` }, [
-    { ...ctx.ref(), bundleDir: input.bundleDir, env },
+    { ...ctx.ref(), bundleDir: input.bundleDir, env: Object.keys(env).length ? env : undefined },
   ]);
   ctx.setPhase('running');
+}
+
+/** Waits, queued, for a lease on the pinned host or any that fits; the run moves to the granted host. */
+export async function queue(ctx: RunContext): Promise<Step> {
+  await acquireLease(ctx, { hosts: ctx.pinned });
+  return 'launch';
 }
 
 export async function launch(ctx: RunContext): Promise<Step> {
@@ -63,8 +71,13 @@ export async function monitor(ctx: RunContext): Promise<Step> {
     status.synced.files += m.synced.files;
     status.synced.bytes += m.synced.bytes;
     ctx.setHostState(m.hostState);
-    if (m.hostLost) return HOST_LOST_POLICIES[ctx.onHostLost].onLost(ctx);
+    if (m.hostLost) {
+      await reportHostLost(ctx, status.host);
+      return HOST_LOST_POLICIES[ctx.onHostLost].onLost(ctx);
+    }
     if (m.finished) {
+      // The job no longer runs: its GPUs go back before collection.
+      await releaseLease(ctx);
       status.exitCode = m.probe?.exitCode ?? null;
       if (m.timedOut) ctx.timedOut = true;
       return 'collect';
@@ -72,12 +85,22 @@ export async function monitor(ctx: RunContext): Promise<Step> {
   }
 }
 
-/** Moves the run to the next relaunch host with the newest synced unit folder, and starts it there. */
+/**
+ * Moves the run to another relaunch host with the newest synced unit folder, and starts it there: a
+ * leased run gives back its lease on the lost host and queues for one on the others.
+ */
 export async function relaunch(ctx: RunContext): Promise<Step> {
   const { input, status, acts } = ctx;
   const from = status.host;
-  const to = ctx.relaunchTargets.shift()!;
-  ctx.moveTo(to);
+  let to: string;
+  if (ctx.leased) {
+    await releaseLease(ctx);
+    to = (await acquireLease(ctx, { hosts: [...ctx.relaunchTargets], avoid: [from] })).host;
+    ctx.relaunchTargets.splice(ctx.relaunchTargets.indexOf(to), 1);
+  } else {
+    to = ctx.relaunchTargets.shift()!;
+    ctx.moveTo(to);
+  }
   const resume = await acts.control.stageResume.executeWithOptions(
     { startToCloseTimeout: seconds(input.timeouts.stageSeconds), summary: `stage resume state on ${to}` },
     [{ ...ctx.ref(), bundleDir: input.bundleDir }],
@@ -116,6 +139,7 @@ export async function recover(ctx: RunContext): Promise<Step> {
 /** Stops a job whose host came back after it was lost (policy fail). */
 export async function stop(ctx: RunContext): Promise<Step> {
   await stopJob(ctx);
+  await releaseLease(ctx);
   ctx.reasons.push(`host ${ctx.status.host} was lost for more than ${ctx.tuning.hostLostAfterMs / 1000}s; the job was stopped when it answered again`);
   return 'collect';
 }
@@ -163,6 +187,7 @@ export async function giveUp(ctx: RunContext): Promise<Step> {
 }
 
 export const STEPS: Record<Exclude<Step, 'verdict'>, (ctx: RunContext) => Promise<Step>> = {
+  queue,
   launch,
   monitor,
   relaunch,

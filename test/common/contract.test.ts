@@ -77,6 +77,7 @@ describe('the run input builder', () => {
     taskType: 'training',
     jobKind: 'train',
     entrypoint: { logFile: 'train.log' },
+    resources: { gpus: 1, cpus: 2, memoryGb: 4 },
     timeouts: base.timeouts,
     sync: { intervalSeconds: 12 },
   });

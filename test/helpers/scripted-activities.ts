@@ -4,6 +4,11 @@
  * call by call, and records every call with its input. Nothing touches a host.
  */
 import { NativeConnection, Worker } from '@temporalio/worker';
+import { createFleetActivities } from '../../src/activities/fleet';
+import type { FleetHostSpec } from '../../src/common/fleet';
+import { LocalTransport } from '../../src/hosts/local-transport';
+import { HostRegistry } from '../../src/hosts/registry';
+import { ShellHost } from '../../src/hosts/shell-host';
 import type { OrbitActivities } from '../../src/activities';
 import type { CollectSummary, MonitorResult, Probe } from '../../src/common/activities';
 
@@ -93,14 +98,20 @@ export function scriptedActivities(scripts: Map<string, Script>) {
   return acts;
 }
 
-/** A worker on its own task queue that runs the real workflows with the given activities. */
-export async function startScriptedWorker(address: string, taskQueue: string, activities: object) {
+/** The fleet of scripted runs: "local" and the hosts the scripts name, each with room for many jobs. */
+export const SCRIPTED_FLEET: FleetHostSpec[] = ['local', 'host-a', 'host-b', 'host-c'].map((name) => ({ name, gpus: [0, 1, 2, 3], cpus: 64, memoryGb: 256, labels: [] }));
+
+/** A worker on its own task queue that runs the real workflows (the fleet's with its real activities over SCRIPTED_FLEET) and the given run activities. */
+export async function startScriptedWorker(address: string, taskQueue: string, activities: object, fleet: FleetHostSpec[] = SCRIPTED_FLEET) {
   const connection = await NativeConnection.connect({ address });
   const worker = await Worker.create({
     connection,
     taskQueue,
     workflowsPath: require.resolve('../../src/workflows/index.ts'),
-    activities,
+    activities: {
+      ...createFleetActivities({ hosts: new HostRegistry(fleet.map((f) => new ShellHost({ name: f.name, transport: new LocalTransport(), workRoot: '/tmp/orbit-scripted' }))), fleetHosts: async () => fleet, settings: { reconcileEveryMs: 500 } }),
+      ...activities,
+    },
   });
   const running = worker.run();
   return {

@@ -1,7 +1,11 @@
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
+import type { FleetHostSpec } from '../../src/common/fleet';
 import { HostRegistry } from '../../src/hosts/registry';
 import { createOrbitWorker, localHost } from '../../src/worker/worker';
+
+/** A local host with room for many small jobs at once. */
+export const ROOMY_LOCAL: FleetHostSpec = { name: 'local', gpus: [], cpus: 64, memoryGb: 256, labels: [] };
 
 export interface InProcessWorker {
   client: Client;
@@ -19,6 +23,8 @@ export async function startInProcessWorker(options: {
   taskQueue: string;
   orbitHome: string;
   secretSource?: Record<string, string | undefined>;
+  /** What "local" offers the fleet (default: room for many jobs at once, so tests are not serialized by the test machine's size). */
+  local?: Partial<FleetHostSpec>;
 }): Promise<InProcessWorker> {
   const nativeConnection = await NativeConnection.connect({ address: options.address });
   const worker = await createOrbitWorker({
@@ -27,6 +33,8 @@ export async function startInProcessWorker(options: {
     taskQueue: options.taskQueue,
     hosts: new HostRegistry([localHost(options.orbitHome)]),
     secretSource: options.secretSource,
+    fleetHosts: async () => [{ ...ROOMY_LOCAL, ...options.local }],
+    fleetSettings: { reconcileEveryMs: 1_000 },
   });
   const running = worker.run();
   const connection = await Connection.connect({ address: options.address });

@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { awaitRun, describeRun } from '../../src/cli/outcome';
 import type { RunBundleInput, RunTuning } from '../../src/common/run';
 import { firingInput, type SweepRecord } from '../../src/sweeps/store';
-import { retryCollectionSignal, runBundle, runSweep, statusQuery, type RunResult } from '../../src/workflows';
+import { fleetWorkflowId } from '../../src/common/fleet';
+import { fleetQuery, retryCollectionSignal, runBundle, runSweep, statusQuery, type RunResult } from '../../src/workflows';
 import { finished, hostLost, probe, scriptedActivities, startScriptedWorker, type Script } from '../helpers/scripted-activities';
 
 const FAST: RunTuning = { pollIntervalMs: 50, progressEveryMs: 1_000, heartbeatTimeoutMs: 5_000, probeTimeoutMs: 1_000, collectDeadlineMs: 60_000, collectRetryMs: { initial: 200, max: 800 } };
@@ -73,9 +74,9 @@ describe('runBundle branches with scripted activities', () => {
     expect(result.status).toBe('succeeded');
     expect(result.reasons).toEqual([]);
     expect(names(script)).toEqual(['stage', 'launch', 'monitor', 'collect']);
-    expect(await phases(h)).toEqual(['staging', 'launching', 'running', 'collecting', 'succeeded']);
+    expect(await phases(h)).toEqual(['queued', 'staging', 'launching', 'running', 'collecting', 'succeeded']);
     const attempts = Object.fromEntries((await scheduled(h)).map((a) => [a.type, a.maximumAttempts]));
-    expect(attempts).toEqual({ stage: 10, launch: 10, monitor: 0, collect: 2 });
+    expect(attempts).toEqual({ requestLease: 10, stage: 10, launch: 10, monitor: 0, collect: 2 });
   });
 
   it('a monitor whose attempts fail (a crash-looping worker) is retried without a cap, and the run goes on', async () => {
@@ -93,7 +94,7 @@ describe('runBundle branches with scripted activities', () => {
     const result: RunResult = await h.result();
     expect(result.status).toBe('succeeded');
     expect(names(script)).toEqual(['stage', 'launch', 'monitor', 'probeOnce', 'probeOnce', 'probeOnce', 'monitor', 'collect']);
-    expect(await phases(h)).toEqual(['staging', 'launching', 'running', 'recovering', 'running', 'collecting', 'succeeded']);
+    expect(await phases(h)).toEqual(['queued', 'staging', 'launching', 'running', 'recovering', 'running', 'collecting', 'succeeded']);
     expect((await h.query(statusQuery)).hostState).toBe('reachable');
   });
 
@@ -124,8 +125,20 @@ describe('runBundle branches with scripted activities', () => {
     expect(names(script)).toEqual(['stage', 'launch', 'monitor', 'stageResume', 'stage', 'launch', 'monitor', 'collect']);
     const relaunched = script.calls.filter((c) => c.name === 'launch')[1]!.input;
     expect(relaunched.host).toBe('host-b');
-    expect(relaunched.env).toEqual({ ORBIT_RESUME_FROM: expect.stringMatching(/resume\/artifacts\/ckpt\/step-4$/) });
-    expect(await phases(h)).toEqual(['staging', 'launching', 'running', 'staging', 'launching', 'running', 'collecting', 'succeeded']);
+    expect(relaunched.env).toEqual({
+      ORBIT_RESUME_FROM: expect.stringMatching(/resume\/artifacts\/ckpt\/step-4$/),
+      ORBIT_HOST: 'host-b',
+      ORBIT_LEASE: String(result.leases![1]!.token),
+      ORBIT_GPUS: '',
+      CUDA_VISIBLE_DEVICES: '',
+    });
+    // The lost host's lease went back before the new one was asked for, on the other host.
+    expect(result.leases!.map((l) => l.host)).toEqual(['host-a', 'host-b']);
+    expect(result.leases!.every((l) => l.releasedAt)).toBe(true);
+    expect(Date.parse(result.leases![0]!.releasedAt!)).toBeLessThanOrEqual(Date.parse(result.leases![1]!.grantedAt));
+    const fleetNow = await client.workflow.getHandle(fleetWorkflowId(taskQueue)).query(fleetQuery);
+    expect(fleetNow.leases.filter((l) => l.holder.workflowId === h.workflowId)).toEqual([]);
+    expect(await phases(h)).toEqual(['queued', 'staging', 'launching', 'running', 'queued', 'staging', 'launching', 'running', 'collecting', 'succeeded']);
   });
 
   it('relaunch with no relaunch left waits for the host like wait', async () => {
@@ -149,7 +162,7 @@ describe('runBundle branches with scripted activities', () => {
     expect(names(script).at(-1)).toBe('reportLocal');
     expect(names(script)).not.toContain('collect');
     expect(describeRun(run).split('\n')[0]).toMatch(new RegExp(`^run ${h.workflowId}: lost \\(`));
-    expect(await phases(h)).toEqual(['staging', 'launching', 'running', 'recovering', 'lost']);
+    expect(await phases(h)).toEqual(['queued', 'staging', 'launching', 'running', 'recovering', 'lost']);
   });
 
   it('collection is retried with a doubling backoff capped at its maximum, then succeeds', async () => {
@@ -200,7 +213,7 @@ describe('runBundle branches with scripted activities', () => {
     expect(run.result?.reasons[0]).toBe('monitor: bundle /b is not on this worker');
     expect(run.result?.job).toEqual({ state: 'stopped', detail: 'the job on host-a was stopped (killed) as the run failed' });
     expect(await jobState(h)).toBe('stopped');
-    expect(await phases(h)).toEqual(['staging', 'launching', 'running', 'failed']);
+    expect(await phases(h)).toEqual(['queued', 'staging', 'launching', 'running', 'failed']);
   });
 
   it('a job that cannot be stopped as the run fails is recorded as orphaned', async () => {

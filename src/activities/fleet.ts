@@ -1,0 +1,74 @@
+/**
+ * The fleet's activities: queue a lease request with the task queue's fleet workflow (starting it if
+ * needed), and the fleet's reconciliation: which hosts this worker serves and what each offers,
+ * which holders are gone, which lost hosts answer again.
+ */
+import { Context } from '@temporalio/activity';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { fleetWorkflowId, type FleetHostSpec, type Holder } from '../common/fleet';
+import type { FleetActivities, FleetCheckInput, FleetCheckResult, FleetSettings, RequestLeaseInput } from '../common/fleet-activities';
+import type { HostRegistry } from '../hosts/registry';
+import { fleet, leaseRequestSignal } from '../workflows/fleet';
+
+export interface FleetDeps {
+  hosts: HostRegistry;
+  /** What each host offers, read afresh at every reconciliation (hosts.yaml edits apply; only hosts in `hosts` are granted). */
+  fleetHosts: () => Promise<FleetHostSpec[]>;
+  settings?: Partial<FleetSettings>;
+}
+
+const PROBE_TIMEOUT_MS = 15_000;
+const DESCRIBE_CONCURRENCY = 16;
+
+/** Whether each holder's execution still runs; unknown (an error other than not-found) counts as running. */
+async function goneHolders(client: Client, holders: Holder[]): Promise<Holder[]> {
+  const gone: Holder[] = [];
+  const queue = [...holders];
+  const worker = async () => {
+    for (let h = queue.shift(); h; h = queue.shift()) {
+      try {
+        const d = await client.workflow.getHandle(h.workflowId, h.runId).describe();
+        if (d.status.name !== 'RUNNING') gone.push(h);
+      } catch (e) {
+        if (e instanceof WorkflowNotFoundError) gone.push(h);
+      }
+      Context.current().heartbeat();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(DESCRIBE_CONCURRENCY, holders.length) }, worker));
+  return gone;
+}
+
+export function createFleetActivities(deps: FleetDeps): FleetActivities {
+  return {
+    async requestLease({ request }: RequestLeaseInput) {
+      const ctx = Context.current();
+      const fleetId = fleetWorkflowId(ctx.info.taskQueue);
+      await ctx.client.workflow.signalWithStart(fleet, {
+        workflowId: fleetId,
+        taskQueue: ctx.info.taskQueue,
+        args: [{ settings: deps.settings ?? {} }],
+        signal: leaseRequestSignal,
+        signalArgs: [request],
+        staticSummary: 'Orbit fleet: hosts, leases and the queue of this task queue',
+      });
+      return { fleetId };
+    },
+
+    async fleetCheck({ holders, probe }: FleetCheckInput): Promise<FleetCheckResult> {
+      const served = new Set(deps.hosts.names());
+      const [specs, gone, answering] = await Promise.all([
+        deps.fleetHosts(),
+        goneHolders(Context.current().client, holders),
+        Promise.all(
+          probe.map(async (name) => {
+            if (!served.has(name)) return undefined;
+            const r = await deps.hosts.get(name).transport.exec('true', { timeoutMs: PROBE_TIMEOUT_MS }).catch(() => undefined);
+            return r?.code === 0 ? name : undefined;
+          }),
+        ),
+      ]);
+      return { hosts: specs.filter((s) => served.has(s.name)), gone, answering: answering.filter((n): n is string => !!n), settings: deps.settings ?? {} };
+    },
+  };
+}

@@ -1,0 +1,85 @@
+/** `orbit queue`, and the fleet half of `orbit hosts`: what the task queue's fleet workflow holds. */
+import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { describeResources, fleetWorkflowId, type FleetView } from '../common/fleet';
+import type { RunStatus } from '../common/run';
+import { taskQueue, type TemporalTarget } from '../config';
+import { fleet, fleetQuery, hostDrainSignal } from '../workflows/fleet';
+import { CliError, EXIT_TEMPORAL, temporalCliError } from './errors';
+import { formatTable } from './table';
+import { connectClient } from './submit';
+
+/** The fleet's state, or undefined when no run has started it yet. */
+export async function fleetViewOf(client: Client): Promise<FleetView | undefined> {
+  try {
+    return await client.workflow.getHandle(fleetWorkflowId(taskQueue())).query(fleetQuery);
+  } catch (e) {
+    if (e instanceof WorkflowNotFoundError) return undefined;
+    throw e;
+  }
+}
+
+const since = (iso: string, now = Date.now()) => {
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${(s / 3600).toFixed(1)}h`;
+};
+
+/** Where a queued run stands, for `orbit status`. */
+export async function queuePlace(client: Client, runId: string, queued: NonNullable<RunStatus['queued']>): Promise<string> {
+  const view = await fleetViewOf(client).catch(() => undefined);
+  const entry = view?.queue.find((q) => q.workflowId === runId);
+  const head = `queued ${since(queued.since)} for ${describeResources(queued.resources)}${queued.priority ? `, priority ${queued.priority}` : ''}`;
+  return entry ? `${head}: position ${entry.position} of ${view!.queue.length}; waiting for ${entry.waitingFor}` : `${head} (the fleet has not taken the request yet)`;
+}
+
+export async function runQueue(target: TemporalTarget, out: (s: string) => void): Promise<number> {
+  const client = await connectClient(target);
+  const view = await fleetViewOf(client).catch((e: Error) => {
+    throw temporalCliError(e, target) ?? new CliError(`fleet: ${e.message}`, EXIT_TEMPORAL);
+  });
+  if (!view) {
+    out(`no fleet yet on task queue "${taskQueue()}": nothing has been submitted`);
+    return 0;
+  }
+  const rows = [
+    ...view.queue.map((q) => [q.workflowId, 'queued', q.position, q.priority, describeResources(q.resources), q.hosts?.join(',') ?? 'auto', '-', since(q.queuedAt)]),
+    ...view.leases.map((l) => [l.holder.workflowId, 'running', '-', l.priority, `${l.gpus.length} gpu, ${l.cpus} cpu, ${l.memoryGb} GB`, l.host, l.gpus.join(',') || '-', since(l.queuedAt)]),
+  ];
+  out(`${view.queue.length} queued, ${view.leases.length} running (task queue "${taskQueue()}")`);
+  if (rows.length) out(formatTable(['run', 'state', 'position', 'priority', 'resources', 'host', 'gpus', 'waiting/held'], rows));
+  for (const q of view.queue.slice(0, 10)) out(`  #${q.position} ${q.workflowId} waits for ${q.waitingFor}`);
+  return 0;
+}
+
+/** The fleet's hosts as a table: state, busy/free GPUs, cpus, memory. */
+export function hostsTable(view: FleetView): string {
+  return formatTable(
+    ['host', 'state', 'gpus busy', 'gpus free', 'cpus', 'memory GB', 'leases', 'price/h', 'note'],
+    view.hosts.map((h) => {
+      const free = h.gpus.total - h.gpus.busy.length;
+      return [
+        h.name,
+        h.condition,
+        h.gpus.busy.length ? `${h.gpus.busy.length} [${h.gpus.busy.join(',')}]` : '0',
+        `${free}/${h.gpus.total}`,
+        `${h.cpus.busy}/${h.cpus.total}`,
+        `${h.memoryGb.busy}/${h.memoryGb.total}`,
+        h.leases,
+        h.pricePerHour,
+        h.note ? `${h.note}${h.since ? ` (since ${h.since.slice(0, 19)}Z)` : ''}` : '',
+      ];
+    }),
+  );
+}
+
+/** `orbit hosts drain|undrain NAME`: starts the fleet if it is not running yet. */
+export async function setHostDrained(target: TemporalTarget, name: string, drained: boolean, out: (s: string) => void): Promise<number> {
+  const client = await connectClient(target);
+  await client.workflow
+    .signalWithStart(fleet, { workflowId: fleetWorkflowId(taskQueue()), taskQueue: taskQueue(), args: [{}], signal: hostDrainSignal, signalArgs: [{ host: name, drained }] })
+    .catch((e: Error) => {
+      throw temporalCliError(e, target) ?? new CliError(`fleet: ${e.message}`, EXIT_TEMPORAL);
+    });
+  out(drained ? `${name}: drained: no new leases; its running jobs go on` : `${name}: undrained: takes new leases again${''}`);
+  return 0;
+}

@@ -1,0 +1,166 @@
+/**
+ * fleet: the entity workflow that owns a task queue's capacity (workflow id `orbit-fleet-<queue>`).
+ * Its state (hosts, leases, queue; src/common/fleet.ts) lives in its history, so a killed worker or a
+ * restarted server in the middle of a grant or a release replays to the same leases: none lost, none
+ * given twice. Runs talk to it with signals (request, release, host lost); it answers each holder
+ * with a signal (granted, refused). A holder that ends without a word (terminated, reset, deleted) is
+ * found by the reconciliation every `reconcileEveryMs` and its leases are reclaimed. History stays
+ * bounded: it continues as new past `maxHistoryEvents`, carrying its state.
+ */
+import {
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  getExternalWorkflowHandle,
+  log,
+  proxyActivities,
+  setHandler,
+  allHandlersFinished,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { FleetActivities, FleetSettings } from '../common/fleet-activities';
+import { FLEET_DEFAULTS } from '../common/fleet-activities';
+import {
+  emptyFleet,
+  enqueue,
+  fleetView,
+  markAnswering,
+  markLost,
+  releaseHolder,
+  releaseLease,
+  schedule,
+  setDrained,
+  setInventory,
+  type FleetState,
+  type FleetView,
+  type Holder,
+  type LeaseGrant,
+  type LeaseRefusal,
+  type LeaseRequest,
+} from '../common/fleet';
+
+export interface FleetInput {
+  /** Carried over continue-as-new. */
+  state?: FleetState;
+  settings?: Partial<FleetSettings>;
+}
+
+/** To the fleet: queue this request (sent by the requestLease activity, with signal-with-start). */
+export const leaseRequestSignal = defineSignal<[LeaseRequest]>('leaseRequest');
+/** To the fleet: end one lease (token), or everything the holder has (no token). */
+export const leaseReleaseSignal = defineSignal<[{ holder: Holder; token?: number }]>('leaseRelease');
+/** To the fleet: a run found this host lost; grant nothing there until a probe answers. */
+export const hostLostSignal = defineSignal<[{ host: string; why: string }]>('hostLost');
+/** To the fleet: `orbit hosts drain|undrain NAME`. */
+export const hostDrainSignal = defineSignal<[{ host: string; drained: boolean }]>('hostDrain');
+/** The fleet's state: hosts with their load, leases, the queue in order. */
+export const fleetQuery = defineQuery<FleetView>('fleet');
+
+/** To a run: its lease. */
+export const leaseGrantedSignal = defineSignal<[LeaseGrant]>('leaseGranted');
+/** To a run: no host of the fleet could ever hold what it asks for. */
+export const leaseRefusedSignal = defineSignal<[LeaseRefusal]>('leaseRefused');
+
+const { fleetCheck } = proxyActivities<FleetActivities>({
+  startToCloseTimeout: '2m',
+  retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 3 },
+});
+
+const nowIso = () => new Date().toISOString();
+
+export async function fleet(input: FleetInput = {}): Promise<void> {
+  const state = input.state ?? emptyFleet();
+  let settings: FleetSettings = { ...FLEET_DEFAULTS, ...input.settings };
+  let dirty = true;
+  let checkNow = !state.inventoryAt;
+  let lastCheck = 0;
+
+  setHandler(leaseRequestSignal, (req) => {
+    if (enqueue(state, req, nowIso()) === 'queued') dirty = true;
+    if (Date.now() - lastCheck > settings.reconcileEveryMs) checkNow = true;
+  });
+  setHandler(leaseReleaseSignal, ({ holder, token }) => {
+    const ended = token === undefined ? releaseHolder(state, holder) > 0 : releaseLease(state, token, holder) !== undefined;
+    // A holder that ended while queued leaves the queue too.
+    if (token === undefined || ended) dirty = true;
+  });
+  setHandler(hostLostSignal, ({ host, why }) => {
+    if (markLost(state, host, why, nowIso())) log.warn(`fleet: host ${host} drained: ${why}`);
+  });
+  setHandler(hostDrainSignal, ({ host, drained }) => {
+    if (setDrained(state, host, drained, nowIso())) dirty = true;
+  });
+  setHandler(fleetQuery, () => fleetView(state));
+
+  for (;;) {
+    const busy = state.leases.length > 0 || state.queue.length > 0 || Object.values(state.hosts).some((h) => h.lost);
+    const dueIn = lastCheck + settings.reconcileEveryMs - Date.now();
+    if (!dirty && !checkNow) {
+      if (busy) await condition(() => dirty || checkNow, Math.max(1, dueIn));
+      else await condition(() => dirty || checkNow);
+    }
+    if (checkNow || (busy && Date.now() - lastCheck >= settings.reconcileEveryMs)) {
+      settings = await reconcile(state, settings);
+      lastCheck = Date.now();
+      checkNow = false;
+    }
+    dirty = false;
+    await grantWhatFits(state);
+    if (workflowInfo().historyLength > settings.maxHistoryEvents || workflowInfo().continueAsNewSuggested) {
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof fleet>({ state, settings });
+    }
+  }
+}
+
+/** Asks the worker for its hosts, which holders are gone, which lost hosts answer again; applies it. */
+async function reconcile(state: FleetState, settings: FleetSettings): Promise<FleetSettings> {
+  const holders = uniqueHolders([...state.leases.map((l) => l.holder), ...state.queue.map((q) => q.holder)]);
+  const lost = Object.values(state.hosts).filter((h) => h.lost).map((h) => h.spec.name);
+  try {
+    const check = await fleetCheck({ holders, probe: lost });
+    setInventory(state, check.hosts, nowIso());
+    for (const h of check.gone) {
+      const n = releaseHolder(state, h, true);
+      if (n) log.warn(`fleet: ${h.workflowId} ended without releasing; ${n} lease(s) reclaimed`);
+    }
+    for (const name of check.answering) if (markAnswering(state, name)) log.info(`fleet: host ${name} answers again; undrained`);
+    return { ...settings, ...check.settings };
+  } catch (e) {
+    log.warn('fleet: reconciliation failed; trying again at the next tick', { error: String(e) });
+    return settings;
+  }
+}
+
+/** Grants what fits; tells each holder. A holder that cannot be signalled is gone: its lease goes back. */
+async function grantWhatFits(state: FleetState): Promise<void> {
+  for (;;) {
+    const { grants, refusals } = schedule(state, nowIso());
+    if (!grants.length && !refusals.length) return;
+    let gone = false;
+    await Promise.all([
+      ...grants.map(({ lease, grant }) =>
+        getExternalWorkflowHandle(lease.holder.workflowId, lease.holder.runId)
+          .signal(leaseGrantedSignal, grant)
+          .catch((e: unknown) => {
+            log.warn(`fleet: ${lease.holder.workflowId} cannot take its lease (${String(e)}); reclaimed`);
+            releaseHolder(state, lease.holder, true);
+            gone = true;
+          }),
+      ),
+      ...refusals.map(({ holder, refusal }) =>
+        getExternalWorkflowHandle(holder.workflowId, holder.runId)
+          .signal(leaseRefusedSignal, refusal)
+          .catch(() => undefined),
+      ),
+    ]);
+    if (!gone) return;
+  }
+}
+
+function uniqueHolders(holders: Holder[]): Holder[] {
+  const seen = new Map<string, Holder>();
+  for (const h of holders) seen.set(`${h.workflowId}/${h.runId}`, h);
+  return [...seen.values()];
+}
