@@ -228,7 +228,9 @@ export async function inProcessWorker(address: string, taskQueue: string, hosts:
     runtimeInstalled = true;
   }
   const nativeConnection = await NativeConnection.connect({ address });
-  const worker: Worker = await createOrbitWorker({ connection: nativeConnection, namespace: 'default', taskQueue, hosts, ...extra });
+  // Every host of the registry holds as many CPU jobs as a benchmark starts, unless the benchmark says what each offers.
+  const roomy = async () => hosts.names().map((name) => ({ name, gpus: [], cpus: 1024, memoryGb: 4096, labels: [] }));
+  const worker: Worker = await createOrbitWorker({ connection: nativeConnection, namespace: 'default', taskQueue, hosts, fleetHosts: roomy, fleetSettings: { reconcileEveryMs: 1_000 }, ...extra });
   const running = worker.run();
   return {
     worker,

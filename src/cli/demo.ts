@@ -4,7 +4,7 @@
  */
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { orbitHome, taskQueue, temporalTarget } from '../config';
-import { loadHostRegistry } from '../worker/hosts';
+import { fleetHostsFromInventory, loadHostRegistry } from '../worker/hosts';
 import { createOrbitWorker } from '../worker/worker';
 import { CliError } from './errors';
 
@@ -19,7 +19,13 @@ export async function runDemo(out: (s: string) => void, submitAndFollow: () => P
   // The worker runs in this process: its logs would interleave with the run's phases. Warnings and errors only.
   Runtime.install({ logger: new DefaultLogger('WARN'), telemetryOptions: { logging: { filter: { core: 'WARN', other: 'WARN' }, forward: {} } } });
   const hosts = await loadHostRegistry(orbitHome());
-  const worker = await createOrbitWorker({ connectionOptions: target.connectionOptions, namespace: target.namespace, taskQueue: taskQueue(), hosts }).catch((e: Error) => {
+  const worker = await createOrbitWorker({
+    connectionOptions: target.connectionOptions,
+    namespace: target.namespace,
+    taskQueue: taskQueue(),
+    hosts,
+    fleetHosts: fleetHostsFromInventory(),
+  }).catch((e: Error) => {
     throw new CliError(`cannot start a worker against ${target.address}: ${e.message}`, 3);
   });
   const running = worker.run();

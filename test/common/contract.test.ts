@@ -82,9 +82,19 @@ describe('the run input builder', () => {
     sync: { intervalSeconds: 12 },
   });
 
-  it('carries the job.json settings, sync interval included', () => {
+  it('carries the job.json settings, sync interval and resources included, and the priority when set', () => {
     const input = runInputFor({ runId: 'r', bundleDir: '/b', digest: 'd' }, spec, { host: 'gpu-1' });
-    expect(input).toEqual({ runId: 'r', bundleDir: '/b', digest: 'd', host: 'gpu-1', logFile: 'train.log', timeouts: base.timeouts, syncIntervalMs: 12_000 });
+    expect(input).toEqual({
+      runId: 'r',
+      bundleDir: '/b',
+      digest: 'd',
+      host: 'gpu-1',
+      logFile: 'train.log',
+      timeouts: base.timeouts,
+      syncIntervalMs: 12_000,
+      resources: { gpus: 1, cpus: 2, memoryGb: 4 },
+    });
+    expect(runInputFor({ runId: 'r', bundleDir: '/b', digest: 'd' }, spec, { host: 'auto', priority: 5 })).toMatchObject({ host: 'auto', priority: 5 });
   });
 
   it('keeps relaunch hosts only for the relaunch policy', () => {

@@ -59,7 +59,7 @@ describe('runBundle on the real dev server with the local host', () => {
     expect(result.status).toBe('succeeded');
     expect(result.exitCode).toBe(0);
     expect(result.collect.verified).toBe(true);
-    expect(result.phases.map((p) => p.phase)).toEqual(['staging', 'launching', 'running', 'collecting', 'succeeded']);
+    expect(result.phases.map((p) => p.phase)).toEqual(['queued', 'staging', 'launching', 'running', 'collecting', 'succeeded']);
     expect(await readFile(join(bundleDir, 'artifacts/steps.txt'), 'utf8')).toBe('1\n2\n3\n');
     expect((await verifyManifest(bundleDir)).verified).toBe(true);
     const status = await handle.query(statusQuery);
@@ -140,8 +140,11 @@ describe('runBundle on the real dev server with the local host', () => {
     expect(failure.type).toBe('RunFailed');
     expect((failure.details?.[0] as RunResult).reasons[0]).toMatch(/^stage: .*changed after it was frozen/);
     const history = await handle.fetchHistory();
-    const attempts = history.events?.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes?.attempt);
-    expect(attempts).toEqual([1]);
+    // The stage was tried once (the lease request before it is its own activity).
+    const started = history.events?.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes?.attempt);
+    const types = history.events?.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name);
+    expect(types).toEqual(['requestLease', 'stage']);
+    expect(started).toEqual([1, 1]);
   });
 
   it('stops a run at its run timeout and reports it as timed out', async () => {

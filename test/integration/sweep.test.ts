@@ -151,7 +151,7 @@ maxConcurrent: 2
 pollInterval: 200ms
 `,
     );
-    expect(out).toContain(`created sweep ${name}: 4 collection cells on local (seed x2, size x2)`);
+    expect(out).toContain(`created sweep ${name}: 4 collection cells on auto (seed x2, size x2)`);
     expect(out).toContain('schedule: cron 0 0 1 1 * (Europe/Paris); overlap skip');
     expect(out).toMatch(/next firing: \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ/);
     const dir = join(ctx.home, 'sweeps', name);

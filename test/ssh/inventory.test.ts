@@ -101,7 +101,7 @@ hosts:
         '  - hosts[1].resources.cpus: is required: the number of CPU cores jobs may use, a whole number 1 or more',
         '  - hosts[1].resources.memoryGb: must be a number of GB more than 0',
         '  - hosts[1].labels: must be a list of labels, e.g. [spot, eu-west]',
-        '  - hosts[1]: unknown field "prot"; allowed: name, address, port, user, identity, hostKey, workRoot, resources, labels',
+        '  - hosts[1]: unknown field "prot"; allowed: name, address, port, user, identity, hostKey, workRoot, resources, labels, pricePerHour',
         '  - hosts[1].name: "gpu-a" is already the name of hosts[0]; give each host a unique name',
         '  - hosts[2].name: "local" and "auto" are reserved; choose another name',
         '  - hosts[2].identity.passphraseEnv: must be the NAME of an environment variable holding the passphrase (letters, digits, _), never the passphrase itself',

@@ -134,7 +134,7 @@ describe('sweep files', () => {
     await expect(buildSweep(s, home)).rejects.toThrow(/already exists/);
 
     const input = firingInput(dir, record);
-    expect(input).toMatchObject({ sweep: 'nightly', firingsDir: join(dir, 'firings'), host: 'local', maxConcurrent: 2 });
+    expect(input).toMatchObject({ sweep: 'nightly', firingsDir: join(dir, 'firings'), host: 'auto', maxConcurrent: 2 });
     expect(input.cells[0]).toMatchObject({ name: 's1.small', bundleDir: join(dir, 'cells/s1.small'), taskType: 'collection', axes: { seed: 's1', size: 'small' } });
     const opts = scheduleOptions(dir, record, 'q');
     expect(opts.scheduleId).toBe('nightly');
