@@ -19,6 +19,7 @@ export interface FleetDeps {
 
 const PROBE_TIMEOUT_MS = 15_000;
 const DESCRIBE_CONCURRENCY = 16;
+const HEARTBEAT_EVERY_MS = 2_000;
 
 /** Whether each holder's execution still runs; unknown (an error other than not-found) counts as running. */
 async function goneHolders(client: Client, holders: Holder[]): Promise<Holder[]> {
@@ -57,18 +58,25 @@ export function createFleetActivities(deps: FleetDeps): FleetActivities {
 
     async fleetCheck({ holders, probe }: FleetCheckInput): Promise<FleetCheckResult> {
       const served = new Set(deps.hosts.names());
-      const [specs, gone, answering] = await Promise.all([
-        deps.fleetHosts(),
-        goneHolders(Context.current().client, holders),
-        Promise.all(
-          probe.map(async (name) => {
-            if (!served.has(name)) return undefined;
-            const r = await deps.hosts.get(name).transport.exec('true', { timeoutMs: PROBE_TIMEOUT_MS }).catch(() => undefined);
-            return r?.code === 0 ? name : undefined;
-          }),
-        ),
-      ]);
-      return { hosts: specs.filter((s) => served.has(s.name)), gone, answering: answering.filter((n): n is string => !!n), settings: deps.settings ?? {} };
+      // The fleet grants nothing until the check returns; heartbeats let it retry soon on another worker if this one dies.
+      const ctx = Context.current();
+      const beat = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
+      try {
+        const [specs, gone, answering] = await Promise.all([
+          deps.fleetHosts(),
+          goneHolders(ctx.client, holders),
+          Promise.all(
+            probe.map(async (name) => {
+              if (!served.has(name)) return undefined;
+              const r = await deps.hosts.get(name).transport.exec('true', { timeoutMs: PROBE_TIMEOUT_MS }).catch(() => undefined);
+              return r?.code === 0 ? name : undefined;
+            }),
+          ),
+        ]);
+        return { hosts: specs.filter((s) => served.has(s.name)), gone, answering: answering.filter((n): n is string => !!n), settings: deps.settings ?? {} };
+      } finally {
+        clearInterval(beat);
+      }
     },
   };
 }

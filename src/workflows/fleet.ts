@@ -64,6 +64,8 @@ export const leaseRefusedSignal = defineSignal<[LeaseRefusal]>('leaseRefused');
 
 const { fleetCheck } = proxyActivities<FleetActivities>({
   startToCloseTimeout: '2m',
+  // Nothing is granted while a check is out: a check lost with its worker is retried after this, not after the 2 min.
+  heartbeatTimeout: '10s',
   retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 3 },
 });
 

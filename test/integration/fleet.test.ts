@@ -19,6 +19,7 @@ import { SshTransport } from '../../src/hosts/ssh';
 import { createOrbitWorker, localHost } from '../../src/worker/worker';
 import { fleetQuery, runBundle, statusQuery } from '../../src/workflows';
 import { scriptBundle, tempDir } from '../helpers/bundles';
+import { recordHistory } from '../helpers/histories';
 import { orbit } from '../helpers/orbit-cli';
 import { sshOptions, startSshd, type SshdServer } from '../helpers/sshd';
 import { until } from '../helpers/wait';
@@ -71,7 +72,8 @@ describe('the fleet: leases with exact GPUs over two sshd hosts of 2 GPUs each',
       taskQueue,
       hosts: registry,
       fleetHosts: async () => [{ name: 'local', gpus: [], cpus: 64, memoryGb: 256, labels: [] }, ...hosts.map((h) => spec(h.name))],
-      fleetSettings: { reconcileEveryMs: 1_000 },
+      // A small history bound, so the fleet continues as new several times under this suite's load.
+      fleetSettings: { reconcileEveryMs: 1_000, maxHistoryEvents: 120 },
     });
     running = worker.run();
     connection = await Connection.connect({ address: inject('temporalAddress') });
@@ -188,6 +190,18 @@ describe('the fleet: leases with exact GPUs over two sshd hosts of 2 GPUs each',
     expect(lo).toEqual([...lo].sort((a, b) => a - b));
     const end = await fleetView();
     expect([end.leases.length, end.queue.length]).toEqual([0, 0]);
+    expect(end.stats.granted).toBeGreaterThanOrEqual(12);
+
+    // The fleet's history stayed bounded: it continued as new, carrying its state, each run under the bound.
+    const fleetId = fleetWorkflowId(taskQueue);
+    const closed = await until('a fleet run closed by continue-as-new', async () => {
+      const runs = [];
+      for await (const w of client.workflow.list({ query: `WorkflowId = '${fleetId}'` })) if (w.status.name === 'CONTINUED_AS_NEW') runs.push(w);
+      return runs.length > 0 ? runs : undefined;
+    }, 30_000);
+    for (const w of closed) expect(w.historyLength).toBeLessThan(120 + 60);
+    await recordHistory('fleet-continued', client.workflow.getHandle(fleetId, closed[0]!.runId));
+    await recordHistory('run-bundle-leased', high[0]!.handle);
   }, 240_000);
 
   it('a job asking for 3 GPUs is refused at submit, naming what each host lacks; nothing is queued', async () => {
@@ -238,6 +252,7 @@ describe('the fleet: leases with exact GPUs over two sshd hosts of 2 GPUs each',
     await until('the lost host to be undrained', async () => (await fleetView()).hosts.find((h) => h.name === lostName)?.condition === 'ok', 30_000);
     const r = await outcome(first.handle);
     expect([r.status, r.host, r.leases!.length]).toEqual(['succeeded', other.name, 2]);
+    await recordHistory('run-bundle-leased-relaunched', first.handle);
   }, 240_000);
 
   it('orbit hosts drain / undrain: a drained host gets no new lease; orbit queue and hosts list show the fleet', async () => {

@@ -12,12 +12,17 @@ function history(file: string) {
 }
 
 // Recorded from real runs on the dev server (ORBIT_RECORD_HISTORIES=1 npx vitest run --project integration
-// test/integration/run-bundle.test.ts test/integration/faults.test.ts). A workflow change that breaks any of them must use patched().
-describe('recorded runBundle histories replay against the current workflow code', () => {
+// test/integration/run-bundle.test.ts test/integration/faults.test.ts test/integration/fleet.test.ts). The run-bundle-*
+// histories without "leased" are runs from before the fleet (they replay through patched('fleet-lease') = false);
+// fleet-continued is one fleet execution up to its continue-as-new. A workflow change that breaks any of them must use patched().
+describe('recorded runBundle and fleet histories replay against the current workflow code', () => {
   it('has recorded histories to replay', () => {
     expect(files.sort()).toEqual([
+      'fleet-continued.json',
       'run-bundle-cancelled.json',
       'run-bundle-failed.json',
+      'run-bundle-leased-relaunched.json',
+      'run-bundle-leased.json',
       'run-bundle-lost.json',
       'run-bundle-relaunched.json',
       'run-bundle-succeeded.json',
