@@ -15,7 +15,7 @@ import { RUN_GROUP, RUN_PID } from '../src/hosts/host/scripts';
 import { HostRegistry } from '../src/hosts/registry';
 import { ShellHost } from '../src/hosts/shell-host';
 import { SshTransport, type SshTransportOptions } from '../src/hosts/ssh';
-import { createOrbitWorker } from '../src/worker/worker';
+import { createOrbitWorker, type OrbitWorkerOptions } from '../src/worker/worker';
 import { ensureDevServer, type DevServer } from '../temporal/dev-server';
 import { freePort } from '../test/helpers/ports';
 import { sshOptions as sshdTransportOptions, type SshdServer } from '../test/helpers/sshd';
@@ -221,7 +221,12 @@ export async function temporal(args: BenchArgs): Promise<Temporal> {
 /** An in-process worker serving `hosts` on a task queue of its own. */
 let runtimeInstalled = false;
 
-export async function inProcessWorker(address: string, taskQueue: string, hosts: HostRegistry, extra: { maxConcurrentActivityTaskExecutions?: number } = {}) {
+export async function inProcessWorker(
+  address: string,
+  taskQueue: string,
+  hosts: HostRegistry,
+  extra: Partial<Pick<OrbitWorkerOptions, 'maxConcurrentActivityTaskExecutions' | 'fleetHosts' | 'fleetSettings'>> = {},
+) {
   if (!runtimeInstalled) {
     // The expected warnings (probes that get no answer from a killed host) would drown the figures.
     Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' }, forward: {} } } });

@@ -91,6 +91,12 @@ export function describeRun(run: FinishedRun, summary?: TaskSummary): string {
     );
     lines.push(...collectionProblemLines(r.collect, run.bundleDir ?? r.bundleDir));
     if (r.job) lines.push(`  job: ${r.job.state}: ${r.job.detail}`);
+    for (const l of r.leases ?? []) {
+      const held = l.releasedAt ? ((Date.parse(l.releasedAt) - Date.parse(l.grantedAt)) / 1000).toFixed(1) : '?';
+      const waited = ((Date.parse(l.grantedAt) - Date.parse(l.queuedAt)) / 1000).toFixed(1);
+      lines.push(`  lease: ${l.host} gpus [${l.gpus.join(',')}], queued ${waited} s, held ${held} s${l.cost !== undefined ? `, cost ${l.cost}` : ''}`);
+    }
+    if (r.cost !== undefined) lines.push(`  cost: ${r.cost} (${r.leases?.length ?? 0} lease${r.leases?.length === 1 ? '' : 's'} at the hosts' pricePerHour)`);
     for (const reason of r.reasons) lines.push(`  - ${reason}`);
   }
   if (run.bundleDir) lines.push(`  bundle: ${run.bundleDir}`);

@@ -30,6 +30,9 @@ export interface CellResult {
   headline?: string;
   metrics: Record<string, number | string | null>;
   error?: string;
+  /** The host its run ended on, and what its leases cost (hosts with a pricePerHour). */
+  host?: string;
+  cost?: number;
 }
 
 export interface FiringResults {
@@ -91,7 +94,13 @@ async function cellResult(
     return { ...base, status: 'running', ...(typeof phase === 'string' ? { phase } : {}) };
   }
   const run = await awaitRun(handle, base.bundleDir);
-  const result: CellResult = { ...base, status: run.status, ...(run.error && run.status !== 'succeeded' ? { error: run.error } : {}) };
+  const result: CellResult = {
+    ...base,
+    status: run.status,
+    ...(run.error && run.status !== 'succeeded' ? { error: run.error } : {}),
+    ...(run.result?.host ? { host: run.result.host } : {}),
+    ...(run.result?.cost !== undefined ? { cost: run.result.cost } : {}),
+  };
   if (!base.bundleDir) return result;
   const bundle = await Bundle.open(base.bundleDir);
   if (!registry.has(bundle.spec.taskType)) return result;
@@ -130,9 +139,17 @@ export async function sweepResults(client: Client, registry: TaskRegistry, dir: 
 }
 
 function rows(r: FiringResults): { headers: string[]; rows: Cell[][] } {
+  const priced = r.cells.some((c) => c.cost !== undefined);
   return {
-    headers: ['cell', ...r.axes, 'status', ...r.metricNames],
-    rows: r.cells.map((c) => [c.cell, ...r.axes.map((a) => c.axes[a]), c.phase ? `${c.status} (${c.phase})` : c.status, ...r.metricNames.map((m) => c.metrics[m])]),
+    headers: ['cell', ...r.axes, 'status', 'host', ...(priced ? ['cost'] : []), ...r.metricNames],
+    rows: r.cells.map((c) => [
+      c.cell,
+      ...r.axes.map((a) => c.axes[a]),
+      c.phase ? `${c.status} (${c.phase})` : c.status,
+      c.host,
+      ...(priced ? [c.cost] : []),
+      ...r.metricNames.map((m) => c.metrics[m]),
+    ]),
   };
 }
 

@@ -12,7 +12,7 @@
  *                      -> recover -> monitor | stop | collect | give-up
  *   collect, deadline passed -> give-up -> verdict (lost)
  */
-import { ActivityFailure, CancellationScope, defineQuery, defineSignal, isCancellation, log, patched, setHandler } from '@temporalio/workflow';
+import { ActivityFailure, CancellationScope, defineQuery, defineSignal, isCancellation, log, patched, setHandler, upsertMemo } from '@temporalio/workflow';
 import type { CollectSummary } from '../common/activities';
 import { runFailure } from '../common/failures';
 import type { OnHostLost, Phase, RunBundleInput, RunResult, RunStatus } from '../common/run';
@@ -117,6 +117,7 @@ async function conclude(ctx: RunContext): Promise<RunResult> {
     earlier: ctx.reasons,
   });
   const result = resultOf(ctx, verdict, reasons);
+  if (result.cost !== undefined) upsertMemo({ cost: result.cost });
   if (verdict === 'succeeded') {
     ctx.setPhase('succeeded');
     return result;

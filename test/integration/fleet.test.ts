@@ -17,7 +17,8 @@ import { HostRegistry } from '../../src/hosts/registry';
 import { ShellHost } from '../../src/hosts/shell-host';
 import { SshTransport } from '../../src/hosts/ssh';
 import { createOrbitWorker, localHost } from '../../src/worker/worker';
-import { fleetQuery, runBundle, statusQuery } from '../../src/workflows';
+import { runSpecOf } from '../../src/common/run-input';
+import { fleetQuery, runBundle, runSweep, statusQuery, type SweepCellInput } from '../../src/workflows';
 import { scriptBundle, tempDir } from '../helpers/bundles';
 import { recordHistory } from '../helpers/histories';
 import { orbit } from '../helpers/orbit-cli';
@@ -58,7 +59,8 @@ describe('the fleet: leases with exact GPUs over two sshd hosts of 2 GPUs each',
   let client: Client;
   let hostsFile: string;
   const taskQueue = `fleet-${randomUUID().slice(0, 8)}`;
-  const spec = (name: string): FleetHostSpec => ({ name, gpus: [0, 1], cpus: 8, memoryGb: 16, labels: [] });
+  // gpu-a is rented at 36 per hour (0.01 a second): its runs carry a cost.
+  const spec = (name: string): FleetHostSpec => ({ name, gpus: [0, 1], cpus: 8, memoryGb: 16, labels: [], ...(name === 'gpu-a' ? { pricePerHour: 36 } : {}) });
 
   beforeAll(async () => {
     tmp = await tempDir('orbit-fleet-');
@@ -181,6 +183,9 @@ describe('the fleet: leases with exact GPUs over two sshd hosts of 2 GPUs each',
       const rec = recs.find((x) => x.run === all[i]!.input.runId)!;
       expect([r.leases![0]!.host, `[${r.leases![0]!.gpus.join(',')}]`]).toEqual([rec.host, rec.gpus]);
       expect(r.leases![0]!.releasedAt).toBeDefined();
+      // Priced on gpu-a only: 0.01 a second of lease (job time plus the detection of its end).
+      if (r.host === 'gpu-a') expect(r.cost).toBeGreaterThan(0.01);
+      else expect(r.cost).toBeUndefined();
     }
     // Grants: every priority-5 job before any priority-0 one; FIFO within each.
     const grantedAt = (rs: typeof low) => rs.map((r) => Date.parse(results[all.indexOf(r)]!.leases![0]!.grantedAt));
@@ -203,6 +208,26 @@ describe('the fleet: leases with exact GPUs over two sshd hosts of 2 GPUs each',
     await recordHistory('fleet-continued', client.workflow.getHandle(fleetId, closed[0]!.runId));
     await recordHistory('run-bundle-leased', high[0]!.handle);
   }, 240_000);
+
+  it('a sweep firing of 8 one-GPU cells over the fleet runs 4 at a time on both hosts', async () => {
+    const cells: SweepCellInput[] = [];
+    for (let i = 0; i < 8; i++) {
+      const { bundle, digest } = await scriptBundle(join(tmp.dir, 'sweep-cells', `c${i}`), gpuJob(2), { resources: { gpus: 1, cpus: 1, memoryGb: 1 } });
+      cells.push({ name: `c${i}`, bundleDir: bundle.dir, digest, axes: { i: String(i) }, ...runSpecOf(bundle.spec) });
+    }
+    const sweep = `fleet-sweep-${randomUUID().slice(0, 6)}`;
+    const handle = await client.workflow.start(runSweep, {
+      taskQueue,
+      workflowId: `${sweep}-firing`,
+      args: [{ sweep, firingsDir: join(tmp.dir, 'firings'), host: 'auto', maxConcurrent: 8, cells, tuning: TUNING, firingId: '20261201-000000' }],
+    });
+    const firing = await handle.result();
+    expect(firing.cells.map((c) => c.state)).toEqual(cells.map(() => 'succeeded'));
+    const recs = (await Promise.all(firing.cells.map((c) => records(c.cell, c.bundleDir!)))).flat();
+    expect(new Set(recs.map((r) => r.host))).toEqual(new Set(['gpu-a', 'gpu-b']));
+    expect(mostAtOnce(recs)).toBe(4);
+    for (const a of recs) expect(recs.filter((b) => b !== a && b.start < a.end && a.start < b.end && b.host === a.host && b.gpus === a.gpus)).toEqual([]);
+  }, 180_000);
 
   it('a job asking for 3 GPUs is refused at submit, naming what each host lacks; nothing is queued', async () => {
     const job = join(tmp.dir, 'big.yaml');

@@ -203,11 +203,11 @@ pollInterval: 200ms
     ]);
     const table = await orbitSweep('results', name);
     expect(table).toContain(`sweep ${name}, firing ${result.firingId} (1 firing; --firing ID for another): 4/4 cells succeeded`);
-    expect(table).toMatch(/CELL\s+SEED\s+SIZE\s+STATUS\s+ROWS\s+COLUMNS\s+DROPPED/);
-    expect(table).toMatch(/s2\.large\s+s2\s+large\s+succeeded\s+60\s+3\s+0/);
+    expect(table).toMatch(/CELL\s+SEED\s+SIZE\s+STATUS\s+HOST\s+ROWS\s+COLUMNS\s+DROPPED/);
+    expect(table).toMatch(/s2\.large\s+s2\s+large\s+succeeded\s+local\s+60\s+3\s+0/);
     const csv = await orbitSweep('results', name, '--format', 'csv');
-    expect(csv.split('\n')[0]).toBe('cell,seed,size,status,rows,columns,dropped');
-    expect(csv.split('\n')).toContain('s1.small,s1,small,succeeded,30,3,0');
+    expect(csv.split('\n')[0]).toBe('cell,seed,size,status,host,rows,columns,dropped');
+    expect(csv.split('\n')).toContain('s1.small,s1,small,succeeded,local,30,3,0');
 
     // A second firing runs in its own folder; the first one's results stay.
     await sleep(1100); // a new second: firing ids are the scheduled time to the second
