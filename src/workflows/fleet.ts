@@ -64,7 +64,7 @@ export const leaseRefusedSignal = defineSignal<[LeaseRefusal]>('leaseRefused');
 
 const { fleetCheck } = proxyActivities<FleetActivities>({
   startToCloseTimeout: '2m',
-  // Nothing is granted while a check is out: a check lost with its worker is retried after this, not after the 2 min.
+  // A check lost with its worker is retried after this, not after the 2 min (and the next one waits for it).
   heartbeatTimeout: '10s',
   retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 3 },
 });
@@ -95,21 +95,31 @@ export async function fleet(input: FleetInput = {}): Promise<void> {
   });
   setHandler(fleetQuery, () => fleetView(state));
 
+  // The reconciliation runs beside the grants: releases and requests are served while a check is out.
+  let check: Promise<void> | undefined;
+  let checked = false;
   for (;;) {
     const busy = state.leases.length > 0 || state.queue.length > 0 || Object.values(state.hosts).some((h) => h.lost);
-    const dueIn = lastCheck + settings.reconcileEveryMs - Date.now();
-    if (!dirty && !checkNow) {
-      if (busy) await condition(() => dirty || checkNow, Math.max(1, dueIn));
-      else await condition(() => dirty || checkNow);
-    }
-    if (checkNow || (busy && Date.now() - lastCheck >= settings.reconcileEveryMs)) {
-      settings = await reconcile(state, settings);
-      lastCheck = Date.now();
+    if (!check && (checkNow || (busy && Date.now() - lastCheck >= settings.reconcileEveryMs))) {
       checkNow = false;
+      check = reconcile(state, settings).then((next) => {
+        settings = next;
+        lastCheck = Date.now();
+        checked = true;
+        check = undefined;
+      });
+    }
+    if (!dirty && !checked) {
+      const wake = () => dirty || checked || (checkNow && !check);
+      if (busy && !check) await condition(wake, Math.max(1, lastCheck + settings.reconcileEveryMs - Date.now()));
+      else await condition(wake);
     }
     dirty = false;
+    checked = false;
     await grantWhatFits(state);
     if (workflowInfo().historyLength > settings.maxHistoryEvents || workflowInfo().continueAsNewSuggested) {
+      await check;
+      await grantWhatFits(state);
       await condition(allHandlersFinished);
       await continueAsNew<typeof fleet>({ state, settings });
     }

@@ -289,7 +289,10 @@ describe('the fleet: leases with exact GPUs over two sshd hosts of 2 GPUs each',
     await until('gpu-a drained', async () => (await fleetView()).hosts.find((h) => h.name === 'gpu-a')?.condition === 'drained', 10_000);
     const jobs = await Promise.all([0, 1, 2].map((i) => start(`drained${i}`, gpuJob(8))));
     await until('2 leases on gpu-b', async () => (await fleetView()).leases.length === 2, 30_000);
-    const [queue, list] = await Promise.all([orbit(['queue'], env), orbit(['hosts', 'list'], env)]);
+    const waiting = (await fleetView()).queue[0]!.workflowId;
+    const [queue, list, status] = await Promise.all([orbit(['queue'], env), orbit(['hosts', 'list'], env), orbit(['status', waiting], env)]);
+    expect(status.stdout).toContain(`run ${waiting}: running, phase queued on auto`);
+    expect(status.stdout).toMatch(/queued \d+s for 1 gpu, 1 cpu, 1 GB: position 1 of 1; waiting for 1 gpu, 1 cpu, 1 GB \(gpu-a: drained \| gpu-b: 0 of 2 gpus free\)/);
     expect(queue.stdout).toMatch(/1 queued, 2 running/);
     expect(queue.stdout).toMatch(/drained\d-\S+ +queued +1 +0 +1 gpu, 1 cpu, 1 GB +auto/);
     expect(queue.stdout).toMatch(/gpu-a: drained/);
