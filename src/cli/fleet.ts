@@ -43,9 +43,9 @@ export async function runQueue(target: TemporalTarget, out: (s: string) => void)
   }
   const rows = [
     ...view.queue.map((q) => [q.workflowId, 'queued', q.position, q.priority, describeResources(q.resources), q.hosts?.join(',') ?? 'auto', '-', since(q.queuedAt)]),
-    ...view.leases.map((l) => [l.holder.workflowId, 'running', '-', l.priority, `${l.gpus.length} gpu, ${l.cpus} cpu, ${l.memoryGb} GB`, l.host, l.gpus.join(',') || '-', since(l.queuedAt)]),
+    ...view.leases.map((l) => [l.holder.workflowId, 'leased', '-', l.priority, describeResources({ gpus: l.gpus.length, cpus: l.cpus, memoryGb: l.memoryGb }), l.host, l.gpus.join(',') || '-', since(l.grantedAt)]),
   ];
-  out(`${view.queue.length} queued, ${view.leases.length} running (task queue "${taskQueue()}")`);
+  out(`${view.queue.length} queued, ${view.leases.length} leased (task queue "${taskQueue()}"; the last column is the time waited, or held)`);
   if (rows.length) out(formatTable(['run', 'state', 'position', 'priority', 'resources', 'host', 'gpus', 'waiting/held'], rows));
   for (const q of view.queue.slice(0, 10)) out(`  #${q.position} ${q.workflowId} waits for ${q.waitingFor}`);
   return 0;
