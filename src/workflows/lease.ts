@@ -24,6 +24,8 @@ export class LeaseInbox {
   /** The request the run waits on; a grant for any other (stale) is handed back. */
   waitingFor?: string;
   stale: LeaseGrant[] = [];
+  /** Signals to the fleet sent without waiting for them (a release as the job ends, a lost host); awaited at the run's end. */
+  sent: Promise<void>[] = [];
 
   onGrant(g: LeaseGrant): void {
     if (g.requestId === this.waitingFor && !this.grant) this.grant = g;
@@ -80,27 +82,32 @@ async function handBackStale(ctx: RunContext): Promise<void> {
   for (const g of ctx.inbox.stale.splice(0)) await toFleet('a stale grant', (f) => f.signal(leaseReleaseSignal, { holder: holder(), token: g.token }));
 }
 
-/** Ends the lease the run holds now (the job no longer runs on it); the cost is recorded. */
-export async function releaseLease(ctx: RunContext): Promise<void> {
+/**
+ * Ends the lease the run holds now (the job no longer runs on it) and records its cost. The signal
+ * goes out with the run's next command (collection, a new request) instead of a round trip of its own.
+ */
+export function releaseLease(ctx: RunContext): void {
   const grant = ctx.status.lease;
   if (!grant) return;
   ctx.status.lease = undefined;
   closeRecord(ctx.leaseRecords.find((r) => r.token === grant.token));
-  upsertSearchAttributes([{ key: SA_GPUS, value: '' }]);
-  await toFleet('a release', (f) => f.signal(leaseReleaseSignal, { holder: holder(), token: grant.token }));
+  ctx.inbox.sent.push(toFleet('a release', (f) => f.signal(leaseReleaseSignal, { holder: holder(), token: grant.token })));
 }
 
-/** At the run's end, whatever way: nothing held, nothing queued. */
+/** At the run's end, whatever way: nothing held, nothing queued, every signal to the fleet delivered. */
 export async function releaseEverything(ctx: RunContext): Promise<void> {
   if (!ctx.leased) return;
   for (const r of ctx.leaseRecords) closeRecord(r);
+  const holding = ctx.status.lease !== undefined || ctx.inbox.waitingFor !== undefined;
   ctx.status.lease = undefined;
-  await toFleet('the final release', (f) => f.signal(leaseReleaseSignal, { holder: holder() }));
+  ctx.inbox.waitingFor = undefined;
+  if (holding) ctx.inbox.sent.push(toFleet('the final release', (f) => f.signal(leaseReleaseSignal, { holder: holder() })));
+  await Promise.all(ctx.inbox.sent.splice(0));
 }
 
-export async function reportHostLost(ctx: RunContext, host: string): Promise<void> {
+export function reportHostLost(ctx: RunContext, host: string): void {
   if (!ctx.leased) return;
-  await toFleet('a lost host', (f) => f.signal(hostLostSignal, { host, why: `run ${ctx.input.runId} found it lost` }));
+  ctx.inbox.sent.push(toFleet('a lost host', (f) => f.signal(hostLostSignal, { host, why: `run ${ctx.input.runId} found it lost` })));
 }
 
 function closeRecord(r: LeaseRecord | undefined): void {

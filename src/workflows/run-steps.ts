@@ -72,12 +72,12 @@ export async function monitor(ctx: RunContext): Promise<Step> {
     status.synced.bytes += m.synced.bytes;
     ctx.setHostState(m.hostState);
     if (m.hostLost) {
-      await reportHostLost(ctx, status.host);
+      reportHostLost(ctx, status.host);
       return HOST_LOST_POLICIES[ctx.onHostLost].onLost(ctx);
     }
     if (m.finished) {
       // The job no longer runs: its GPUs go back before collection.
-      await releaseLease(ctx);
+      releaseLease(ctx);
       status.exitCode = m.probe?.exitCode ?? null;
       if (m.timedOut) ctx.timedOut = true;
       return 'collect';
@@ -94,7 +94,7 @@ export async function relaunch(ctx: RunContext): Promise<Step> {
   const from = status.host;
   let to: string;
   if (ctx.leased) {
-    await releaseLease(ctx);
+    releaseLease(ctx);
     to = (await acquireLease(ctx, { hosts: [...ctx.relaunchTargets], avoid: [from] })).host;
     ctx.relaunchTargets.splice(ctx.relaunchTargets.indexOf(to), 1);
   } else {
@@ -139,7 +139,7 @@ export async function recover(ctx: RunContext): Promise<Step> {
 /** Stops a job whose host came back after it was lost (policy fail). */
 export async function stop(ctx: RunContext): Promise<Step> {
   await stopJob(ctx);
-  await releaseLease(ctx);
+  releaseLease(ctx);
   ctx.reasons.push(`host ${ctx.status.host} was lost for more than ${ctx.tuning.hostLostAfterMs / 1000}s; the job was stopped when it answered again`);
   return 'collect';
 }
