@@ -142,7 +142,7 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
       if (!Number.isInteger(maxRelaunches) || maxRelaunches < 0) throw new CliError(`--max-relaunches must be a whole number, 0 or more (got "${values['max-relaunches']}")`);
       const priority = Number(values.priority);
       if (!Number.isInteger(priority) || Math.abs(priority) > 1000) throw new CliError(`--priority must be a whole number from -1000 to 1000 (got "${values.priority}")`);
-      const prepared = await prepareRun(loaded, { host: values.host, priority, hostsFile: values.hosts, onHostLost, maxRelaunches });
+      const prepared = await prepareRun(loaded, { host: values.host, priority, hostsFile: values.hosts, onHostLost, maxRelaunches, localMachine: target.embedded });
       const { handle, uiUrl } = await startRun(client, prepared, target).catch(async (e: unknown) => {
         const { rm } = await import('node:fs/promises');
         await rm(prepared.bundle.dir, { recursive: true, force: true });

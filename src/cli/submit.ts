@@ -7,6 +7,8 @@ import { orbitHome, taskQueue, temporalTarget, workflowUiUrl, type TemporalTarge
 import { AUTO_HOST, LOCAL_HOST, loadInventory, placeJob, PlacementError, unmetRequirements, type JobRequirements } from '../hosts/inventory';
 import { runBundle, type OnHostLost, type RunBundleInput } from '../workflows';
 import { runInputFor, runLabelsFor, runSpecOf } from '../common/run-input';
+import { describeResources, unmetBy } from '../common/fleet';
+import { localHostSpec } from '../hosts/local-resources';
 import { CliError } from './errors';
 import type { LoadedRequest } from './request';
 
@@ -38,6 +40,8 @@ export interface RunOptions {
   host?: string;
   /** Queue priority (higher first; default 0). */
   priority?: number;
+  /** The worker runs on this machine (the embedded default): a job for "local" is checked against what this machine offers. */
+  localMachine?: boolean;
   env?: NodeJS.ProcessEnv;
   /** hosts.yaml path (else ORBIT_HOSTS, ./hosts.yaml, ~/.orbit/hosts.yaml). */
   hostsFile?: string;
@@ -59,6 +63,15 @@ export async function placeRun(resources: JobRequirements, options: RunOptions):
   } catch (e) {
     if (e instanceof PlacementError) throw new CliError(`--host ${pin}: ${e.message}`);
     throw e;
+  }
+  if (placement.kind === 'local' && options.localMachine) {
+    const unmet = unmetBy(resources, await localHostSpec(inventory.local));
+    if (unmet.length) {
+      throw new CliError(
+        `--host ${pin}: this machine (local) cannot take the job (needs ${describeResources(resources)}): local: ${unmet.join('; ')}; ` +
+          'lower the job\'s resources, declare more in hosts.yaml under local.resources, or add a host to hosts.yaml',
+      );
+    }
   }
   const auto = pin === AUTO_HOST && placement.kind === 'ssh';
   const others = inventory.hosts.filter((h) => (auto || h.name !== placement.name) && unmetRequirements(resources, h).length === 0).map((h) => h.name);
