@@ -337,13 +337,16 @@ export interface ScheduleResult {
   refusals: { holder: Holder; refusal: LeaseRefusal }[];
 }
 
-/** Grants what can start now and refuses what never could (see the module comment for the rule). */
+/** Grants what can start now and refuses what never could on a view of the hosts newer than the request (see the module comment for the rule). */
 export function schedule(state: FleetState, now: string): ScheduleResult {
   const out: ScheduleResult = { grants: [], refusals: [] };
-  if (!state.inventoryAt) return out;
+  const inventoryAt = state.inventoryAt;
+  if (!inventoryAt) return out;
   let reserved: string | undefined;
   for (const req of queueOrder(state.queue)) {
     const never = neverFits(state, req);
+    // Refused only on a view of the hosts taken after it came (a worker may serve hosts the last view lacked).
+    if (never && inventoryAt < req.queuedAt) continue;
     if (never) {
       state.queue = state.queue.filter((q) => q !== req);
       state.stats.refused++;

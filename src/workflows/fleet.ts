@@ -27,6 +27,7 @@ import {
   fleetView,
   markAnswering,
   markLost,
+  neverFits,
   releaseHolder,
   releaseLease,
   schedule,
@@ -80,7 +81,8 @@ export async function fleet(input: FleetInput = {}): Promise<void> {
 
   setHandler(leaseRequestSignal, (req) => {
     if (enqueue(state, req, nowIso()) === 'queued') dirty = true;
-    if (Date.now() - lastCheck > settings.reconcileEveryMs) checkNow = true;
+    // A request no known host could hold is refused only after a fresh look at the hosts.
+    if (Date.now() - lastCheck > settings.reconcileEveryMs || neverFits(state, req)) checkNow = true;
   });
   setHandler(leaseReleaseSignal, ({ holder, token }) => {
     const ended = token === undefined ? releaseHolder(state, holder) > 0 : releaseLease(state, token, holder) !== undefined;

@@ -1159,3 +1159,19 @@ describe('randomized', () => {
     });
   }
 });
+
+describe('a request for a host the fleet has not seen', () => {
+  it('waits for a view of the hosts newer than itself before it is refused, and is placed if that view has the host', () => {
+    const s = fleetOf(host('a', 2));
+    expect(enqueue(s, req('new', {}, { hosts: ['b'] }), T1)).toBe('queued');
+    expect(enqueue(s, req('never', { gpus: 9 }), T1)).toBe('queued');
+    const before = schedule(s, T1);
+    expect([before.grants.length, before.refusals.length, s.queue.length]).toEqual([0, 0, 2]);
+    // The worker that serves b reports it: the first is placed there, the second refused on that newer view.
+    setInventory(s, [host('a', 2), host('b', 2)], T2);
+    const after = schedule(s, T2);
+    expect(after.grants.map((g) => [g.lease.holder.workflowId, g.lease.host])).toEqual([['new', 'b']]);
+    expect(after.refusals.map((r) => r.holder.workflowId)).toEqual(['never']);
+    expect(after.refusals[0]!.refusal.reason).toBe('no host of the fleet fits 9 gpus, 1 cpu, 1 GB: a: needs 9 gpus, has 2 | b: needs 9 gpus, has 2');
+  });
+});

@@ -5,22 +5,23 @@
  */
 import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, openSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { JobSpecInput } from '../../src/bundle';
 import { retryCollectionSignal, runBundle, statusQuery, type RunBundleInput, type RunResult, type RunStatus } from '../../src/workflows';
 import type { RunTuning } from '../../src/common/run';
 import { ensureDevServer, type DevServer } from '../../temporal/dev-server';
+import { runOutcome } from '../helpers/run-outcome';
 import { scriptBundle, tempDir } from '../helpers/bundles';
 import { recordHistory } from '../helpers/histories';
 import { freePort } from '../helpers/ports';
+import { WorkerProcesses } from '../helpers/worker-processes';
 import { startSshd, writeHostsFile, type SshdServer } from '../helpers/sshd';
 
-const ORBIT = resolve(__dirname, '../../bin/orbit');
 
 /** A job that records each start, then writes one complete unit folder per step, half a second apart. */
 function stepsJob(steps: number): string {
@@ -48,7 +49,7 @@ describe('evaporation: runs survive dead workers, a restarted server and vanishe
   let client: Client;
   let connection: Connection;
   let hostsFile: string;
-  const workers = new Set<ChildProcess>();
+  let workerProcs: WorkerProcesses | undefined;
   const taskQueue = `faults-${randomUUID().slice(0, 8)}`;
 
   beforeAll(async () => {
@@ -63,13 +64,7 @@ describe('evaporation: runs survive dead workers, a restarted server and vanishe
   });
 
   afterAll(async () => {
-    for (const w of workers) {
-      try {
-        process.kill(-w.pid!, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
+    await workerProcs?.killAll();
     await connection?.close();
     await server?.stop();
     await Promise.all([hostA?.stop(), hostB?.stop()]);
@@ -78,38 +73,23 @@ describe('evaporation: runs survive dead workers, a restarted server and vanishe
 
   // A failed case must not leave workers or frozen hosts behind for the next one.
   afterEach(async () => {
-    await Promise.all([...workers].map((w) => killWorker(w)));
+    await workerProcs?.killAll();
     hostB?.resume();
   });
 
-  /** Starts `bin/orbit worker` as its own process. */
-  async function startWorker(extraEnv: Record<string, string> = {}): Promise<ChildProcess> {
-    await mkdir(join(tmp.dir, 'logs'), { recursive: true });
-    const log = openSync(join(tmp.dir, 'logs', `worker-${Date.now()}.log`), 'a');
-    const proc = spawn(ORBIT, ['worker'], {
-      env: {
-        ...process.env,
-        ORBIT_HOME: join(tmp.dir, 'home'),
-        ORBIT_TEMPORAL_PORT: String(serverOptions!.port),
-        ORBIT_TASK_QUEUE: taskQueue,
-        ORBIT_HOSTS: hostsFile,
-        ...extraEnv,
-      },
-      stdio: ['ignore', log, log],
-      detached: true, // its own process group, so a test can kill whatever the worker started
-    });
-    workers.add(proc);
-    proc.once('exit', () => workers.delete(proc));
-    return proc;
+  /** Starts `bin/orbit worker` as its own process group. */
+  function startWorker(extraEnv: Record<string, string> = {}): Promise<ChildProcess> {
+    workerProcs ??= new WorkerProcesses(join(tmp.dir, 'logs'), () => ({
+      ...process.env,
+      ORBIT_HOME: join(tmp.dir, 'home'),
+      ORBIT_TEMPORAL_PORT: String(serverOptions!.port),
+      ORBIT_TASK_QUEUE: taskQueue,
+      ORBIT_HOSTS: hostsFile,
+    }));
+    return workerProcs.start(extraEnv);
   }
 
-  function killWorker(proc: ChildProcess): Promise<void> {
-    return new Promise((r) => {
-      if (proc.exitCode !== null || proc.signalCode !== null) return r();
-      proc.once('exit', () => r());
-      process.kill(-proc.pid!, 'SIGKILL');
-    });
-  }
+  const killWorker = (proc: ChildProcess) => workerProcs!.kill(proc);
 
   /** `policy` is the run's host-lost policy; the rest is tuning over these tests' fast defaults. */
   async function start(name: string, host: string, body: string, extra: Pick<RunBundleInput, 'onHostLost' | 'relaunchHosts'> & RunTuning = {}) {
@@ -150,14 +130,6 @@ describe('evaporation: runs survive dead workers, a restarted server and vanishe
     }
   }
 
-  async function outcome(handle: WorkflowHandle): Promise<RunResult> {
-    try {
-      return (await handle.result()) as RunResult;
-    } catch (e) {
-      if (e instanceof WorkflowFailedError) return (e.cause as ApplicationFailure).details?.[0] as RunResult;
-      throw e;
-    }
-  }
 
   /** The run folder of a run on a harness host (the "remote" disk is on this machine). */
   const remote = (host: SshdServer, runId: string, rel: string) => join(host.workRoot, runId, rel);
@@ -194,7 +166,7 @@ describe('evaporation: runs survive dead workers, a restarted server and vanishe
       await waitForFile(done(), 20_000);
       await killWorker(first);
       const second = await startWorker();
-      const result = await outcome(handle);
+      const result = await runOutcome(handle);
       const status = await handle.query(statusQuery); // closed workflows answer queries through a worker
       await killWorker(second);
       expect(result.status).toBe('succeeded');
@@ -214,7 +186,7 @@ describe('evaporation: runs survive dead workers, a restarted server and vanishe
     await killWorker(first);
     await new Promise((r) => setTimeout(r, 1_000));
     const second = await startWorker();
-    const result = await outcome(handle);
+    const result = await runOutcome(handle);
     await killWorker(second);
     expect(result.status).toBe('succeeded');
     await expectSingleStart(bundleDir);
@@ -229,7 +201,7 @@ describe('evaporation: runs survive dead workers, a restarted server and vanishe
     await new Promise((r) => setTimeout(r, 2_000));
     server = await ensureDevServer(serverOptions);
     expect(server.started).toBe(true);
-    const result = await outcome(client.workflow.getHandle(input.runId));
+    const result = await runOutcome(client.workflow.getHandle(input.runId));
     await killWorker(worker);
     expect(result.status).toBe('succeeded');
     await expectSingleStart(bundleDir);
@@ -246,7 +218,7 @@ describe('evaporation: runs survive dead workers, a restarted server and vanishe
     await new Promise((r) => setTimeout(r, 4_000)); // longer than the 3 s heartbeat timeout
     hostB.resume();
     await killJob(hostB, input.runId, 'SIGCONT');
-    const result = await outcome(handle);
+    const result = await runOutcome(handle);
     const after = await handle.query(statusQuery);
     await killWorker(worker);
     expect(result.status).toBe('succeeded');
@@ -270,7 +242,7 @@ describe('evaporation: runs survive dead workers, a restarted server and vanishe
     await hostA.start();
     const signalledAt = Date.now();
     await handle.signal(retryCollectionSignal);
-    const result = await outcome(handle);
+    const result = await runOutcome(handle);
     expect(Date.now() - signalledAt).toBeLessThan(60_000);
     await killWorker(worker);
     expect(result.status).toBe('failed');
@@ -320,7 +292,7 @@ describe('evaporation: runs survive dead workers, a restarted server and vanishe
     expect(before.host).toBe('host-a');
     await hostA.kill();
     await killJob(hostA, input.runId);
-    const result = await outcome(handle);
+    const result = await runOutcome(handle);
     await recordHistory('run-bundle-relaunched', handle);
     await hostA.start();
     await killWorker(worker);

@@ -5,25 +5,24 @@
  * the CLI. Every case checks, from the jobs' own records after collection, that no two jobs ran on
  * the same GPU of a host at the same time, and that the fleet ends with nothing held or queued.
  */
-import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import type { ApplicationFailure } from '@temporalio/common';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { openSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { fleetWorkflowId, type FleetView } from '../../src/common/fleet';
 import { fleetQuery, runBundle, statusQuery, type RunBundleInput, type RunResult, type RunStatus } from '../../src/workflows';
 import { findTemporalBinary } from '../../temporal/binary';
 import { ensureDevServer, type DevServer } from '../../temporal/dev-server';
+import { runOutcome } from '../helpers/run-outcome';
 import { scriptBundle, tempDir } from '../helpers/bundles';
 import { freePort } from '../helpers/ports';
+import { WorkerProcesses } from '../helpers/worker-processes';
 import { startSshd, writeHostsFile, type SshdServer } from '../helpers/sshd';
 import { waitFor, within } from '../helpers/wait';
 
-const ORBIT = resolve(__dirname, '../../bin/orbit');
 const execFileAsync = promisify(execFile);
 
 const ONE_GPU = { gpus: 1, cpus: 1, memoryGb: 1 };
@@ -58,7 +57,7 @@ describe('the fleet under faults: no lease lost, none given twice, no GPU shared
   let client: Client;
   let connection: Connection;
   let hostsFile: string;
-  const workers = new Set<ChildProcess>();
+  let workerProcs: WorkerProcesses | undefined;
 
   beforeAll(async () => {
     tmp = await tempDir('orbit-fleet-faults-');
@@ -73,13 +72,7 @@ describe('the fleet under faults: no lease lost, none given twice, no GPU shared
   });
 
   afterAll(async () => {
-    for (const w of workers) {
-      try {
-        process.kill(-w.pid!, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
+    await workerProcs?.killAll();
     await connection?.close();
     await server?.stop();
     await Promise.all([hostA?.stop(), hostB?.stop()]);
@@ -87,39 +80,23 @@ describe('the fleet under faults: no lease lost, none given twice, no GPU shared
   });
 
   afterEach(async () => {
-    await Promise.all([...workers].map((w) => killWorker(w)));
+    await workerProcs?.killAll();
   });
 
-  /** Starts `bin/orbit worker` as its own process group, reconciling the fleet every second. */
-  async function startWorker(taskQueue: string, extraEnv: Record<string, string> = {}): Promise<ChildProcess> {
-    await mkdir(join(tmp.dir, 'logs'), { recursive: true });
-    const log = openSync(join(tmp.dir, 'logs', `worker-${taskQueue}-${Date.now()}.log`), 'a');
-    const proc = spawn(ORBIT, ['worker'], {
-      env: {
-        ...process.env,
-        ORBIT_HOME: join(tmp.dir, 'home'),
-        TEMPORAL_ADDRESS: server.address,
-        ORBIT_TEMPORAL_PORT: String(serverOptions!.port),
-        ORBIT_TASK_QUEUE: taskQueue,
-        ORBIT_HOSTS: hostsFile,
-        ORBIT_FLEET_RECONCILE_SECONDS: '1',
-        ...extraEnv,
-      },
-      stdio: ['ignore', log, log],
-      detached: true,
-    });
-    workers.add(proc);
-    proc.once('exit', () => workers.delete(proc));
-    return proc;
+  /** Starts `bin/orbit worker` as its own process group on `taskQueue`, reconciling the fleet every second. */
+  function startWorker(taskQueue: string, extraEnv: Record<string, string> = {}): Promise<ChildProcess> {
+    workerProcs ??= new WorkerProcesses(join(tmp.dir, 'logs'), () => ({
+      ...process.env,
+      ORBIT_HOME: join(tmp.dir, 'home'),
+      TEMPORAL_ADDRESS: server.address,
+      ORBIT_TEMPORAL_PORT: String(serverOptions!.port),
+      ORBIT_HOSTS: hostsFile,
+      ORBIT_FLEET_RECONCILE_SECONDS: '1',
+    }));
+    return workerProcs.start({ ORBIT_TASK_QUEUE: taskQueue, ...extraEnv }, `worker-${taskQueue}`);
   }
 
-  function killWorker(proc: ChildProcess): Promise<void> {
-    return new Promise((r) => {
-      if (proc.exitCode !== null || proc.signalCode !== null) return r();
-      proc.once('exit', () => r());
-      process.kill(-proc.pid!, 'SIGKILL');
-    });
-  }
+  const killWorker = (proc: ChildProcess) => workerProcs!.kill(proc);
 
   /** Starts runBundle on `host: 'auto'` asking for one GPU. */
   async function start(taskQueue: string, name: string, body: string): Promise<{ handle: WorkflowHandle; bundleDir: string; input: RunBundleInput }> {
@@ -148,14 +125,6 @@ describe('the fleet under faults: no lease lost, none given twice, no GPU shared
     return { handle, bundleDir, input };
   }
 
-  async function outcome(handle: WorkflowHandle): Promise<RunResult> {
-    try {
-      return (await handle.result()) as RunResult;
-    } catch (e) {
-      if (e instanceof WorkflowFailedError) return (e.cause as ApplicationFailure).details?.[0] as RunResult;
-      throw e;
-    }
-  }
 
   const fleetOf = (taskQueue: string) => client.workflow.getHandle(fleetWorkflowId(taskQueue));
   const fleetNow = (taskQueue: string): Promise<FleetView | undefined> =>
@@ -250,7 +219,7 @@ describe('the fleet under faults: no lease lost, none given twice, no GPU shared
     console.log(`fleet-faults: worker killed with ${atKill.leases.length} leases, ${atKill.queue.length} queued, stats ${JSON.stringify(atKill.stats)}`);
     await new Promise((r) => setTimeout(r, 500));
     await startWorker(taskQueue);
-    const results = await within(150_000, 'the 6 runs', Promise.all(runs.map((r) => outcome(r.handle))));
+    const results = await within(150_000, 'the 6 runs', Promise.all(runs.map((r) => runOutcome(r.handle))));
     for (const r of results) expect(r.status, `${r.runId}: ${r.reasons.join('; ')}`).toBe('succeeded');
     const records = await Promise.all(runs.map((r, i) => recordOf(r.bundleDir, results[i]!)));
     expectNoGpuOverlap(records);
@@ -281,7 +250,7 @@ describe('the fleet under faults: no lease lost, none given twice, no GPU shared
     // 2 min start-to-close timeout before): the two queued runs get the GPUs the first four free.
     await waitForFleet(taskQueue, (v) => v.stats.granted === 6, 60_000, 'the two queued runs granted');
     expect(Date.now() - killedAt).toBeLessThan(60_000);
-    const results = await within(90_000, 'the 6 runs', Promise.all(runs.map((r) => outcome(r.handle))));
+    const results = await within(90_000, 'the 6 runs', Promise.all(runs.map((r) => runOutcome(r.handle))));
     for (const r of results) expect(r.status, `${r.runId}: ${r.reasons.join('; ')}`).toBe('succeeded');
     expectNoGpuOverlap(await Promise.all(runs.map((r, i) => recordOf(r.bundleDir, results[i]!))));
     await expectFleetSettled(taskQueue, results);
@@ -301,7 +270,7 @@ describe('the fleet under faults: no lease lost, none given twice, no GPU shared
     server = await ensureDevServer(serverOptions);
     expect(server.started).toBe(true);
     // The worker is kept: it reconnects to the restarted server on its own.
-    const results = await within(200_000, 'the 12 runs', Promise.all(runs.map((r) => outcome(client.workflow.getHandle(r.input.runId)))));
+    const results = await within(200_000, 'the 12 runs', Promise.all(runs.map((r) => runOutcome(client.workflow.getHandle(r.input.runId)))));
     for (const r of results) expect(r.status, `${r.runId}: ${r.reasons.join('; ')}`).toBe('succeeded');
     const records = await Promise.all(runs.map((r, i) => recordOf(r.bundleDir, results[i]!)));
     expectNoGpuOverlap(records);
@@ -347,11 +316,11 @@ describe('the fleet under faults: no lease lost, none given twice, no GPU shared
     expect(given.token).toBeGreaterThan(victimLease.token);
     expect((await victim.handle.describe()).status.name).toBe('TERMINATED');
 
-    const queuedResult = await within(60_000, 'the queued run', outcome(waiting.handle));
+    const queuedResult = await within(60_000, 'the queued run', runOutcome(waiting.handle));
     expect(queuedResult.status, queuedResult.reasons.join('; ')).toBe('succeeded');
     await writeFile(releaseFile, '');
     const others = holders.filter((h) => h !== victim);
-    const otherResults = await within(60_000, 'the other holders', Promise.all(others.map((h) => outcome(h.handle))));
+    const otherResults = await within(60_000, 'the other holders', Promise.all(others.map((h) => runOutcome(h.handle))));
     for (const r of otherResults) expect(r.status, `${r.runId}: ${r.reasons.join('; ')}`).toBe('succeeded');
     const records = await Promise.all([
       recordOf(waiting.bundleDir, queuedResult),

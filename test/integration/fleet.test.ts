@@ -3,8 +3,7 @@
  * priority order, never share a GPU, are refused at submit when no host could ever hold them, and a
  * lost host is drained while its run relaunches elsewhere under a new lease.
  */
-import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import type { ApplicationFailure } from '@temporalio/common';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -12,13 +11,14 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { fleetWorkflowId, type FleetHostSpec, type FleetView } from '../../src/common/fleet';
-import type { RunBundleInput, RunResult, RunStatus, RunTuning } from '../../src/common/run';
+import type { RunBundleInput, RunStatus, RunTuning } from '../../src/common/run';
 import { HostRegistry } from '../../src/hosts/registry';
 import { ShellHost } from '../../src/hosts/shell-host';
 import { SshTransport } from '../../src/hosts/ssh';
 import { createOrbitWorker, localHost } from '../../src/worker/worker';
 import { runSpecOf } from '../../src/common/run-input';
 import { fleetQuery, runBundle, runSweep, statusQuery, type SweepCellInput } from '../../src/workflows';
+import { runOutcome } from '../helpers/run-outcome';
 import { scriptBundle, tempDir } from '../helpers/bundles';
 import { recordHistory } from '../helpers/histories';
 import { orbit } from '../helpers/orbit-cli';
@@ -113,14 +113,6 @@ describe('the fleet: leases with exact GPUs over two sshd hosts of 2 GPUs each',
     return { handle, bundleDir: bundle.dir, input };
   }
 
-  async function outcome(handle: WorkflowHandle): Promise<RunResult> {
-    try {
-      return (await handle.result()) as RunResult;
-    } catch (e) {
-      if (e instanceof WorkflowFailedError) return (e.cause as ApplicationFailure).details?.[0] as RunResult;
-      throw e;
-    }
-  }
 
   async function records(run: string, bundleDir: string): Promise<JobRecord[]> {
     const lines = (await readFile(join(bundleDir, 'artifacts/gpu.txt'), 'utf8')).trim().split('\n');
@@ -163,7 +155,7 @@ describe('the fleet: leases with exact GPUs over two sshd hosts of 2 GPUs each',
         await new Promise((r) => setTimeout(r, 150));
       }
     })();
-    const results = await Promise.all(all.map((r) => outcome(r.handle)));
+    const results = await Promise.all(all.map((r) => runOutcome(r.handle)));
     await sampling;
     expect(results.map((r) => r.status)).toEqual(all.map(() => 'succeeded'));
     expect(most).toBeLessThanOrEqual(4);
@@ -265,7 +257,7 @@ describe('the fleet: leases with exact GPUs over two sshd hosts of 2 GPUs each',
       expect(view.hosts.find((h) => h.name === lostName)).toMatchObject({ condition: 'lost', gpus: { busy: [] } });
       // New jobs go to the other host only, while the lost one stays silent.
       const next = await Promise.all([0, 1].map((i) => start(`avoid${i}`, gpuJob(1))));
-      const results = await Promise.all(next.map((r) => outcome(r.handle)));
+      const results = await Promise.all(next.map((r) => runOutcome(r.handle)));
       expect(results.map((r) => [r.status, r.host])).toEqual([
         ['succeeded', other.name],
         ['succeeded', other.name],
@@ -275,7 +267,7 @@ describe('the fleet: leases with exact GPUs over two sshd hosts of 2 GPUs each',
     }
     // It answers again: the fleet's probe undrains it.
     await until('the lost host to be undrained', async () => (await fleetView()).hosts.find((h) => h.name === lostName)?.condition === 'ok', 30_000);
-    const r = await outcome(first.handle);
+    const r = await runOutcome(first.handle);
     expect([r.status, r.host, r.leases!.length]).toEqual(['succeeded', other.name, 2]);
     await recordHistory('run-bundle-leased-relaunched', first.handle);
   }, 240_000);
@@ -301,7 +293,7 @@ describe('the fleet: leases with exact GPUs over two sshd hosts of 2 GPUs each',
     expect(list.stdout).toMatch(/gpu-b +ok +2 \[0,1\] +0\/2/);
     const undrain = await orbit(['hosts', 'undrain', 'gpu-a'], env);
     expect(undrain.code).toBe(0);
-    const results = await Promise.all(jobs.map((j) => outcome(j.handle)));
+    const results = await Promise.all(jobs.map((j) => runOutcome(j.handle)));
     expect(results.map((r) => r.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
     // The first two were granted while gpu-a was drained; the third after it came back.
     expect(results.filter((r) => r.host === 'gpu-b').length).toBeGreaterThanOrEqual(2);
