@@ -293,7 +293,8 @@ export function markAnswering(state: FleetState, name: string): boolean {
   const h = state.hosts[name];
   if (!h?.lost) return false;
   h.lost = false;
-  h.note = h.drained ? 'drained by hand' : undefined;
+  if (h.drained) h.note = 'drained by hand';
+  else Object.assign(h, { note: undefined, since: undefined });
   return true;
 }
 
@@ -301,7 +302,10 @@ export function setDrained(state: FleetState, name: string, drained: boolean, no
   const h = state.hosts[name];
   if (!h) return false;
   h.drained = drained;
-  if (drained) Object.assign(h, { note: 'drained by hand', since: now });
+  // A lost (or removed) host keeps saying why it is out; the hand drain shows once it answers.
+  if (drained) {
+    if (!h.lost && !h.removed) Object.assign(h, { note: 'drained by hand', since: now });
+  }
   else if (!h.lost && !h.removed) Object.assign(h, { note: undefined, since: undefined });
   return true;
 }

@@ -1175,3 +1175,17 @@ describe('a request for a host the fleet has not seen', () => {
     expect(after.refusals[0]!.refusal.reason).toBe('no host of the fleet fits 9 gpus, 1 cpu, 1 GB: a: needs 9 gpus, has 2 | b: needs 9 gpus, has 2');
   });
 });
+
+describe('what a host says about itself', () => {
+  it('a lost host drained by hand keeps saying it is lost until it answers, then says drained', () => {
+    const s = fleetOf(host('a', 2));
+    markLost(s, 'a', 'run r found it lost', T1);
+    setDrained(s, 'a', true, T2);
+    expect(fleetView(s).hosts[0]).toMatchObject({ condition: 'lost', note: 'run r found it lost', since: T1 });
+    markAnswering(s, 'a');
+    expect(fleetView(s).hosts[0]).toMatchObject({ condition: 'drained', note: 'drained by hand' });
+    setDrained(s, 'a', false, T2);
+    expect(fleetView(s).hosts[0]).toMatchObject({ condition: 'ok' });
+    expect(fleetView(s).hosts[0]!.note).toBeUndefined();
+  });
+});
