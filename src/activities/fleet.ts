@@ -5,10 +5,9 @@
  */
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { fleetWorkflowId, type FleetHostSpec, type Holder } from '../common/fleet';
+import { FLEET_SIGNALS, FLEET_WORKFLOW_TYPE, fleetWorkflowId, type FleetHostSpec, type Holder } from '../common/fleet';
 import type { FleetActivities, FleetCheckInput, FleetCheckResult, FleetSettings, RequestLeaseInput } from '../common/fleet-activities';
 import type { HostRegistry } from '../hosts/registry';
-import { fleet, leaseRequestSignal } from '../workflows/fleet';
 
 export interface FleetDeps {
   hosts: HostRegistry;
@@ -45,11 +44,11 @@ export function createFleetActivities(deps: FleetDeps): FleetActivities {
     async requestLease({ request }: RequestLeaseInput) {
       const ctx = Context.current();
       const fleetId = fleetWorkflowId(ctx.info.taskQueue);
-      await ctx.client.workflow.signalWithStart(fleet, {
+      await ctx.client.workflow.signalWithStart(FLEET_WORKFLOW_TYPE, {
         workflowId: fleetId,
         taskQueue: ctx.info.taskQueue,
         args: [{ settings: deps.settings ?? {} }],
-        signal: leaseRequestSignal,
+        signal: FLEET_SIGNALS.request,
         signalArgs: [request],
         staticSummary: 'Orbit fleet: hosts, leases and the queue of this task queue',
       });

@@ -464,6 +464,17 @@ export function fleetView(state: FleetState): FleetView {
   return { hosts, leases: state.leases, queue, stats: state.stats, ...(state.inventoryAt ? { inventoryAt: state.inventoryAt } : {}) };
 }
 
+/** The fleet workflow's type and the names of its signals (src/workflows/fleet.ts defines them; activities and the CLI send them by name). */
+export const FLEET_WORKFLOW_TYPE = 'fleet';
+export const FLEET_SIGNALS = {
+  request: 'leaseRequest',
+  release: 'leaseRelease',
+  hostLost: 'hostLost',
+  hostDrain: 'hostDrain',
+  granted: 'leaseGranted',
+  refused: 'leaseRefused',
+} as const;
+
 /** The fleet workflow of a task queue: one per task queue, so each test's (or team's) worker pool has its own. */
 export function fleetWorkflowId(taskQueue: string): string {
   return `orbit-fleet-${taskQueue}`;

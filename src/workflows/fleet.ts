@@ -24,6 +24,7 @@ import { FLEET_DEFAULTS } from '../common/fleet-activities';
 import {
   emptyFleet,
   enqueue,
+  FLEET_SIGNALS,
   fleetView,
   markAnswering,
   markLost,
@@ -48,20 +49,20 @@ export interface FleetInput {
 }
 
 /** To the fleet: queue this request (sent by the requestLease activity, with signal-with-start). */
-export const leaseRequestSignal = defineSignal<[LeaseRequest]>('leaseRequest');
+export const leaseRequestSignal = defineSignal<[LeaseRequest]>(FLEET_SIGNALS.request);
 /** To the fleet: end one lease (token), or everything the holder has (no token). */
-export const leaseReleaseSignal = defineSignal<[{ holder: Holder; token?: number }]>('leaseRelease');
+export const leaseReleaseSignal = defineSignal<[{ holder: Holder; token?: number }]>(FLEET_SIGNALS.release);
 /** To the fleet: a run found this host lost; grant nothing there until a probe answers. */
-export const hostLostSignal = defineSignal<[{ host: string; why: string }]>('hostLost');
+export const hostLostSignal = defineSignal<[{ host: string; why: string }]>(FLEET_SIGNALS.hostLost);
 /** To the fleet: `orbit hosts drain|undrain NAME`. */
-export const hostDrainSignal = defineSignal<[{ host: string; drained: boolean }]>('hostDrain');
+export const hostDrainSignal = defineSignal<[{ host: string; drained: boolean }]>(FLEET_SIGNALS.hostDrain);
 /** The fleet's state: hosts with their load, leases, the queue in order. */
 export const fleetQuery = defineQuery<FleetView>('fleet');
 
 /** To a run: its lease. */
-export const leaseGrantedSignal = defineSignal<[LeaseGrant]>('leaseGranted');
+export const leaseGrantedSignal = defineSignal<[LeaseGrant]>(FLEET_SIGNALS.granted);
 /** To a run: no host of the fleet could ever hold what it asks for. */
-export const leaseRefusedSignal = defineSignal<[LeaseRefusal]>('leaseRefused');
+export const leaseRefusedSignal = defineSignal<[LeaseRefusal]>(FLEET_SIGNALS.refused);
 
 const { fleetCheck } = proxyActivities<FleetActivities>({
   startToCloseTimeout: '2m',

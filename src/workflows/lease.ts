@@ -5,7 +5,7 @@
  * the middle repeats it from history, and the fleet ignores a repeat.
  */
 import { ApplicationFailure, condition, getExternalWorkflowHandle, type ExternalWorkflowHandle, log, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import { fleetWorkflowId, leaseCost, type LeaseGrant, type LeaseRefusal } from '../common/fleet';
+import { fleetWorkflowId, leaseCost, type LeaseGrant } from '../common/fleet';
 import { ENV } from '../common/protocol';
 import { DEFAULT_LEASE, type LeaseRecord } from '../common/run';
 import { SA_GPUS } from '../common/search-attributes';
@@ -16,26 +16,6 @@ export const PLACEMENT_REFUSED = 'PlacementError';
 
 const fleetHandle = () => getExternalWorkflowHandle(fleetWorkflowId(workflowInfo().taskQueue));
 const holder = () => ({ workflowId: workflowInfo().workflowId, runId: workflowInfo().runId });
-
-/** The answers a run waits for; set up at its start (signals that come before are buffered). */
-export class LeaseInbox {
-  grant?: LeaseGrant;
-  refusal?: LeaseRefusal;
-  /** The request the run waits on; a grant for any other (stale) is handed back. */
-  waitingFor?: string;
-  stale: LeaseGrant[] = [];
-  /** Signals to the fleet sent without waiting for them (a release as the job ends, a lost host); awaited at the run's end. */
-  sent: Promise<void>[] = [];
-
-  onGrant(g: LeaseGrant): void {
-    if (g.requestId === this.waitingFor && !this.grant) this.grant = g;
-    else this.stale.push(g);
-  }
-
-  onRefusal(r: LeaseRefusal): void {
-    if (r.requestId === this.waitingFor) this.refusal = r;
-  }
-}
 
 export { leaseGrantedSignal, leaseRefusedSignal };
 

@@ -5,7 +5,7 @@
 import { condition, log, upsertSearchAttributes } from '@temporalio/workflow';
 import type { HostState, RunRef } from '../common/activities';
 import { type JobEnding, type LeaseRecord, type OnHostLost, type Phase, type RunBundleInput, type RunStatus, type RunTuning, tuningOf } from '../common/run';
-import { LeaseInbox } from './lease';
+import { LeaseInbox } from './lease-inbox';
 import { SA_HOST, SA_HOST_STATE, SA_JOB_STATE, SA_PHASE } from '../common/search-attributes';
 import { runActivities, type RunActivities } from './proxies';
 

@@ -118,3 +118,11 @@ describe('the run input builder', () => {
     expect(labels.staticDetails).toBe('bundle /b\ndigest d\naxes x=1');
   });
 });
+
+describe('the fleet workflow, by name', () => {
+  it('activities start it by the type name the workflow function has', async () => {
+    const { fleet } = await import('../../src/workflows/fleet');
+    const { FLEET_WORKFLOW_TYPE } = await import('../../src/common/fleet');
+    expect(fleet.name).toBe(FLEET_WORKFLOW_TYPE);
+  });
+});
