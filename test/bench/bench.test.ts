@@ -18,6 +18,16 @@ const EXPECTED: Record<string, RegExp[]> = {
   collect: [/^\[collect\] throughput .* ratio orbit\/rsync \d+\.\d+ \(target >= 1\.0\)/m, /^\[collect\] resume orbit: .* extra .*% of the total \(target <= 2%\)/m, /^\[collect\] resume rsync: .* extra/m],
   hostloss: [/^\[hostloss\] detection latency, host killed .* ratio to the bound \d+\.\d+/m, /^\[hostloss\] detection latency, host frozen .* ratio to the bound \d+\.\d+/m, /^\[hostloss\] raw ssh/m],
   scale: [/^\[scale\] N \d+: .*last completed after/m, /^\[scale\] failures \d+ of \d+/m, /^\[scale\] worker peak RSS \d+ MiB/m, /^\[scale\] history events per run .* median \d+/m, /^\[scale\] history events flat in job duration/m],
+  fleet: [
+    /^\[fleet\] single leased .* Orbit's single-run overhead -?\d+\.\d+ s/m,
+    /^\[fleet\] makespan \d+\.\d+ s .* ratio \d+\.\d+ \(target <= 1\.10\)/m,
+    /^\[fleet\] slot utilization while queued \d+\.\d+% \(target >= 90%\)/m,
+    /^\[fleet\] overlapping GPU leases \d+ \(target 0\)/m,
+    /^\[fleet\] slot free -> next job start: median \d+\.\d+ s, p90 \d+\.\d+ s/m,
+    /^\[fleet\] {3}split, median \(p90\): /m,
+    /^\[fleet\] fleet history: \d+ run\(s\) .*max \d+/m,
+    /^\[fleet\] history events per run \(runBundle, leased/m,
+  ],
 };
 
 function runScript(name: string, temporalAddress: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
