@@ -6,7 +6,7 @@
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { FLEET_SIGNALS, FLEET_WORKFLOW_TYPE, fleetWorkflowId, type FleetHostSpec, type Holder } from '../common/fleet';
-import type { FleetActivities, FleetCheckInput, FleetCheckResult, FleetSettings, RequestLeaseInput } from '../common/fleet-activities';
+import type { Deliveries, FleetActivities, FleetCheckInput, FleetCheckResult, FleetSettings, RequestLeaseInput } from '../common/fleet-activities';
 import type { HostRegistry } from '../hosts/registry';
 
 export interface FleetDeps {
@@ -53,6 +53,29 @@ export function createFleetActivities(deps: FleetDeps): FleetActivities {
         staticSummary: 'Orbit fleet: hosts, leases and the queue of this task queue',
       });
       return { fleetId };
+    },
+
+    async deliverLeases({ grants, refusals }: Deliveries) {
+      const client = Context.current().client;
+      const gone: Holder[] = [];
+      const sends = [
+        ...grants.map((g) => ({ holder: g.holder, signal: FLEET_SIGNALS.granted, arg: g.grant as unknown })),
+        ...refusals.map((r) => ({ holder: r.holder, signal: FLEET_SIGNALS.refused, arg: r.refusal as unknown })),
+      ];
+      const queue = [...sends];
+      const worker = async () => {
+        for (let s = queue.shift(); s; s = queue.shift()) {
+          try {
+            await client.workflow.getHandle(s.holder.workflowId, s.holder.runId).signal(s.signal, s.arg);
+          } catch (e) {
+            // A holder that ended (or was reset) cannot take its grant; anything else is retried with the activity.
+            if (!(e instanceof WorkflowNotFoundError)) throw e;
+            if (s.signal === FLEET_SIGNALS.granted) gone.push(s.holder);
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(DESCRIBE_CONCURRENCY, sends.length) }, worker));
+      return { gone };
     },
 
     async fleetCheck({ holders, probe }: FleetCheckInput): Promise<FleetCheckResult> {

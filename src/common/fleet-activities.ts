@@ -1,5 +1,5 @@
 /** The fleet's activities as types (the workflows import them as types only), and its settings. Node-free. */
-import type { FleetHostSpec, Holder, LeaseRequest } from './fleet';
+import type { FleetHostSpec, Holder, LeaseGrant, LeaseRefusal, LeaseRequest } from './fleet';
 
 export interface FleetSettings {
   /** How often the fleet checks its holders (a lease of a holder gone without a word comes back within this), lost hosts and hosts.yaml. */
@@ -31,7 +31,15 @@ export interface RequestLeaseInput {
   request: LeaseRequest;
 }
 
+/** Grants and refusals for their holders, delivered from an activity: each delivery locks only its run, never the fleet. */
+export interface Deliveries {
+  grants: { holder: Holder; grant: LeaseGrant }[];
+  refusals: { holder: Holder; refusal: LeaseRefusal }[];
+}
+
 export interface FleetActivities {
+  /** Signals each holder its grant or refusal; returns the holders that are gone (their leases come back). */
+  deliverLeases(input: Deliveries): Promise<{ gone: Holder[] }>;
   /** Queues a request with the task queue's fleet, starting the fleet if it is not running (signal-with-start). */
   requestLease(input: RequestLeaseInput): Promise<{ fleetId: string }>;
   fleetCheck(input: FleetCheckInput): Promise<FleetCheckResult>;

@@ -3,7 +3,8 @@
  * Its state (hosts, leases, queue; src/common/fleet.ts) lives in its history, so a killed worker or a
  * restarted server in the middle of a grant or a release replays to the same leases: none lost, none
  * given twice. Runs talk to it with signals (request, release, host lost); it answers each holder
- * with a signal (granted, refused). A holder that ends without a word (terminated, reset, deleted) is
+ * with a signal (granted, refused) sent from an activity, so a delivery locks the holder's execution,
+ * never the fleet's. A holder that ends without a word (terminated, reset, deleted) is
  * found by the reconciliation every `reconcileEveryMs` and its leases are reclaimed. History stays
  * bounded: it continues as new past `maxHistoryEvents`, carrying its state.
  */
@@ -12,14 +13,13 @@ import {
   continueAsNew,
   defineQuery,
   defineSignal,
-  getExternalWorkflowHandle,
   log,
   proxyActivities,
   setHandler,
   allHandlersFinished,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { FleetActivities, FleetSettings } from '../common/fleet-activities';
+import type { Deliveries, FleetActivities, FleetSettings } from '../common/fleet-activities';
 import { FLEET_DEFAULTS } from '../common/fleet-activities';
 import {
   emptyFleet,
@@ -64,6 +64,11 @@ export const leaseGrantedSignal = defineSignal<[LeaseGrant]>(FLEET_SIGNALS.grant
 /** To a run: no host of the fleet could ever hold what it asks for. */
 export const leaseRefusedSignal = defineSignal<[LeaseRefusal]>(FLEET_SIGNALS.refused);
 
+const { deliverLeases } = proxyActivities<FleetActivities>({
+  startToCloseTimeout: '1m',
+  retry: { initialInterval: '500ms', maximumInterval: '10s', maximumAttempts: 5 },
+});
+
 const { fleetCheck } = proxyActivities<FleetActivities>({
   startToCloseTimeout: '2m',
   // A check lost with its worker is retried after this, not after the 2 min (and the next one waits for it).
@@ -98,6 +103,39 @@ export async function fleet(input: FleetInput = {}): Promise<void> {
   });
   setHandler(fleetQuery, () => fleetView(state));
 
+  /**
+   * Grants what fits and sends the grants and refusals out from an activity, without waiting for it:
+   * the next release is served while a round is delivered. A holder found gone gives its lease back;
+   * a round that could not be delivered is sent again.
+   */
+  const inFlight = new Set<Promise<void>>();
+  let undelivered: Deliveries = { grants: [], refusals: [] };
+  const sendOut = () => {
+    const { grants, refusals } = schedule(state, nowIso());
+    const held = new Set(state.leases.map((l) => l.token));
+    const batch: Deliveries = {
+      grants: [...undelivered.grants.filter((g) => held.has(g.grant.token)), ...grants.map((g) => ({ holder: g.lease.holder, grant: g.grant }))],
+      refusals: [...undelivered.refusals, ...refusals],
+    };
+    undelivered = { grants: [], refusals: [] };
+    if (!batch.grants.length && !batch.refusals.length) return;
+    const round: Promise<void> = deliverLeases(batch)
+      .then(
+        ({ gone }) => {
+          for (const h of gone) if (releaseHolder(state, h, true)) log.warn(`fleet: ${h.workflowId} cannot take its lease (it ended); reclaimed`);
+          if (gone.length) dirty = true;
+        },
+        (e: unknown) => {
+          log.warn('fleet: a round of grants could not be delivered; sending it again', { error: String(e) });
+          undelivered.grants.push(...batch.grants);
+          undelivered.refusals.push(...batch.refusals);
+          dirty = true;
+        },
+      )
+      .finally(() => inFlight.delete(round));
+    inFlight.add(round);
+  };
+
   // The reconciliation runs beside the grants: releases and requests are served while a check is out.
   let check: Promise<void> | undefined;
   let checked = false;
@@ -119,10 +157,10 @@ export async function fleet(input: FleetInput = {}): Promise<void> {
     }
     dirty = false;
     checked = false;
-    await grantWhatFits(state);
+    sendOut();
     if (workflowInfo().historyLength > settings.maxHistoryEvents || workflowInfo().continueAsNewSuggested) {
       await check;
-      await grantWhatFits(state);
+      for (sendOut(); inFlight.size; sendOut()) await Promise.all(inFlight);
       await condition(allHandlersFinished);
       await continueAsNew<typeof fleet>({ state, settings });
     }
@@ -145,32 +183,6 @@ async function reconcile(state: FleetState, settings: FleetSettings): Promise<Fl
   } catch (e) {
     log.warn('fleet: reconciliation failed; trying again at the next tick', { error: String(e) });
     return settings;
-  }
-}
-
-/** Grants what fits; tells each holder. A holder that cannot be signalled is gone: its lease goes back. */
-async function grantWhatFits(state: FleetState): Promise<void> {
-  for (;;) {
-    const { grants, refusals } = schedule(state, nowIso());
-    if (!grants.length && !refusals.length) return;
-    let gone = false;
-    await Promise.all([
-      ...grants.map(({ lease, grant }) =>
-        getExternalWorkflowHandle(lease.holder.workflowId, lease.holder.runId)
-          .signal(leaseGrantedSignal, grant)
-          .catch((e: unknown) => {
-            log.warn(`fleet: ${lease.holder.workflowId} cannot take its lease (${String(e)}); reclaimed`);
-            releaseHolder(state, lease.holder, true);
-            gone = true;
-          }),
-      ),
-      ...refusals.map(({ holder, refusal }) =>
-        getExternalWorkflowHandle(holder.workflowId, holder.runId)
-          .signal(leaseRefusedSignal, refusal)
-          .catch(() => undefined),
-      ),
-    ]);
-    if (!gone) return;
   }
 }
 

@@ -11,7 +11,12 @@ export class LeaseInbox {
   /** Signals to the fleet sent without waiting for them (a release as the job ends, a lost host); awaited at the run's end. */
   sent: Promise<void>[] = [];
 
+  /** Tokens of every grant that came: a repeat (a delivery retried) changes nothing. */
+  private readonly seen = new Set<number>();
+
   onGrant(g: LeaseGrant): void {
+    if (this.seen.has(g.token)) return;
+    this.seen.add(g.token);
     if (g.requestId === this.waitingFor && !this.grant) this.grant = g;
     else this.stale.push(g);
   }
