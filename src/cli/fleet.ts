@@ -1,7 +1,8 @@
 /** `orbit queue`, and the fleet half of `orbit hosts`: what the task queue's fleet workflow holds. */
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { describeResources, fleetWorkflowId, type FleetView } from '../common/fleet';
+import { describeResources, fleetWorkflowId } from '../common/fleet';
+import { type FleetView } from '../common/fleet-view';
 import type { RunStatus } from '../common/run';
 import { taskQueue, type TemporalTarget } from '../config';
 import { fleet, fleetQuery, hostDrainSignal } from '../workflows/fleet';

@@ -10,7 +10,7 @@ import { LOCAL_HOST } from '../common/fleet';
 import { taskQueue, type TemporalTarget } from '../config';
 import { fleetViewOf, hostsTable, setHostDrained } from './fleet';
 import { connectClient } from './submit';
-import type { FleetView } from '../common/fleet';
+import type { FleetView } from '../common/fleet-view';
 
 /** The fleet's view, or one line saying why there is none (no server, no fleet yet). */
 async function fleetLook(target: TemporalTarget): Promise<FleetView | string> {

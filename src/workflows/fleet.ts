@@ -21,26 +21,8 @@ import {
 } from '@temporalio/workflow';
 import type { Deliveries, FleetActivities, FleetSettings } from '../common/fleet-activities';
 import { FLEET_DEFAULTS } from '../common/fleet-activities';
-import {
-  emptyFleet,
-  enqueue,
-  FLEET_SIGNALS,
-  fleetView,
-  markAnswering,
-  markLost,
-  neverFits,
-  releaseHolder,
-  releaseLease,
-  schedule,
-  setDrained,
-  setInventory,
-  type FleetState,
-  type FleetView,
-  type Holder,
-  type LeaseGrant,
-  type LeaseRefusal,
-  type LeaseRequest,
-} from '../common/fleet';
+import { emptyFleet, enqueue, FLEET_SIGNALS, markAnswering, markLost, neverFits, releaseHolder, releaseLease, schedule, setDrained, setInventory, type FleetState, type Holder, type LeaseGrant, type LeaseRefusal, type LeaseRequest } from '../common/fleet';
+import { fleetView, type FleetView } from '../common/fleet-view';
 
 export interface FleetInput {
   /** Carried over continue-as-new. */
