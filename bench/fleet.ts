@@ -308,7 +308,7 @@ async function main(): Promise<void> {
       const t0 = Date.now();
       await succeeded(await startRun(input), input);
       const wallMs = Date.now() - t0;
-      const rec = await readRecord(input.bundleDir);
+      const rec = await readRecord(input.bundleDir!);
       singles.push({ wallMs, jobMs: rec.end - rec.start });
     }
     const overheadMs = median(singles.map((x) => x.wallMs)) - jobS * 1000;
@@ -357,11 +357,11 @@ async function main(): Promise<void> {
     );
 
     const jobs = await pool(inputs, 16, async (input, i) => {
-      const rec = await readRecord(input.bundleDir);
+      const rec = await readRecord(input.bundleDir!);
       const lease = (results[i]!.r.leases ?? [])[0] as LeaseRecord | undefined;
       if (!lease?.releasedAt) throw new Error(`run ${input.runId} has no released lease: ${JSON.stringify(results[i]!.r.leases)}`);
       const tl = await history(handles[i]!);
-      const span = runtimeLogSpan(await readFile(join(input.bundleDir, 'runtime/runtime.log'), 'utf8'));
+      const span = runtimeLogSpan(await readFile(join(input.bundleDir!, "runtime/runtime.log"), 'utf8'));
       return { id: input.runId, rec, lease, tl, span, leases: results[i]!.r.leases!.length };
     });
     const mismatched = jobs.filter((j) => j.rec.host !== j.lease.host || j.rec.gpu !== j.lease.gpus.join(',') || j.leases !== 1).length;

@@ -6,7 +6,9 @@
  * finished copy and reuses it, and a folder some run already used is refused.
  */
 import { ERROR } from '../common/errors';
-import { withHeartbeat } from './support';
+import { firingKey } from '../store/cas';
+import { openStore } from '../store/open';
+import { storeFailure, withHeartbeat } from './support';
 import { ApplicationFailure } from '@temporalio/common';
 import { constants } from 'node:fs';
 import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -106,8 +108,11 @@ export async function cloneFrozenBundle(input: CloneInput, heartbeat: (details?:
 }
 
 export interface ClaimFiringInput {
-  /** `<sweep folder>/firings`. */
+  /** `<sweep folder>/firings` (sweeps before the store). */
   firingsDir: string;
+  /** Sweeps since the store: the claim is `sweeps/<sweep>/firings/<id>.json` there, written only if absent. */
+  store?: string;
+  sweep?: string;
   /** The wanted id: the scheduled time, `yyyymmdd-hhmmss`. */
   firingId: string;
   /** Who claims it: `<workflow id>/<run id>` of the firing. */
@@ -130,6 +135,7 @@ export const FIRING_FILE = 'firing.json';
  * A retried call by the same owner gets the folder it claimed before.
  */
 export async function claimFiringFolder(input: ClaimFiringInput): Promise<FiringRecord> {
+  if (input.store) return claimInStore(input);
   await mkdir(input.firingsDir, { recursive: true });
   for (let n = 1; n <= 1000; n++) {
     const firingId = n === 1 ? input.firingId : `${input.firingId}-${n}`;
@@ -155,6 +161,26 @@ export async function claimFiringFolder(input: ClaimFiringInput): Promise<Firing
     }
   }
   throw ApplicationFailure.nonRetryable(`no free firing folder for ${input.firingId} in ${input.firingsDir}`, ERROR.bundleState);
+}
+
+/** The store's claim: the first free `<id>`, `<id>-2`, ... created atomically (create-if-absent); the same owner gets its own back. */
+async function claimInStore(input: ClaimFiringInput): Promise<FiringRecord> {
+  const store = await openStore(input.store!).catch((e: unknown) => {
+    throw storeFailure(e);
+  });
+  try {
+    for (let n = 1; n <= 1000; n++) {
+      const firingId = n === 1 ? input.firingId : `${input.firingId}-${n}`;
+      const key = firingKey(input.sweep ?? '', firingId);
+      const record: FiringRecord = { firingId, owner: input.owner, scheduledAt: input.scheduledAt, claimedAt: new Date().toISOString() };
+      if (await store.createBytes(key, JSON.stringify(record, null, 2) + '\n')) return record;
+      const existing = JSON.parse((await store.getBytes(key))?.toString('utf8') ?? '{}') as Partial<FiringRecord>;
+      if (existing.owner === input.owner) return existing as FiringRecord;
+    }
+  } catch (e) {
+    throw storeFailure(e);
+  }
+  throw ApplicationFailure.nonRetryable(`no free firing id for ${input.firingId} in store ${store.url}`, ERROR.bundleState);
 }
 
 /** The activities of sweep firings (task-agnostic), for the worker's activity map: claimFiring, cloneBundle. */

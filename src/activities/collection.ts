@@ -6,20 +6,22 @@
 import { Context } from '@temporalio/activity';
 import { existsSync } from 'node:fs';
 import { readdir, rename, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ARTIFACTS_DIR, formatProblem, verifyManifest, walkFiles, type Bundle } from '../bundle';
-import type { CollectInput, CollectSummary, ResumeInput, ResumeStaged } from '../common/activities';
+import type { CollectInput, CollectSummary, ReportLocalInput, ResumeInput, ResumeStaged } from '../common/activities';
 import { COLLECTION_REPORT, RESUME_DIR } from '../common/protocol';
 import { CollectionEndedError, RunNotStagedError } from '../hosts/host/errors';
 import type { CollectResult } from '../hosts/shell-host';
-import { openOrFail, withHeartbeat, type ActivityKit } from './support';
+import { StoreError } from '../store/store';
+import { withHeartbeat, type ActivityKit } from './support';
 
 /** Longest list of paths a summary carries into workflow history. */
 const LIST_CAP = 50;
 
 /** Brings runtime/ and artifacts/ back, verified, checks the expected outputs, and writes the full report. */
 export async function collectRun(kit: ActivityKit, input: CollectInput): Promise<CollectSummary> {
-  const bundle = await openOrFail(input.bundleDir);
+  const bundle = await kit.bundle(input);
   const ctx = Context.current();
   let progress = { files: 0, bytes: 0 };
   let r: CollectResult;
@@ -31,7 +33,9 @@ export async function collectRun(kit: ActivityKit, input: CollectInput): Promise
   } catch (e) {
     const ended = endedBy(e);
     if (!ended) throw e; // the host did not answer, or answered badly: retried until the deadline
-    return kit.pause('collect', await reportEnded(bundle, input.host, ended, progress));
+    const summary = await reportEnded(bundle, input.host, ended, progress);
+    const stored = await publishFinal(kit, input, bundle.dir);
+    return kit.pause('collect', stored ? { ...summary, ended: { ...summary.ended!, reason: `${summary.ended!.reason}; ${stored}` } } : summary);
   }
   const missingOutputs = missingExpectedOutputs(bundle);
   await writeReport(bundle, {
@@ -47,7 +51,32 @@ export async function collectRun(kit: ActivityKit, input: CollectInput): Promise
     ...(r.missingParts.length ? { missingParts: r.missingParts } : {}),
     missingOutputs,
   });
-  return kit.pause('collect', summarize(r, missingOutputs));
+  const summary = summarize(r, missingOutputs);
+  const stored = await publishFinal(kit, input, bundle.dir);
+  if (stored) return kit.pause('collect', { ...summary, verified: false, ended: { class: 'local', reason: stored } });
+  kit.forget(input.runId);
+  return kit.pause('collect', summary);
+}
+
+/**
+ * Puts what was collected into the run's store, trying a few times (heartbeating) before it says
+ * why not: the files are then on this worker's disk only. A store failure is the worker's side, never
+ * the host's: it ends the collection as local rather than being retried as a host that does not answer.
+ */
+async function publishFinal(kit: ActivityKit, input: CollectInput, dir: string): Promise<string | undefined> {
+  if (!input.store) return undefined;
+  let last: Error | undefined;
+  for (let attempt = 0; attempt < 4; attempt++) {
+    try {
+      await withHeartbeat(() => kit.publish(input, dir));
+      return undefined;
+    } catch (e) {
+      last = e as Error;
+      if (e instanceof StoreError && !e.retryable) break;
+      await Context.current().sleep(1000 * 2 ** attempt);
+    }
+  }
+  return `the collected files are on worker ${hostname()} in ${dir} but not in the store: ${last?.message}`;
 }
 
 /**
@@ -81,12 +110,13 @@ async function reportEnded(bundle: Bundle, host: string, endedBy: NonNullable<Co
  * For a run whose host never came back: which files the local bundle holds, and which manifest entries
  * (if a manifest was ever collected) are verified or missing.
  */
-export async function reportLocal(input: { bundleDir: string; host: string; reason: string }): Promise<CollectSummary> {
-  const bundle = await openOrFail(input.bundleDir);
+export async function reportLocal(kit: ActivityKit, input: ReportLocalInput): Promise<CollectSummary> {
+  const bundle = await kit.bundle({ ...input, runId: input.runId ?? '' });
   const m = await verifyManifest(bundle.dir);
   const present = (await walkFiles(bundle.dir, ARTIFACTS_DIR).catch(() => [])).map((f) => f.path);
   const missingOutputs = missingExpectedOutputs(bundle);
   await writeReport(bundle, { collectedAt: new Date().toISOString(), host: input.host, partial: true, reason: input.reason, present, manifest: m, missingOutputs });
+  if (input.runId) await kit.publish({ ...input, runId: input.runId }, bundle.dir);
   return summarize({ filesFetched: 0, bytesFetched: 0, filesSkipped: 0, refused: [], manifest: m }, missingOutputs);
 }
 
@@ -95,7 +125,7 @@ export async function reportLocal(input: { bundleDir: string; host: string; reas
  * `<run folder>/resume/` on the host, for a relaunch to continue from.
  */
 export async function stageResume(kit: ActivityKit, input: ResumeInput): Promise<ResumeStaged> {
-  const bundle = await openOrFail(input.bundleDir);
+  const bundle = await kit.bundle(input);
   const unit = await newestCompleteUnit(bundle.dir, bundle.spec.sync.atomicDirs);
   if (!unit) return { remotePath: null, localPath: null, filesSent: 0 };
   const h = kit.host(input.host);

@@ -6,12 +6,12 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { BundleStateError, BundleTamperedError, UnsafeEntryError } from '../bundle';
-import type { CancelInput, CollectInput, LaunchInput, LaunchResult, MonitorInput, Probe, ProbeInput, ResumeInput, StageInput, StageResult } from '../common/activities';
+import type { ReportLocalInput, CancelInput, CollectInput, LaunchInput, LaunchResult, MonitorInput, Probe, ProbeInput, ResumeInput, StageInput, StageResult } from '../common/activities';
 import { ERROR } from '../common/errors';
 import { RunNotStagedError } from '../hosts/shell-host';
 import { collectRun, reportLocal, stageResume } from './collection';
 import { monitorRun } from './monitor';
-import { ActivityKit, openOrFail, withHeartbeat, type ActivityDeps } from './support';
+import { ActivityKit, withHeartbeat, type ActivityDeps } from './support';
 
 export * from '../common/activities';
 export { NON_RETRYABLE_ERRORS } from '../common/errors';
@@ -25,7 +25,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     /** Verifies the frozen bundle and uploads it to the host; skips what is already there. */
     async stage(input: StageInput): Promise<StageResult> {
-      const bundle = await openOrFail(input.bundleDir);
+      const bundle = await kit.bundle(input);
       try {
         await bundle.assertDigest(input.digest);
       } catch (e) {
@@ -38,7 +38,7 @@ export function createActivities(deps: ActivityDeps) {
 
     /** Starts the staged bundle detached; a repeated call finds the running one and starts nothing. Secrets are resolved here, by name. */
     async launch(input: LaunchInput): Promise<LaunchResult> {
-      const bundle = await openOrFail(input.bundleDir);
+      const bundle = await kit.bundle(input);
       const values: Record<string, string> = {};
       for (const name of bundle.spec.secretEnv) {
         const value = secrets[name];
@@ -68,7 +68,7 @@ export function createActivities(deps: ActivityDeps) {
 
     stageResume: (input: ResumeInput) => stageResume(kit, input),
 
-    reportLocal,
+    reportLocal: (input: ReportLocalInput) => reportLocal(kit, input),
 
     /** Stops a run: TERM to its process group, KILL after the grace period. */
     async cancelRun(input: CancelInput): Promise<'stopped' | 'killed' | 'not-running'> {

@@ -9,12 +9,13 @@ import { CancelledFailure, Context, log } from '@temporalio/activity';
 import type { MonitorHeartbeat, MonitorInput, MonitorResult } from '../common/activities';
 import type { JobSpec } from '../bundle';
 import type { ShellHost } from '../hosts/shell-host';
-import { openOrFail, type ActivityKit } from './support';
+import type { ActivityKit } from './support';
 
 export async function monitorRun(kit: ActivityKit, input: MonitorInput): Promise<MonitorResult> {
   const ctx = Context.current();
   const h = kit.host(input.host);
-  const spec = (await openOrFail(input.bundleDir)).spec;
+  const bundle = await kit.bundle(input);
+  const spec = bundle.spec;
   const started = Date.now();
   const beat: MonitorHeartbeat = (ctx.info.heartbeatDetails as MonitorHeartbeat | undefined) ?? {
     hostState: input.hostState === 'unreachable' ? 'unreachable' : 'reachable',
@@ -54,7 +55,7 @@ export async function monitorRun(kit: ActivityKit, input: MonitorInput): Promise
           return result(true, { timedOut: true, probe: await h.probe(input.runId, input.logFile) });
         }
         if (input.syncIntervalMs > 0 && Date.now() - (beat.lastSyncAt ?? 0) >= input.syncIntervalMs) {
-          const r = await syncOnce(h, input, spec, beat);
+          const r = await syncOnce(kit, h, input, bundle.dir, spec, beat);
           synced.files += r.files;
           synced.bytes += r.bytes;
         }
@@ -95,7 +96,7 @@ async function probeInto(beat: MonitorHeartbeat, h: ShellHost, input: MonitorInp
  * Copies new and grown files back while the job runs. A sync that stalls (the host froze mid-transfer)
  * is abandoned and its connection dropped, so it cannot write later; the next probe tells what happened.
  */
-async function syncOnce(h: ShellHost, input: MonitorInput, spec: JobSpec, beat: MonitorHeartbeat): Promise<{ files: number; bytes: number }> {
+async function syncOnce(kit: ActivityKit, h: ShellHost, input: MonitorInput, dir: string, spec: JobSpec, beat: MonitorHeartbeat): Promise<{ files: number; bytes: number }> {
   const ctx = Context.current();
   const stallMs = input.probeTimeoutMs * 2;
   const stall = new AbortController();
@@ -103,7 +104,7 @@ async function syncOnce(h: ShellHost, input: MonitorInput, spec: JobSpec, beat: 
   ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
   let watchdog = setTimeout(() => stall.abort(new Error('sync stalled')), stallMs);
   try {
-    const r = await h.collect(input.runId, input.bundleDir, {
+    const r = await h.collect(input.runId, dir, {
       verify: false,
       atomicDirs: spec.sync.atomicDirs,
       signal: stall.signal,
@@ -115,6 +116,9 @@ async function syncOnce(h: ShellHost, input: MonitorInput, spec: JobSpec, beat: 
       },
     });
     beat.lastSyncAt = Date.now();
+    // What the sync brought goes on to the store, so it outlives this worker's machine; a store that
+    // does not answer now is tried again at the next sync (the files wait on this worker's disk).
+    if (r.filesFetched > 0) await kit.publish(input, dir).catch((e: Error) => log.warn('store upload after sync failed; will try again', { store: input.store, error: e.message }));
     return { files: r.filesFetched, bytes: r.bytesFetched };
   } catch (e) {
     if (ctx.cancellationSignal.aborted) throw e;

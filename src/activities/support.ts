@@ -3,7 +3,13 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { Bundle, ValidationError } from '../bundle';
+import type { BundleAt, RunRef } from '../common/activities';
+import { orbitHome } from '../config';
+import { materializeBundle, publishArtifacts, restoreArtifacts, writeRunRecord, type HashCache, type Transfer } from '../store/cas';
+import { openStore } from '../store/open';
+import { StoreError, type BundleStore } from '../store/store';
 import type { HostRegistry } from '../hosts/registry';
 import { UnknownHostError } from '../hosts/registry';
 import type { ShellHost } from '../hosts/shell-host';
@@ -18,6 +24,10 @@ export interface ActivityDeps {
    * can kill the worker between the work and its record in history.
    */
   pauseAfter?: Record<string, number>;
+  /** Where this worker keeps its copies of store-held bundles: `<home>/runs/<run id>` (default ORBIT_HOME). */
+  home?: string;
+  /** Store settings and credentials (ORBIT_S3_*, AWS_*; default: this process's environment). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Parses ORBIT_TEST_PAUSE_AFTER ("stage=3000,collect=2000"). */
@@ -31,7 +41,56 @@ export function parsePauseAfter(value: string | undefined): Record<string, numbe
 }
 
 export class ActivityKit {
+  /** Runs whose bundle and synced artifacts this process already brought from the store. */
+  private readonly local = new Set<string>();
+  private readonly hashes = new Map<string, HashCache>();
+
   constructor(readonly deps: ActivityDeps) {}
+
+  /** The store a run's bundle is in, opened with this worker's settings and credentials. */
+  async store(url: string): Promise<BundleStore> {
+    try {
+      return await openStore(url, this.deps.env ?? process.env);
+    } catch (e) {
+      throw storeFailure(e);
+    }
+  }
+
+  /**
+   * The run's bundle on this worker's disk. A store-held bundle is brought into `<home>/runs/<run id>`
+   * the first time this process needs it, with what earlier syncs and collections (by any worker)
+   * recorded of runtime/ and artifacts/; each blob is verified as it lands.
+   */
+  async bundle(input: RunRef & BundleAt): Promise<Bundle> {
+    if (!input.store) return openOrFail(input.bundleDir ?? '');
+    const dir = join(this.deps.home ?? orbitHome(this.deps.env), 'runs', input.runId);
+    if (!this.local.has(input.runId)) {
+      const store = await this.store(input.store);
+      try {
+        await materializeBundle(store, input.digest ?? '', dir);
+        await restoreArtifacts(store, input.runId, dir);
+        await writeRunRecord(store, { runId: input.runId, digest: input.digest ?? '' }); // a sweep cell's run has none yet
+      } catch (e) {
+        throw storeFailure(e);
+      }
+      this.local.add(input.runId);
+    }
+    return openOrFail(dir);
+  }
+
+  /** Records what the run's folder now holds of runtime/ and artifacts/ in the store (new blobs only). Nothing for a folder-held run. */
+  async publish(input: RunRef & BundleAt, dir: string): Promise<Transfer | undefined> {
+    if (!input.store) return undefined;
+    const store = await this.store(input.store);
+    let cache = this.hashes.get(input.runId);
+    if (!cache) this.hashes.set(input.runId, (cache = new Map()));
+    return publishArtifacts(store, input.runId, dir, cache);
+  }
+
+  /** Forgets a run's in-memory state (after its final collection). */
+  forget(runId: string): void {
+    this.hashes.delete(runId);
+  }
 
   /** The host by its registry name; an unknown name is final. */
   host(name: string): ShellHost {
@@ -87,4 +146,10 @@ export async function openOrFail(dir: string): Promise<Bundle> {
     if (e instanceof ValidationError) throw ApplicationFailure.nonRetryable(e.message, e.name);
     throw e;
   }
+}
+
+/** A store failure as an activity failure: unreachable is retried; credentials, a missing bucket, a missing or corrupt object are final. */
+export function storeFailure(e: unknown): unknown {
+  if (e instanceof StoreError) return e.retryable ? ApplicationFailure.retryable(e.message, e.name) : ApplicationFailure.nonRetryable(e.message, e.name);
+  return e;
 }

@@ -18,7 +18,8 @@ function isBundleDir(path: string): boolean {
 
 /**
  * The bundle folder of `runOrPath`: a folder holding job.json, or a run id looked up through its
- * workflow memo `bundleDir` (falling back to `<ORBIT_HOME>/runs/<id>` when Temporal cannot be reached).
+ * workflow memo: brought from the run's store into `<ORBIT_HOME>/runs/<id>` (or, for runs before the
+ * store, its `bundleDir`), falling back to `<ORBIT_HOME>/runs/<id>` when Temporal cannot be reached.
  */
 export async function resolveBundleDir(runOrPath: string, target: TemporalTarget): Promise<string> {
   if (isBundleDir(runOrPath)) return resolve(runOrPath);
@@ -27,7 +28,8 @@ export async function resolveBundleDir(runOrPath: string, target: TemporalTarget
   }
   const local = join(orbitHome(), 'runs', runOrPath);
   const { connectClient } = await import('./submit');
-  const { bundleDirOf } = await import('./outcome');
+  const { runFolder } = await import('./outcome');
+  const { StoreError } = await import('../store/store');
   let client;
   try {
     client = await connectClient(target);
@@ -36,12 +38,12 @@ export async function resolveBundleDir(runOrPath: string, target: TemporalTarget
     throw e;
   }
   try {
-    const dir = await bundleDirOf(client, runOrPath);
+    const dir = await runFolder(client, runOrPath);
     if (dir && isBundleDir(dir)) return dir;
     if (isBundleDir(local)) return local;
     throw new CliError(dir ? `run ${runOrPath}: its bundle ${dir} is not on this machine` : `run ${runOrPath}: its workflow has no bundleDir memo`, 1);
   } catch (e) {
-    if (e instanceof CliError) throw e;
+    if (e instanceof CliError || e instanceof StoreError) throw e;
     if (isBundleDir(local)) return local;
     throw new CliError(`run ${runOrPath}: ${(e as Error).message}`, 3);
   } finally {

@@ -10,9 +10,10 @@ import { InventoryNotFoundError } from '../hosts/inventory';
 import { buildDefaultTaskRegistry } from '../plugins/registry';
 import { statusQuery, type OnHostLost, type RunStatus } from '../workflows';
 import { checkNamespace, CliError, EXIT_TEMPORAL, temporalCliError } from './errors';
-import { awaitRun, bundleDirOf, describeRun, summarize } from './outcome';
+import { awaitRun, describeRun, runFolder, runWhere, summarize } from './outcome';
 import { loadRequest } from './request';
 import { connectClient, prepareRun, startRun } from './submit';
+import { StoreError } from '../store/store';
 import { queuePlace } from './fleet';
 
 const HELP = `orbit: durable ML jobs on rented machines, on Temporal
@@ -41,12 +42,17 @@ Usage:
   orbit hosts list [--hosts FILE]                            the fleet's hosts: state, busy/free GPUs, cpus, memory
   orbit hosts drain|undrain NAME                             stop / resume new leases on a host
   orbit hosts check NAME [--hosts FILE]                      connect; print OS, free disk, GPUs (nvidia-smi -L), python3
+  orbit pull RUN [--to DIR] [--only GLOB]                    bring a run's bundle and artifacts from its store, verified
+  orbit store gc [--older-than 30d] [--dry-run]              drop blobs no kept run or sweep names (never a queued or
+                                                             running run's); --older-than also drops ended runs' records
   orbit tasks                                                the task types this client knows
   orbit up                                                   start (or reuse) the embedded Temporal dev server
   orbit worker                                               run a worker until interrupted
   orbit demo                                                 dev server + worker + the example job, followed
 
 Environment: ORBIT_HOME (bundles and work dirs, default ~/.orbit), ORBIT_TASK_QUEUE (orbit),
+ORBIT_STORE (file://DIR, default file://$ORBIT_HOME/store, or s3://bucket/prefix with ORBIT_S3_ENDPOINT,
+ORBIT_S3_REGION, ORBIT_S3_PATH_STYLE and the usual AWS credentials),
 TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE / TEMPORAL_API_KEY / TEMPORAL_TLS_* (an existing cluster;
 otherwise the embedded dev server on 127.0.0.1:ORBIT_TEMPORAL_PORT, default 7233).`;
 
@@ -98,6 +104,8 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
   const [command, ...rest] = argv;
   if (command === 'list') return (await import('./sweep-entry')).orbitList(rest, out);
   if (command === 'sweep') return (await import('./sweep-entry')).orbitSweep(rest, out);
+  if (command === 'pull') return (await import('./pull')).orbitPull(rest, out);
+  if (command === 'store') return (await import('./store')).orbitStore(rest, out);
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
@@ -150,11 +158,12 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
       });
       out(`submitted ${handle.workflowId} (${loaded.plugin.taskType} on ${prepared.input.host})`);
       out(`  queued for ${prepared.input.host === 'auto' ? 'the first fitting host with free capacity' : `capacity on ${prepared.input.host}`} (orbit queue shows where it stands)`);
-      out(`  bundle: ${prepared.bundle.dir}`);
+      out(`  bundle: ${prepared.bundle.dir} (store ${prepared.input.store}: ${prepared.upload.movedFiles} of ${prepared.upload.files} files sent, ${prepared.upload.movedBytes} bytes)`);
       if (uiUrl) out(`  Web UI: ${uiUrl}`);
       if (!values.follow) return 0;
       await follow(handle, out);
       const run = await awaitRun(handle, prepared.bundle.dir);
+      run.bundleDir = (await runFolder(client, handle.workflowId)) ?? run.bundleDir;
       out(describeRun(run, await summarize(run)));
       return run.status === 'succeeded' ? 0 : 1;
     }
@@ -178,8 +187,9 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
       if (status?.lease) out(`  lease: ${status.lease.host} gpus [${status.lease.gpus.join(',')}] since ${status.lease.grantedAt} (token ${status.lease.token})`);
       if (status?.synced.files) out(`  synced while running: ${status.synced.files} files, ${status.synced.bytes} bytes`);
       for (const p of status?.phases ?? []) out(`  ${p.at}  ${p.phase}`);
-      const dir = (d.memo as Record<string, unknown> | undefined)?.bundleDir;
-      if (typeof dir === 'string') out(`  bundle: ${dir}`);
+      const memo = (d.memo ?? {}) as Record<string, unknown>;
+      if (typeof memo.store === 'string') out(`  store: ${memo.store} (bundle ${String(memo.digest)}; orbit pull ${id} brings it here)`);
+      else if (typeof memo.bundleDir === 'string') out(`  bundle: ${memo.bundleDir}`);
       const ui = workflowUiUrl(target, id);
       if (ui) out(`  Web UI: ${ui}`);
       return 0;
@@ -187,10 +197,11 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
     case 'result': {
       const id = one('run id');
       const client = await connectClient(target);
-      const bundleDir = await bundleDirOf(client, id).catch((e: Error) => {
+      const where = await runWhere(client, id).catch((e: Error) => {
         throw temporalCliError(e, target) ?? new CliError(`run ${id}: ${e.message}`, EXIT_TEMPORAL);
       });
-      const run = await awaitRun(client.workflow.getHandle(id), bundleDir);
+      const run = await awaitRun(client.workflow.getHandle(id), where.bundleDir);
+      run.bundleDir = (await runFolder(client, id)) ?? run.bundleDir;
       out(describeRun(run, await summarize(run)));
       return run.status === 'succeeded' ? 0 : 1;
     }
@@ -247,6 +258,10 @@ export function reportError(e: unknown, err: (s: string) => void = console.error
     if (e.problems.length === 1 && only) err(`orbit: ${e.what} is invalid: ${formatProblem(only)}`);
     else err(`orbit: ${e.what} is invalid:\n${e.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}`);
     return 2;
+  }
+  if (e instanceof StoreError) {
+    err(`orbit: ${e.message}`);
+    return e.problem === 'unreachable' ? 3 : e.problem === 'missing' || e.problem === 'corrupt' ? 1 : 2;
   }
   if (e instanceof InventoryNotFoundError) {
     err(`orbit: ${e.message}`);

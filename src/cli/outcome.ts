@@ -8,6 +8,9 @@ import { runResultOf } from '../common/failures';
 import { COLLECTION_REPORT } from '../common/protocol';
 import type { OutcomeStatus } from '../common/run';
 import { Bundle, verifyManifest } from '../bundle';
+import { orbitHome } from '../config';
+import { pullRun } from '../store/cas';
+import { openStore } from '../store/open';
 import { buildDefaultTaskRegistry } from '../plugins/registry';
 import type { RunOutcome, TaskSummary } from '../plugins/types';
 import type { RunResult } from '../workflows';
@@ -41,11 +44,31 @@ export async function awaitRun(handle: WorkflowHandle, bundleDirHint?: string): 
   }
 }
 
-/** The bundle folder of a run, from its memo. */
-export async function bundleDirOf(client: Client, workflowId: string): Promise<string | undefined> {
+/** Where a run's bytes are, from its memo: a store and a digest (since the store), or a folder (before). */
+export interface RunWhere {
+  store?: string;
+  digest?: string;
+  bundleDir?: string;
+}
+
+export async function runWhere(client: Client, workflowId: string): Promise<RunWhere> {
   const d = await client.workflow.getHandle(workflowId).describe();
-  const dir = (d.memo as Record<string, unknown> | undefined)?.bundleDir;
-  return typeof dir === 'string' ? dir : undefined;
+  const memo = (d.memo ?? {}) as Record<string, unknown>;
+  const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  return { store: str(memo.store), digest: str(memo.digest), bundleDir: str(memo.bundleDir) };
+}
+
+/**
+ * The run's folder on this machine. A store-held run is brought into `<ORBIT_HOME>/runs/<run id>`
+ * (a cache: what is missing or changed is fetched, each blob verified); a run from before the store
+ * is its memo's folder.
+ */
+export async function runFolder(client: Client, workflowId: string, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+  const where = await runWhere(client, workflowId);
+  if (!where.store || !where.digest) return where.bundleDir;
+  const dir = join(orbitHome(env), 'runs', workflowId);
+  await pullRun(await openStore(where.store, env), workflowId, where.digest, dir);
+  return dir;
 }
 
 /** Asks the plugin that built the bundle to summarize what the run achieved. */

@@ -9,6 +9,8 @@ import { runBundle, type OnHostLost, type RunBundleInput } from '../workflows';
 import { runInputFor, runLabelsFor, runSpecOf } from '../common/run-input';
 import { describeResources, unmetBy } from '../common/fleet';
 import { localHostSpec } from '../hosts/local-resources';
+import { pushBundle, writeRunRecord, type Transfer } from '../store/cas';
+import { configuredStore } from '../store/open';
 import { CliError } from './errors';
 import type { LoadedRequest } from './request';
 
@@ -17,6 +19,8 @@ export interface PreparedRun {
   bundle: Bundle;
   digest: string;
   input: RunBundleInput;
+  /** What submitting sent to the store (only blobs it lacked). */
+  upload: Transfer;
 }
 
 function stamp(d: Date): string {
@@ -98,14 +102,28 @@ export async function prepareRun(loaded: LoadedRequest, options: RunOptions): Pr
     await rm(finalDir, { recursive: true, force: true });
     throw e;
   });
-  const input = runInputFor({ runId, bundleDir: bundle.dir, digest }, runSpecOf(bundle.spec), {
+  // The bundle goes to the store (its blobs the store lacks, then its manifest) before the run exists.
+  const store = await configuredStore(options.env).catch(async (e: unknown) => {
+    await rm(finalDir, { recursive: true, force: true });
+    throw e;
+  });
+  const upload = await (async () => {
+    await store.check();
+    const sent = await pushBundle(store, bundle.dir, digest);
+    await writeRunRecord(store, { runId, digest });
+    return sent;
+  })().catch(async (e: unknown) => {
+    await rm(finalDir, { recursive: true, force: true });
+    throw e;
+  });
+  const input = runInputFor({ runId, store: store.url, digest }, runSpecOf(bundle.spec), {
     host: placed.host,
     priority: options.priority,
     onHostLost: options.onHostLost,
     maxRelaunches: options.maxRelaunches,
     relaunchHosts: placed.relaunchHosts,
   });
-  return { runId, bundle, digest, input };
+  return { runId, bundle, digest, input, upload };
 }
 
 export async function connectClient(target: TemporalTarget = temporalTarget()): Promise<Client> {

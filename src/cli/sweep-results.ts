@@ -6,17 +6,15 @@
 import { WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FIRING_FILE, type FiringRecord } from '../activities/clone';
 import { Bundle, verifyManifest } from '../bundle';
 import type { TaskRegistry } from '../plugins/registry';
 import type { RunOutcome } from '../plugins/types';
-import { FIRINGS_DIR, firingIds, type SweepRecord } from '../sweeps/store';
+import { FIRINGS_DIR, firingIds, readFiring, type SweepRecord } from '../sweeps/store';
 import { cellWorkflowId, sweepStatusQuery, type SweepFiringResult } from '../workflows/sweep';
 import { SA_PHASE } from '../common/search-attributes';
 import { CliError } from './errors';
-import { awaitRun } from './outcome';
+import { awaitRun, runFolder } from './outcome';
 import { formatCsv, formatTable, type Cell } from './table';
 
 export interface CellResult {
@@ -76,8 +74,8 @@ async function cellResult(
   firing: () => Promise<SweepFiringResult | undefined>,
 ): Promise<CellResult> {
   const workflowId = cellWorkflowId(record.name, firingId, cell.name);
-  const bundleDir = join(dir, FIRINGS_DIR, firingId, cell.name);
-  const base: CellResult = { cell: cell.name, axes: cell.axes, workflowId, status: 'pending', metrics: {}, ...(existsSync(bundleDir) ? { bundleDir } : {}) };
+  const bundleDir = record.store ? undefined : join(dir, FIRINGS_DIR, firingId, cell.name);
+  const base: CellResult = { cell: cell.name, axes: cell.axes, workflowId, status: 'pending', metrics: {}, ...(bundleDir && existsSync(bundleDir) ? { bundleDir } : {}) };
   const handle = client.workflow.getHandle(workflowId);
   let described;
   try {
@@ -94,6 +92,8 @@ async function cellResult(
     return { ...base, status: 'running', ...(typeof phase === 'string' ? { phase } : {}) };
   }
   const run = await awaitRun(handle, base.bundleDir);
+  // A store-held cell's run is brought to this machine (a cache under ORBIT_HOME/runs/).
+  if (record.store) base.bundleDir = await runFolder(client, workflowId);
   const result: CellResult = {
     ...base,
     status: run.status,
@@ -111,16 +111,13 @@ async function cellResult(
 
 /** Results of one firing (default: the latest with a folder). */
 export async function sweepResults(client: Client, registry: TaskRegistry, dir: string, record: SweepRecord, firing?: string): Promise<FiringResults> {
-  const firings = await firingIds(dir);
+  const firings = await firingIds(dir, record);
   const firingId = firing ?? firings.at(-1);
   if (!firingId) throw new CliError(`sweep ${record.name} has not fired yet; fire it now with \`orbit sweep trigger ${record.name}\``);
   if (!firings.includes(firingId)) {
     throw new CliError(`sweep ${record.name} has no firing ${firingId}; its firings: ${firings.length ? firings.join(', ') : '(none yet)'}`);
   }
-  const claim = await readFile(join(dir, FIRINGS_DIR, firingId, FIRING_FILE), 'utf8').then(
-    (t) => JSON.parse(t) as FiringRecord,
-    () => undefined,
-  );
+  const claim = await readFiring(dir, record, firingId);
   const firingWorkflowId = claim?.owner.split('/')[0];
   let fanOut: Promise<SweepFiringResult | undefined> | undefined;
   const firingOnce = () => (fanOut ??= firingWorkflowId ? firingStatus(client, firingWorkflowId) : Promise.resolve(undefined));

@@ -12,6 +12,7 @@ import { parseDuration } from '../sweeps/duration';
 import { loadSweep, SweepFileError, type LoadedSweep } from '../sweeps/load';
 import { describeSpec, overlapPolicy, scheduleOptions } from '../sweeps/schedule';
 import { OVERLAP_NAMES, overlapName, type OverlapName } from '../sweeps/schema';
+import { configuredStore } from '../store/open';
 import { buildSweep, firingIds, readSweep, sweepDir, SweepNotFoundError, type SweepRecord } from '../sweeps/store';
 import { CliError } from './errors';
 import { formatResults, sweepResults } from './sweep-results';
@@ -62,7 +63,7 @@ async function describeSchedule(ctx: SweepContext, name: string): Promise<{ hand
 
 async function record(ctx: SweepContext, name: string): Promise<{ dir: string; record: SweepRecord }> {
   try {
-    return await readSweep(ctx.home, name);
+    return await readSweep(ctx.home, name, await configuredStore());
   } catch (e) {
     if (e instanceof SweepNotFoundError) throw new CliError(`${e.message}; the sweep was created with another ORBIT_HOME, or purged`);
     throw e;
@@ -92,7 +93,7 @@ export async function createSweep(ctx: SweepContext, loaded: LoadedSweep, option
   if (exists) throw new CliError(`a sweep named ${loaded.name} already exists; delete it first (\`orbit sweep delete ${loaded.name}\`) or set another name`);
   let built;
   try {
-    built = await buildSweep(loaded, ctx.home);
+    built = await buildSweep(loaded, ctx.home, undefined, await configuredStore());
   } catch (e) {
     if ((e as Error).message.includes('already exists')) throw new CliError((e as Error).message);
     throw e;
@@ -143,7 +144,7 @@ export async function describeSweep(ctx: SweepContext, name: string): Promise<st
   for (const a of d.info.runningActions) lines.push(`  running: ${a.workflow.workflowId}`);
   for (const a of d.info.recentActions.slice(-5)) lines.push(`  recent: ${when(a.scheduledAt)} -> ${a.action.workflow.workflowId}`);
   if (local) {
-    const firings = await firingIds(local.dir);
+    const firings = await firingIds(local.dir, local.record);
     if (firings.length) lines.push(`  firing folders: ${firings.slice(-5).join(', ')}${firings.length > 5 ? ` (${firings.length} in all)` : ''}`);
     lines.push('', formatTable(['cell', ...local.record.axes.map((a) => a.name), 'digest'], local.record.cells.map((c) => [c.name, ...local.record.axes.map((a) => c.axes[a.name]), c.digest.slice(0, 19)])));
   }
@@ -287,7 +288,11 @@ export async function sweepCommand(argv: string[], out: (s: string) => void, dep
       out(deleted ? `sweep ${name}: schedule deleted (running firings go on)` : `sweep ${name}: no schedule left`);
       if (values.purge) {
         await rm(sweepDir(ctx.home, name), { recursive: true, force: true });
-        out(`  removed ${sweepDir(ctx.home, name)}`);
+        const store = await configuredStore();
+        const keys: string[] = [];
+        for await (const o of store.list(`sweeps/${name}/`)) keys.push(o.key);
+        await store.delete(keys);
+        out(`  removed ${sweepDir(ctx.home, name)}${keys.length ? ` and its record in ${store.url} (orbit store gc drops its cells' blobs)` : ''}`);
       } else {
         out(`  bundles and firing results stay in ${sweepDir(ctx.home, name)} (--purge removes them)`);
       }

@@ -33,20 +33,27 @@ export interface RunRef {
   host: string;
 }
 
-export interface StageInput extends RunRef {
-  bundleDir: string;
+/**
+ * Where a run's bundle is: in a store (`store`, its URL, and `digest`: any worker fetches it from
+ * there), or, for runs started before the store, `bundleDir`, a folder on the worker's disk.
+ */
+export interface BundleAt {
+  store?: string;
+  digest?: string;
+  bundleDir?: string;
+}
+
+export interface StageInput extends RunRef, BundleAt {
   /** The digest the bundle had when the client froze it; staging refuses a changed bundle. */
   digest: string;
 }
 
-export interface LaunchInput extends RunRef {
-  bundleDir: string;
+export interface LaunchInput extends RunRef, BundleAt {
   /** Extra environment for this launch only (e.g. ORBIT_RESUME_FROM); plain values, never secrets. */
   env?: Record<string, string>;
 }
 
-export interface MonitorInput extends RunRef {
-  bundleDir: string;
+export interface MonitorInput extends RunRef, BundleAt {
   logFile: string;
   pollIntervalMs: number;
   /** Epoch ms after which the run is stopped as timed out. */
@@ -93,9 +100,7 @@ export interface ProbeInput extends RunRef {
   probeTimeoutMs: number;
 }
 
-export interface ResumeInput extends RunRef {
-  bundleDir: string;
-}
+export interface ResumeInput extends RunRef, BundleAt {}
 
 export interface ResumeStaged {
   /** Absolute path on the host of the staged unit folder, for ORBIT_RESUME_FROM; null when none was synced. */
@@ -105,8 +110,14 @@ export interface ResumeStaged {
   filesSent: number;
 }
 
-export interface CollectInput extends RunRef {
-  bundleDir: string;
+export interface CollectInput extends RunRef, BundleAt {}
+
+/** For a run whose host never came back: what the local copy holds. */
+export interface ReportLocalInput extends BundleAt {
+  /** Absent in runs recorded before the store (their bundleDir says where). */
+  runId?: string;
+  host: string;
+  reason: string;
 }
 
 /** What a collection did, compact enough for workflow history; the full lists are in runtime/collection.json. */

@@ -52,10 +52,11 @@ export interface RunPlacement {
   tuning?: RunTuning;
 }
 
-export function runInputFor(run: { runId: string; bundleDir: string; digest: string }, spec: RunSpec, placement: RunPlacement): RunBundleInput {
+/** `run` names its bundle by store and digest (since the store), or by a worker-side folder (before). */
+export function runInputFor(run: { runId: string; store?: string; bundleDir?: string; digest: string }, spec: RunSpec, placement: RunPlacement): RunBundleInput {
   const input: RunBundleInput = {
     runId: run.runId,
-    bundleDir: run.bundleDir,
+    ...(run.store ? { store: run.store } : { bundleDir: run.bundleDir }),
     digest: run.digest,
     host: placement.host,
     logFile: spec.logFile,
@@ -79,8 +80,8 @@ export interface RunLabels {
 }
 
 /**
- * A run's search attributes (as the Web UI and `orbit list` filter them), its memo (`bundleDir` is
- * what the CLI reads back) and its Web UI summary. `name` is what the summary calls the run (a job id,
+ * A run's search attributes (as the Web UI and `orbit list` filter them), its memo (`store` and
+ * `digest`, or `bundleDir` before the store, are what the CLI reads back) and its Web UI summary. `name` is what the summary calls the run (a job id,
  * a sweep cell); `memo` and `details` add what the caller knows besides.
  */
 export function runLabelsFor(
@@ -98,8 +99,15 @@ export function runLabelsFor(
   if (extra.sweep) typedSearchAttributes.push({ key: SA_SWEEP, value: extra.sweep });
   return {
     typedSearchAttributes,
-    memo: { taskType: spec.taskType, jobKind: spec.jobKind, host: input.host, bundleDir: input.bundleDir, digest: input.digest, ...extra.memo },
+    memo: {
+      taskType: spec.taskType,
+      jobKind: spec.jobKind,
+      host: input.host,
+      ...(input.store ? { store: input.store } : { bundleDir: input.bundleDir }),
+      digest: input.digest,
+      ...extra.memo,
+    },
     staticSummary: `${spec.taskType} ${extra.name} on ${input.host}`,
-    staticDetails: [`bundle ${input.bundleDir}`, `digest ${input.digest}`, ...(extra.details ?? [])].join('\n'),
+    staticDetails: [input.store ? `store ${input.store}` : `bundle ${input.bundleDir}`, `digest ${input.digest}`, ...(extra.details ?? [])].join('\n'),
   };
 }

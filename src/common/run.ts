@@ -67,9 +67,11 @@ export interface RunTimeouts {
 export interface RunBundleInput {
   /** Unique id of this run; also the run's folder name on the host. */
   runId: string;
-  /** Absolute path of the frozen bundle on the worker's machine. */
-  bundleDir: string;
-  /** The bundle's digest when the client froze it. */
+  /** The store that holds the bundle (its URL, no secret: each worker resolves its own credentials). */
+  store?: string;
+  /** Runs started before the store: the absolute path of the frozen bundle on the worker's machine. */
+  bundleDir?: string;
+  /** The bundle's digest when the client froze it: its name in the store. */
   digest: string;
   /** Host name in the worker's registry, or "auto": the fleet places the run when capacity frees. */
   host: string;
@@ -170,7 +172,8 @@ export interface RunResult {
   status: RunVerdictStatus;
   exitCode: number | null;
   host: string;
-  bundleDir: string;
+  store?: string;
+  bundleDir?: string;
   digest: string;
   collect: CollectSummary;
   phases: PhaseEntry[];

@@ -6,7 +6,9 @@
  *   firings/<firing id>/<cell>/   one clone per firing, made by the worker: its run's runtime/ and artifacts/
  *
  * The whole folder is built under `<name>.building/` and renamed into place, so a failed build leaves
- * nothing behind.
+ * nothing behind. Since the store, every cell's bundle is also put into the store and sweep.json is
+ * copied to `sweeps/<name>/sweep.json` there: firings run the cells from the store (no firings/
+ * folder is made), so a schedule fires with this machine off, and `sweep results` works anywhere.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -15,6 +17,10 @@ import { Bundle } from '../bundle';
 import { runSpecOf } from '../common/run-input';
 import type { RunSweepInput, SweepCellInput } from '../workflows/sweep';
 import type { LoadedSweep } from './load';
+import { FIRING_FILE, type FiringRecord } from '../activities/clone';
+import { firingKey, pushBundle, sweepKey } from '../store/cas';
+import { openStore } from '../store/open';
+import type { BundleStore } from '../store/store';
 import type { SweepSchedule } from './schema';
 
 export const SWEEP_SCHEMA_VERSION = 'orbit.sweep.v1';
@@ -51,6 +57,8 @@ export interface SweepRecord {
   axes: { name: string; values: string[] }[];
   schedule: SweepSchedule;
   cells: SweepCellRecord[];
+  /** The store holding the cells (sweeps created since the store). */
+  store?: string;
 }
 
 export function sweepsRoot(home: string): string {
@@ -76,7 +84,7 @@ export class SweepNotFoundError extends Error {
  * Builds every cell's bundle through its plugin, freezes it, and writes sweep.json. Refuses when the
  * folder exists. Returns the record and the final folder.
  */
-export async function buildSweep(loaded: LoadedSweep, home: string, now = new Date()): Promise<{ dir: string; record: SweepRecord }> {
+export async function buildSweep(loaded: LoadedSweep, home: string, now = new Date(), store?: BundleStore): Promise<{ dir: string; record: SweepRecord }> {
   const dir = sweepDir(home, loaded.name);
   if (existsSync(dir)) {
     throw new Error(`${dir} already exists (a sweep named ${loaded.name} was created before); delete it with \`orbit sweep delete ${loaded.name} --purge\` or choose another name`);
@@ -91,6 +99,7 @@ export async function buildSweep(loaded: LoadedSweep, home: string, now = new Da
       await cell.plugin.buildBundle(join(building, rel), { request: cell.request, jobId: cell.jobId, baseDir: loaded.baseDir });
       const bundle = await Bundle.open(join(building, rel));
       const digest = await bundle.freeze();
+      if (store) await pushBundle(store, bundle.dir, digest);
       cells.push({
         name: cell.name,
         axes: cell.axes,
@@ -113,8 +122,10 @@ export async function buildSweep(loaded: LoadedSweep, home: string, now = new Da
       axes: loaded.axes,
       schedule: loaded.schedule,
       cells,
+      ...(store ? { store: store.url } : {}),
     };
     await writeFile(join(building, SWEEP_FILE), JSON.stringify(record, null, 2) + '\n');
+    if (store) await store.putBytes(sweepKey(record.name), JSON.stringify(record, null, 2) + '\n');
     await mkdir(join(building, FIRINGS_DIR));
     await rename(building, dir);
     return { dir, record };
@@ -124,13 +135,16 @@ export async function buildSweep(loaded: LoadedSweep, home: string, now = new Da
   }
 }
 
-export async function readSweep(home: string, name: string): Promise<{ dir: string; record: SweepRecord }> {
+/** The sweep's record from its folder, or, on a machine that did not create it, from the store. */
+export async function readSweep(home: string, name: string, store?: BundleStore): Promise<{ dir: string; record: SweepRecord }> {
   const dir = sweepDir(home, name);
   let text: string;
   try {
     text = await readFile(join(dir, SWEEP_FILE), 'utf8');
   } catch {
-    throw new SweepNotFoundError(name, `no sweep named ${name} in ${sweepsRoot(home)}`);
+    const stored = await store?.getBytes(sweepKey(name));
+    if (!stored) throw new SweepNotFoundError(name, `no sweep named ${name} in ${sweepsRoot(home)}${store ? ` or in store ${store.url}` : ''}`);
+    text = stored.toString('utf8');
   }
   const record = JSON.parse(text) as SweepRecord;
   if (record.schemaVersion !== SWEEP_SCHEMA_VERSION) throw new SweepNotFoundError(name, `${join(dir, SWEEP_FILE)} is not an ${SWEEP_SCHEMA_VERSION} record`);
@@ -141,13 +155,14 @@ export async function readSweep(home: string, name: string): Promise<{ dir: stri
 export function firingInput(dir: string, record: SweepRecord): RunSweepInput {
   return {
     sweep: record.name,
+    ...(record.store ? { store: record.store } : {}),
     firingsDir: join(dir, FIRINGS_DIR),
     host: record.host,
     maxConcurrent: record.maxConcurrent,
     tuning: { pollIntervalMs: record.pollIntervalMs },
     cells: record.cells.map((c) => ({
       name: c.name,
-      bundleDir: join(dir, c.bundle),
+      ...(record.store ? {} : { bundleDir: join(dir, c.bundle) }),
       digest: c.digest,
       axes: c.axes,
       taskType: c.taskType,
@@ -159,8 +174,30 @@ export function firingInput(dir: string, record: SweepRecord): RunSweepInput {
   };
 }
 
-/** Firing ids with a folder on disk, oldest first. */
-export async function firingIds(dir: string): Promise<string[]> {
+const FIRING_ID = /^\d{8}-\d{6}(-\d+)?$/;
+
+/** Firing ids, oldest first: claimed in the store (sweeps since the store), else with a folder on disk. */
+export async function firingIds(dir: string, record?: SweepRecord): Promise<string[]> {
+  if (record?.store) {
+    const store = await openStore(record.store);
+    const prefix = `sweeps/${record.name}/firings/`;
+    const ids: string[] = [];
+    for await (const o of store.list(prefix)) ids.push(o.key.slice(prefix.length).replace(/\.json$/, ''));
+    return ids.filter((n) => FIRING_ID.test(n)).sort();
+  }
   const names = await readdir(join(dir, FIRINGS_DIR)).catch(() => [] as string[]);
-  return names.filter((n) => /^\d{8}-\d{6}(-\d+)?$/.test(n)).sort();
+  return names.filter((n) => FIRING_ID.test(n)).sort();
+}
+
+/** A firing's claim: who fired it and for when. */
+export async function readFiring(dir: string, record: SweepRecord, firingId: string): Promise<FiringRecord | undefined> {
+  const text = record.store
+    ? (await (await openStore(record.store)).getBytes(firingKey(record.name, firingId)))?.toString('utf8')
+    : await readFile(join(dir, FIRINGS_DIR, firingId, FIRING_FILE), 'utf8').catch(() => undefined);
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text) as FiringRecord;
+  } catch {
+    return undefined;
+  }
 }

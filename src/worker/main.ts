@@ -6,6 +6,7 @@
 import { GracefulShutdownPeriodExpiredError, Runtime } from '@temporalio/worker';
 import type { FleetSettings } from '../common/fleet-activities';
 import { orbitHome, taskQueue, temporalTarget } from '../config';
+import { configuredStore, storeUrl } from '../store/open';
 import { parsePauseAfter } from '../activities';
 import { fleetHostsFromInventory, loadHostRegistry } from './hosts';
 import { createOrbitWorker } from './worker';
@@ -62,7 +63,11 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
   };
   for (const s of signals) process.on(s, onSignal);
 
-  console.log(`orbit worker: task queue "${taskQueue(env)}" on ${target.address} (${target.namespace}); hosts: ${hosts.names().join(', ')}`);
+  console.log(`orbit worker: task queue "${taskQueue(env)}" on ${target.address} (${target.namespace}); hosts: ${hosts.names().join(', ')}; store ${storeUrl(env)}`);
+  // Checked now, so a missing credential or bucket is said at start, not at the first run.
+  await configuredStore(env)
+    .then((s) => s.check())
+    .catch((e: Error) => console.error(`orbit worker: ${e.message}; runs kept in that store will fail to stage until it is fixed`));
   try {
     await worker.run();
   } catch (e) {

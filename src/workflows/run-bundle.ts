@@ -135,7 +135,7 @@ function resultOf(ctx: RunContext, verdict: RunResult['status'], reasons: string
     status: verdict,
     exitCode: status.exitCode,
     host: status.host,
-    bundleDir: input.bundleDir,
+    ...ctx.bundleAt(),
     digest: input.digest,
     collect: status.collect ?? NOTHING_COLLECTED,
     phases: status.phases,

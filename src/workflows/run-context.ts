@@ -3,7 +3,7 @@
  * the `status` query shows, the activities, and the recovery clock shared by collection and probing.
  */
 import { condition, log, upsertSearchAttributes } from '@temporalio/workflow';
-import type { HostState, RunRef } from '../common/activities';
+import type { BundleAt, HostState, RunRef } from '../common/activities';
 import { type JobEnding, type LeaseRecord, type OnHostLost, type Phase, type RunBundleInput, type RunStatus, type RunTuning, tuningOf } from '../common/run';
 import { LeaseInbox } from './lease-inbox';
 import { SA_HOST, SA_HOST_STATE, SA_JOB_STATE, SA_PHASE } from '../common/search-attributes';
@@ -65,6 +65,12 @@ export class RunContext {
   /** The run and its current host, as every activity input starts. */
   ref(): RunRef {
     return { runId: this.input.runId, host: this.status.host };
+  }
+
+  /** Where the activities find the bundle: the store (runs since the store) or the worker's folder (runs before it). */
+  bundleAt(): BundleAt {
+    const { store, bundleDir, digest } = this.input;
+    return store ? { store, digest } : { bundleDir };
   }
 
   setPhase(phase: Phase): void {

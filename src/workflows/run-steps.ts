@@ -21,12 +21,12 @@ async function stageAndLaunch(ctx: RunContext, resumeEnv?: Record<string, string
   const env = { ...leaseEnv(status.lease), ...resumeEnv };
   ctx.setPhase('staging');
   status.stage = await acts.control.stage.executeWithOptions({ startToCloseTimeout: seconds(input.timeouts.stageSeconds), summary: `stage on ${status.host}` }, [
-    { ...ctx.ref(), bundleDir: input.bundleDir, digest: input.digest },
+    { ...ctx.ref(), ...ctx.bundleAt(), digest: input.digest },
   ]);
   ctx.setPhase('launching');
   ctx.launchAttempted = true;
   status.launch = await acts.control.launch.executeWithOptions({ startToCloseTimeout: '2m', summary: `launch on ${status.host}` }, [
-    { ...ctx.ref(), bundleDir: input.bundleDir, env: Object.keys(env).length ? env : undefined },
+    { ...ctx.ref(), ...ctx.bundleAt(), env: Object.keys(env).length ? env : undefined },
   ]);
   ctx.setPhase('running');
 }
@@ -52,7 +52,7 @@ export async function monitor(ctx: RunContext): Promise<Step> {
       [
         {
           ...ctx.ref(),
-          bundleDir: input.bundleDir,
+          ...ctx.bundleAt(),
           logFile: input.logFile,
           pollIntervalMs: tuning.pollIntervalMs,
           deadlineMs: ctx.runDeadlineMs!,
@@ -103,7 +103,7 @@ export async function relaunch(ctx: RunContext): Promise<Step> {
   }
   const resume = await acts.control.stageResume.executeWithOptions(
     { startToCloseTimeout: seconds(input.timeouts.stageSeconds), summary: `stage resume state on ${to}` },
-    [{ ...ctx.ref(), bundleDir: input.bundleDir }],
+    [{ ...ctx.ref(), ...ctx.bundleAt() }],
   );
   status.relaunches.push({ from, to, resumeFrom: resume.localPath, at: new Date().toISOString() });
   await stageAndLaunch(ctx, resume.remotePath ? { [ENV.resumeFrom]: resume.remotePath } : undefined);
@@ -153,7 +153,7 @@ export function stopJob(ctx: RunContext) {
 export function collectOnce(ctx: RunContext) {
   return ctx.acts.collect.collect.executeWithOptions(
     { startToCloseTimeout: seconds(ctx.input.timeouts.collectSeconds), summary: `collect from ${ctx.status.host}` },
-    [{ ...ctx.ref(), bundleDir: ctx.input.bundleDir }],
+    [{ ...ctx.ref(), ...ctx.bundleAt() }],
   );
 }
 
@@ -181,7 +181,7 @@ export async function giveUp(ctx: RunContext): Promise<Step> {
   const { input, status } = ctx;
   ctx.lost = true;
   status.collect = await ctx.acts.control.reportLocal.executeWithOptions({ startToCloseTimeout: '10m', summary: 'report what was kept' }, [
-    { bundleDir: input.bundleDir, host: status.host, reason: `host ${status.host} did not answer before the collection deadline` },
+    { ...ctx.bundleAt(), runId: input.runId, host: status.host, reason: `host ${status.host} did not answer before the collection deadline` },
   ]);
   return 'verdict';
 }

@@ -42,8 +42,9 @@ const SA_SCHEDULED_START = defineSearchAttributeKey('TemporalScheduledStartTime'
 export interface SweepCellInput extends RunSpec {
   /** Cell name: its axis value names joined with '.'. */
   name: string;
-  /** The cell's frozen bundle, built by the client when the sweep was created. */
-  bundleDir: string;
+  /** Sweeps before the store: the cell's frozen bundle folder, built by the client when the sweep was created. */
+  bundleDir?: string;
+  /** The cell's frozen bundle: its name in the sweep's store. */
   digest: string;
   /** Axis name -> value name, for the memo. */
   axes: Record<string, string>;
@@ -51,7 +52,12 @@ export interface SweepCellInput extends RunSpec {
 
 export interface RunSweepInput {
   sweep: string;
-  /** Each firing runs in `<firingsDir>/<firing id>/<cell>/`. */
+  /**
+   * The store that holds the cells' bundles (since the store): each cell runs from there, with no
+   * copy, and the firing claims its id there. Absent in sweeps before it: each firing then clones the
+   * cells into `<firingsDir>/<firing id>/<cell>/`.
+   */
+  store?: string;
   firingsDir: string;
   host: string;
   maxConcurrent: number;
@@ -114,29 +120,37 @@ const { cloneBundle, claimFiring } = proxyActivities<CloneActivities>({
 });
 
 /** Clones one cell's bundle into the firing's folder and runs it as a child runBundle; records how it ended. */
+/** Where a cell's run finds its bundle: the store (the frozen cell itself), or a clone in the firing's folder (sweeps before the store). */
+async function cellBundle(input: RunSweepInput, firingId: string, cell: SweepCellInput, entry: SweepCellStatus): Promise<{ store?: string; bundleDir?: string; digest: string }> {
+  if (input.store) return { store: input.store, digest: cell.digest };
+  entry.state = 'cloning';
+  const clone = await cloneBundle.executeWithOptions(
+    {
+      startToCloseTimeout: '1h',
+      heartbeatTimeout: '1m',
+      summary: `clone ${cell.name}`,
+      retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
+    },
+    [{ sourceDir: cell.bundleDir ?? '', digest: cell.digest, destDir: `${input.firingsDir}/${firingId}/${cell.name}` }],
+  );
+  entry.bundleDir = clone.bundleDir;
+  return { bundleDir: clone.bundleDir, digest: clone.digest };
+}
+
 async function runCell(input: RunSweepInput, firingId: string, cell: SweepCellInput, entry: SweepCellStatus): Promise<void> {
   try {
-    entry.state = 'cloning';
-    const clone = await cloneBundle.executeWithOptions(
-      {
-        startToCloseTimeout: '1h',
-        heartbeatTimeout: '1m',
-        summary: `clone ${cell.name}`,
-        retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
-      },
-      [{ sourceDir: cell.bundleDir, digest: cell.digest, destDir: `${input.firingsDir}/${firingId}/${cell.name}` }],
-    );
-    entry.bundleDir = clone.bundleDir;
+    const bundle = await cellBundle(input, firingId, cell, entry);
     entry.state = 'running';
-    const runInput = runInputFor({ runId: entry.workflowId, bundleDir: clone.bundleDir, digest: clone.digest }, cell, {
+    const runInput = runInputFor({ runId: entry.workflowId, ...bundle }, cell, {
       host: input.host,
       tuning: input.tuning ?? input.run,
     });
+    const frozen = cell.bundleDir ?? `${input.store}/bundles/${cell.digest}`;
     const labels = runLabelsFor(runInput, cell, {
       name: cell.name,
       sweep: input.sweep,
-      memo: { sweep: input.sweep, firing: firingId, cell: cell.name, axes: cell.axes, frozenBundle: cell.bundleDir },
-      details: [`sweep ${input.sweep}, firing ${firingId}`, `frozen ${cell.bundleDir}`, `axes ${Object.entries(cell.axes).map(([k, v]) => `${k}=${v}`).join(' ')}`],
+      memo: { sweep: input.sweep, firing: firingId, cell: cell.name, axes: cell.axes, frozenBundle: frozen },
+      details: [`sweep ${input.sweep}, firing ${firingId}`, `frozen ${frozen}`, `axes ${Object.entries(cell.axes).map(([k, v]) => `${k}=${v}`).join(' ')}`],
     });
     const result = await executeChild(runBundle, { workflowId: entry.workflowId, args: [runInput], parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL, ...labels });
     entry.state = result.status;
@@ -166,7 +180,7 @@ export async function runSweep(input: RunSweepInput): Promise<SweepFiringResult>
   // The scheduled time names the firing, unless that time already fired (a backfill): then -2, -3...
   const claimed = await claimFiring.executeWithOptions(
     { startToCloseTimeout: '1m', heartbeatTimeout: '1m', summary: `claim firing ${status.firingId}` },
-    [{ firingsDir: input.firingsDir, firingId: status.firingId, owner: `${info.workflowId}/${info.runId}`, scheduledAt: status.scheduledAt }],
+    [{ firingsDir: input.firingsDir, ...(input.store ? { store: input.store, sweep: input.sweep } : {}), firingId: status.firingId, owner: `${info.workflowId}/${info.runId}`, scheduledAt: status.scheduledAt }],
   );
   const firingId = claimed.firingId;
   status.firingId = firingId;

@@ -1,0 +1,58 @@
+/**
+ * `orbit pull RUN [--to DIR] [--only GLOB]`: brings a run's bundle and what was collected of it from
+ * its store to this machine, each file verified by sha256. The run is found through Temporal (its
+ * memo names the store and the bundle), or, when Temporal cannot say, in this machine's store.
+ */
+import { parseArgs } from 'node:util';
+import { join, resolve } from 'node:path';
+import picomatch from 'picomatch';
+import { orbitHome, temporalTarget } from '../config';
+import { pullRun, readRunRecord } from '../store/cas';
+import { configuredStore, openStore } from '../store/open';
+import { CliError } from './errors';
+
+const USAGE = 'usage: orbit pull RUN [--to DIR] [--only GLOB]   (GLOB matches paths such as artifacts/**/*.json; repeat --only for more)';
+
+export async function orbitPull(argv: string[], out: (s: string) => void): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: { to: { type: 'string' }, only: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' } } });
+  } catch (e) {
+    throw new CliError(`${(e as Error).message}; ${USAGE}`);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    out(USAGE);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new CliError(`orbit pull: expected exactly one run id; ${USAGE}`);
+  const runId = positionals[0]!;
+  const where = await locate(runId);
+  const dir = resolve(values.to ?? join(orbitHome(), 'runs', runId));
+  const only = values.only?.length ? picomatch(values.only, { dot: true }) : undefined;
+  const t = await pullRun(await openStore(where.store), runId, where.digest, dir, { verifyLocal: true, ...(only ? { only } : {}) });
+  if (only && t.files === 0) throw new CliError(`orbit pull ${runId}: --only ${values.only!.join(' ')} matches none of the run's files`, 1);
+  out(`pulled ${runId} into ${dir}: ${t.files} files, ${t.bytes} bytes (${t.movedFiles} fetched, ${t.movedBytes} bytes; every file checked by sha256) from ${where.store}`);
+  return 0;
+}
+
+async function locate(runId: string): Promise<{ store: string; digest: string }> {
+  const { connectClient } = await import('./submit');
+  const { runWhere } = await import('./outcome');
+  try {
+    const client = await connectClient(temporalTarget());
+    try {
+      const w = await runWhere(client, runId);
+      if (w.store && w.digest) return { store: w.store, digest: w.digest };
+      if (w.bundleDir) throw new CliError(`run ${runId} was started before the store; its bundle is ${w.bundleDir} on the worker's machine`, 1);
+    } finally {
+      await client.connection.close().catch(() => undefined);
+    }
+  } catch (e) {
+    if (e instanceof CliError && e.exitCode === 1) throw e;
+  }
+  const store = await configuredStore();
+  const record = await readRunRecord(store, runId);
+  if (!record) throw new CliError(`run ${runId}: Temporal does not know it and store ${store.url} has no runs/${runId}/run.json`, 1);
+  return { store: store.url, digest: record.digest };
+}

@@ -1,0 +1,61 @@
+/** `orbit store gc [--older-than 30d] [--dry-run]`: drops what no kept run or sweep of the store names (see src/store/gc.ts). */
+import { parseArgs } from 'node:util';
+import { temporalTarget } from '../config';
+import { SA_BUNDLE_DIGEST } from '../common/search-attributes';
+import { parseDuration, formatDuration } from '../sweeps/duration';
+import { applyGc, planGc } from '../store/gc';
+import { configuredStore } from '../store/open';
+import { CliError } from './errors';
+
+const USAGE = 'usage: orbit store gc [--older-than 30d] [--dry-run]';
+
+export async function orbitStore(argv: string[], out: (s: string) => void): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: { 'older-than': { type: 'string' }, 'dry-run': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  } catch (e) {
+    throw new CliError(`${(e as Error).message}; ${USAGE}`);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    out(USAGE);
+    return 0;
+  }
+  if (positionals[0] !== 'gc' || positionals.length !== 1) throw new CliError(`orbit store: expected "gc"; ${USAGE}`);
+  let olderThanMs: number | undefined;
+  if (values['older-than'] !== undefined) {
+    const d = parseDuration(values['older-than']);
+    if (!d.ok) throw new CliError(`--older-than ${d.message}`);
+    olderThanMs = d.ms;
+  }
+  const store = await configuredStore();
+  await store.check();
+  const active = await activeRuns();
+  const plan = await planGc(store, { now: Date.now(), olderThanMs, activeRuns: active.ids, activeDigests: active.digests });
+  const verb = values['dry-run'] ? 'would drop' : 'dropped';
+  if (!values['dry-run']) await applyGc(store, plan);
+  out(
+    `store ${store.url}: ${verb} ${plan.runKeys.length} run records, ${plan.bundleKeys.length} bundles, ${plan.blobKeys.length} blobs (${plan.bytes} bytes); ` +
+      `kept ${plan.runsKept} runs (${active.ids.size} running or queued), ${plan.bundlesKept} bundles, ${plan.blobsKept} blobs` +
+      (olderThanMs === undefined ? '' : `; runs ended more than ${formatDuration(olderThanMs)} ago were dropped`),
+  );
+  return 0;
+}
+
+/** Runs Temporal has open (queued or running), by id and by the bundle digest they run. Refuses to guess when Temporal cannot say. */
+async function activeRuns(): Promise<{ ids: Set<string>; digests: Set<string> }> {
+  const { connectClient } = await import('./submit');
+  const client = await connectClient(temporalTarget());
+  const ids = new Set<string>();
+  const digests = new Set<string>();
+  try {
+    for await (const w of client.workflow.list({ query: `WorkflowType = 'runBundle' AND ExecutionStatus = 'Running'` })) {
+      ids.add(w.workflowId);
+      const digest = w.typedSearchAttributes.getAll().find((p) => p.key.name === SA_BUNDLE_DIGEST.name)?.value;
+      if (typeof digest === 'string') digests.add(digest);
+    }
+  } finally {
+    await client.connection.close().catch(() => undefined);
+  }
+  return { ids, digests };
+}
