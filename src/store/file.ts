@@ -3,7 +3,7 @@
  * temporary file beside the target and are renamed into place, so a reader never sees half an
  * object. One machine, or several sharing DIR over NFS.
  */
-import { constants, createReadStream } from 'node:fs';
+import { constants } from 'node:fs';
 import { copyFile, link, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -101,7 +101,7 @@ export class FileStore implements BundleStore {
       if (e.code === 'ENOENT') throw new StoreError('missing', `store ${this.url}: object ${key} is missing`);
       throw new StoreError('unreachable', `store ${this.url}: cannot read ${key} (${e.code ?? e.message})`, { cause: e });
     });
-    return createReadStream(p, { fd: handle.fd, autoClose: true }).on('close', () => void handle.close().catch(() => {}));
+    return handle.createReadStream(); // closes the handle when done
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {

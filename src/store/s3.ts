@@ -14,6 +14,10 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { StoreError, type BundleStore, type ObjectInfo } from './store';
 
+// Orbit runs on node >= 20 with this SDK pinned; the SDK's advisory about its future versions on node
+// < 22 would print nine lines on stderr (before every one-line error) the first time a client is made.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 /** Files from this size on go up in parts of this size (S3's minimum part is 5 MiB). */
 const PART_SIZE = 16 * 1024 * 1024;
 const DELETE_BATCH = 1000; // DeleteObjects' limit

@@ -28,6 +28,12 @@ const EXPECTED: Record<string, RegExp[]> = {
     /^\[fleet\] fleet history: \d+ run\(s\) .*max \d+/m,
     /^\[fleet\] history events per run \(runBundle, leased/m,
   ],
+  store: [
+    /^\[store\] submit .* ratio raw\/orbit \d+\.\d+ \(target >= 0\.9\)/m,
+    /^\[store\] resubmit the same bundle: moved \d+ of \d+ bytes = \d+\.\d+% \(target < 1%\)/m,
+    /^\[store\] collect .* ratio local\/\(local \+ S3\) \d+\.\d+ \(target >= 0\.8\)/m,
+    /^\[store\] moto RSS \d+ MiB at the end/m,
+  ],
 };
 
 function runScript(name: string, temporalAddress: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
