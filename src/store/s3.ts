@@ -51,6 +51,9 @@ export function s3StoreFrom(url: string, env: NodeJS.ProcessEnv = process.env): 
   const region = env.ORBIT_S3_REGION || env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1';
   // Path-style (http://host/bucket/key) when asked, or by default for a custom endpoint.
   const forcePathStyle = pathStyle === '1' || pathStyle === 'true' ? true : pathStyle === '0' || pathStyle === 'false' ? false : endpoint !== undefined;
+  // The pinned SDK supports this Node (20); its notice that later releases will not would be printed
+  // in every CLI command's output. The pin in package.json is where that upgrade is decided.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   return new S3Store({ bucket, prefix, endpoint, region, forcePathStyle });
 }
 
