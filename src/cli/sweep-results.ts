@@ -72,6 +72,7 @@ async function cellResult(
   firingId: string,
   cell: SweepRecord['cells'][number],
   firing: () => Promise<SweepFiringResult | undefined>,
+  env: NodeJS.ProcessEnv,
 ): Promise<CellResult> {
   const workflowId = cellWorkflowId(record.name, firingId, cell.name);
   const bundleDir = record.store ? undefined : join(dir, FIRINGS_DIR, firingId, cell.name);
@@ -93,7 +94,7 @@ async function cellResult(
   }
   const run = await awaitRun(handle, base.bundleDir);
   // A store-held cell's run is brought to this machine (a cache under ORBIT_HOME/runs/).
-  if (record.store) base.bundleDir = await runFolder(client, workflowId);
+  if (record.store) base.bundleDir = await runFolder(client, workflowId, env);
   const result: CellResult = {
     ...base,
     status: run.status,
@@ -110,7 +111,7 @@ async function cellResult(
 }
 
 /** Results of one firing (default: the latest with a folder). */
-export async function sweepResults(client: Client, registry: TaskRegistry, dir: string, record: SweepRecord, firing?: string): Promise<FiringResults> {
+export async function sweepResults(client: Client, registry: TaskRegistry, dir: string, record: SweepRecord, firing?: string, env: NodeJS.ProcessEnv = process.env): Promise<FiringResults> {
   const firings = await firingIds(dir, record);
   const firingId = firing ?? firings.at(-1);
   if (!firingId) throw new CliError(`sweep ${record.name} has not fired yet; fire it now with \`orbit sweep trigger ${record.name}\``);
@@ -121,7 +122,7 @@ export async function sweepResults(client: Client, registry: TaskRegistry, dir: 
   const firingWorkflowId = claim?.owner.split('/')[0];
   let fanOut: Promise<SweepFiringResult | undefined> | undefined;
   const firingOnce = () => (fanOut ??= firingWorkflowId ? firingStatus(client, firingWorkflowId) : Promise.resolve(undefined));
-  const cells = await Promise.all(record.cells.map((c) => cellResult(client, registry, dir, record, firingId, c, firingOnce)));
+  const cells = await Promise.all(record.cells.map((c) => cellResult(client, registry, dir, record, firingId, c, firingOnce, env)));
   const metricNames: string[] = [];
   for (const c of cells) for (const k of Object.keys(c.metrics)) if (!metricNames.includes(k)) metricNames.push(k);
   return {

@@ -27,6 +27,11 @@ export interface SweepContext {
   target: TemporalTarget;
 }
 
+/** The sweep's store: ORBIT_STORE, else the store under the context's ORBIT_HOME. */
+function storeOf(ctx: SweepContext) {
+  return configuredStore({ ...process.env, ORBIT_HOME: ctx.home });
+}
+
 export const SWEEP_HELP = `orbit sweep: scheduled sweeps over a matrix of requests (Temporal Schedules)
 
   orbit sweep validate FILE [--name N] [--host H]            check a sweep file and every cell; build nothing
@@ -63,7 +68,7 @@ async function describeSchedule(ctx: SweepContext, name: string): Promise<{ hand
 
 async function record(ctx: SweepContext, name: string): Promise<{ dir: string; record: SweepRecord }> {
   try {
-    return await readSweep(ctx.home, name, await configuredStore());
+    return await readSweep(ctx.home, name, await storeOf(ctx));
   } catch (e) {
     if (e instanceof SweepNotFoundError) throw new CliError(`${e.message}; the sweep was created with another ORBIT_HOME, or purged`);
     throw e;
@@ -93,7 +98,7 @@ export async function createSweep(ctx: SweepContext, loaded: LoadedSweep, option
   if (exists) throw new CliError(`a sweep named ${loaded.name} already exists; delete it first (\`orbit sweep delete ${loaded.name}\`) or set another name`);
   let built;
   try {
-    built = await buildSweep(loaded, ctx.home, undefined, await configuredStore());
+    built = await buildSweep(loaded, ctx.home, undefined, await storeOf(ctx));
   } catch (e) {
     if ((e as Error).message.includes('already exists')) throw new CliError((e as Error).message);
     throw e;
@@ -271,7 +276,7 @@ export async function sweepCommand(argv: string[], out: (s: string) => void, dep
       if (format !== 'table' && format !== 'csv' && format !== 'json') throw new CliError(`--format must be table, csv or json (got ${format})`);
       const ctx = await context();
       const { dir, record: r } = await record(ctx, name);
-      out(formatResults(await sweepResults(ctx.client, ctx.registry, dir, r, values.firing), format));
+      out(formatResults(await sweepResults(ctx.client, ctx.registry, dir, r, values.firing, { ...process.env, ORBIT_HOME: ctx.home }), format));
       return 0;
     }
     case 'delete': {
@@ -288,7 +293,7 @@ export async function sweepCommand(argv: string[], out: (s: string) => void, dep
       out(deleted ? `sweep ${name}: schedule deleted (running firings go on)` : `sweep ${name}: no schedule left`);
       if (values.purge) {
         await rm(sweepDir(ctx.home, name), { recursive: true, force: true });
-        const store = await configuredStore();
+        const store = await storeOf(ctx);
         const keys: string[] = [];
         for await (const o of store.list(`sweeps/${name}/`)) keys.push(o.key);
         await store.delete(keys);

@@ -44,6 +44,8 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
     namespace: target.namespace,
     taskQueue: taskQueue(env),
     hosts,
+    home: orbitHome(env),
+    env,
     pauseAfter: parsePauseAfter(env.ORBIT_TEST_PAUSE_AFTER),
     shutdownGraceMs: graceSeconds * 1000,
     shutdownForceMs: graceSeconds * 1000 + FORCE_AFTER_GRACE_MS,

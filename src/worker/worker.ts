@@ -30,6 +30,10 @@ export interface OrbitWorkerOptions {
   /** What each host offers the fleet, read at every reconciliation (default: "local" as detected, nothing else). */
   fleetHosts?: () => Promise<FleetHostSpec[]>;
   fleetSettings?: Partial<FleetSettings>;
+  /** This worker's ORBIT_HOME: where it keeps its copies of store-held runs (default: ORBIT_HOME of this process). */
+  home?: string;
+  /** Store settings and credentials (default: this process's environment). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export { localHost } from './hosts';
@@ -43,7 +47,7 @@ export async function createOrbitWorker(options: OrbitWorkerOptions): Promise<Wo
     taskQueue: options.taskQueue,
     workflowsPath: workflowsPath(),
     activities: {
-      ...createActivities({ hosts: options.hosts, secretSource: options.secretSource, pauseAfter: options.pauseAfter }),
+      ...createActivities({ hosts: options.hosts, secretSource: options.secretSource, pauseAfter: options.pauseAfter, home: options.home, env: options.env }),
       ...createCloneActivities(),
       ...createFleetActivities({ hosts: options.hosts, fleetHosts: options.fleetHosts ?? (async () => [await localHostSpec()]), settings: options.fleetSettings }),
     },

@@ -32,6 +32,7 @@ export async function startInProcessWorker(options: {
     namespace: 'default',
     taskQueue: options.taskQueue,
     hosts: new HostRegistry([localHost(options.orbitHome)]),
+    home: options.orbitHome,
     secretSource: options.secretSource,
     fleetHosts: async () => [{ ...ROOMY_LOCAL, ...options.local }],
     fleetSettings: { reconcileEveryMs: 1_000 },

@@ -170,15 +170,18 @@ pollInterval: 200ms
       ['s1.small', 's1.large', 's2.small', 's2.large'].map((c) => [c, 'succeeded', `${name}-${result.firingId}-${c}`]),
     );
 
-    // Each child: its own folder, verified artifacts, searchable by sweep; the frozen cells untouched.
+    // Each child runs its cell straight from the store (no clone): its own run folder on the worker,
+    // verified artifacts, its artifacts recorded in the store, searchable by sweep; the frozen cells untouched.
     const windows: [number, number][] = [];
+    const store = join(ctx.home, 'store');
     for (const c of result.cells) {
-      expect(c.bundleDir).toBe(join(dir, 'firings', result.firingId, c.cell));
-      expect((await verifyManifest(c.bundleDir!)).verified).toBe(true);
+      expect(c.bundleDir).toBeUndefined();
+      expect((await verifyManifest(join(ctx.home, 'runs', c.workflowId))).verified).toBe(true);
+      expect(existsSync(join(store, 'runs', c.workflowId, 'artifacts.json'))).toBe(true);
       const d = await client.workflow.getHandle(c.workflowId).describe();
       const sa = Object.fromEntries(d.typedSearchAttributes.getAll().map((p) => [p.key.name, p.value]));
       expect(sa).toMatchObject({ OrbitSweep: name, OrbitTaskType: 'collection', OrbitJobKind: 'collect', OrbitHost: 'local', OrbitPhase: 'succeeded' });
-      expect(d.memo).toMatchObject({ sweep: name, firing: result.firingId, cell: c.cell, bundleDir: c.bundleDir });
+      expect(d.memo).toMatchObject({ sweep: name, firing: result.firingId, cell: c.cell, store: `file://${store}` });
       windows.push([d.startTime.getTime(), d.closeTime!.getTime()]);
     }
     for (const c of readdirSync(join(dir, 'cells'))) expect(readdirSync(join(dir, 'cells', c, 'artifacts'))).toEqual([]);
@@ -209,14 +212,14 @@ pollInterval: 200ms
     expect(csv.split('\n')[0]).toBe('cell,seed,size,status,host,rows,columns,dropped');
     expect(csv.split('\n')).toContain('s1.small,s1,small,succeeded,local,30,3,0');
 
-    // A second firing runs in its own folder; the first one's results stay.
+    // A second firing claims its own id in the store; the first one's results stay.
     await sleep(1100); // a new second: firing ids are the scheduled time to the second
     await orbitSweep('trigger', name);
     const second = await waitFor('the second firing', async () => (await firings(name)).length === 2 && (await firings(name))[1]);
     const result2: SweepFiringResult = await resultOf(client, second);
     expect(result2.firingId).not.toBe(result.firingId);
-    expect(readdirSync(join(dir, 'firings')).sort()).toEqual([result.firingId, result2.firingId].sort());
-    expect((await verifyManifest(join(dir, 'firings', result.firingId, 's1.small'))).verified).toBe(true);
+    expect(readdirSync(join(store, 'sweeps', name, 'firings')).sort()).toEqual([`${result.firingId}.json`, `${result2.firingId}.json`].sort());
+    expect((await verifyManifest(join(ctx.home, 'runs', `${name}-${result.firingId}-s1.small`))).verified).toBe(true);
     expect(await orbitSweep('results', name, '--firing', result.firingId)).toContain(`firing ${result.firingId} (2 firings`);
     await expect(orbitSweep('results', name, '--firing', '20000101-000000')).rejects.toThrow(/has no firing 20000101-000000; its firings:/);
 
@@ -239,6 +242,7 @@ pollInterval: 200ms
     expect(await orbitSweep('delete', name, '--purge')).toContain(`sweep ${name}: schedule deleted`);
     await expect(describeSchedule(name)).rejects.toBeInstanceOf(ScheduleNotFoundError);
     expect(existsSync(dir)).toBe(false);
+    expect(existsSync(join(store, 'sweeps', name, 'sweep.json'))).toBe(false); // purged from the store too: gc may drop its cells
     console.log(`timing: one firing of 4 collection cells (2 at once) took ${firingSeconds.toFixed(1)} s from trigger to result`);
   });
 
