@@ -26,7 +26,7 @@ export interface ActivityDeps {
   pauseAfter?: Record<string, number>;
   /** Where this worker keeps its copies of store-held bundles: `<home>/runs/<run id>` (default ORBIT_HOME). */
   home?: string;
-  /** Store settings and credentials (ORBIT_S3_*, AWS_*; default: this process's environment). */
+  /** Store settings, ORBIT_S3_* (default: this process's environment; credentials always come from the AWS SDK's chain). */
   env?: NodeJS.ProcessEnv;
 }
 

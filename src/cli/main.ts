@@ -1,5 +1,5 @@
 /** orbit: submit and inspect runs. `orbit --help` lists the commands. */
-import type { WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/client';
 import type { Probe } from '../common/activities';
 import { isOutcome } from '../common/run';
 import { parseArgs } from 'node:util';
@@ -55,6 +55,20 @@ ORBIT_STORE (file://DIR, default file://$ORBIT_HOME/store, or s3://bucket/prefix
 ORBIT_S3_REGION, ORBIT_S3_PATH_STYLE and the usual AWS credentials),
 TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE / TEMPORAL_API_KEY / TEMPORAL_TLS_* (an existing cluster;
 otherwise the embedded dev server on 127.0.0.1:ORBIT_TEMPORAL_PORT, default 7233).`;
+
+/**
+ * The run's folder here, brought from its store; when the store cannot give it, the verdict is still
+ * printed (without the task's summary) and the store's problem is said on stderr.
+ */
+async function localFolder(client: Client, id: string, fallback: string | undefined): Promise<string | undefined> {
+  try {
+    return (await runFolder(client, id)) ?? fallback;
+  } catch (e) {
+    if (!(e instanceof StoreError)) throw e;
+    console.error(`orbit: the run's files could not be brought here, so its summary is missing: ${e.message}`);
+    return undefined;
+  }
+}
 
 /** The newest probe a running monitor heartbeated (fresher than the workflow's own status between returns). */
 function liveProbe(d: WorkflowExecutionDescription): Probe | undefined {
@@ -163,7 +177,7 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
       if (!values.follow) return 0;
       await follow(handle, out);
       const run = await awaitRun(handle, prepared.bundle.dir);
-      run.bundleDir = (await runFolder(client, handle.workflowId)) ?? run.bundleDir;
+      run.bundleDir = await localFolder(client, handle.workflowId, run.bundleDir);
       out(describeRun(run, await summarize(run)));
       return run.status === 'succeeded' ? 0 : 1;
     }
@@ -201,7 +215,7 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
         throw temporalCliError(e, target) ?? new CliError(`run ${id}: ${e.message}`, EXIT_TEMPORAL);
       });
       const run = await awaitRun(client.workflow.getHandle(id), where.bundleDir);
-      run.bundleDir = (await runFolder(client, id)) ?? run.bundleDir;
+      run.bundleDir = await localFolder(client, id, run.bundleDir);
       out(describeRun(run, await summarize(run)));
       return run.status === 'succeeded' ? 0 : 1;
     }

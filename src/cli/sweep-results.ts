@@ -15,6 +15,7 @@ import { cellWorkflowId, sweepStatusQuery, type SweepFiringResult } from '../wor
 import { SA_PHASE } from '../common/search-attributes';
 import { CliError } from './errors';
 import { awaitRun, runFolder } from './outcome';
+import { StoreError } from '../store/store';
 import { formatCsv, formatTable, type Cell } from './table';
 
 export interface CellResult {
@@ -94,7 +95,13 @@ async function cellResult(
   }
   const run = await awaitRun(handle, base.bundleDir);
   // A store-held cell's run is brought to this machine (a cache under ORBIT_HOME/runs/).
-  if (record.store) base.bundleDir = await runFolder(client, workflowId, env);
+  // A cell whose bundle the store cannot give (the reason its run failed, often) has no summary, only its error.
+  if (record.store) {
+    base.bundleDir = await runFolder(client, workflowId, env).catch((e: unknown) => {
+      if (e instanceof StoreError) return undefined;
+      throw e;
+    });
+  }
   const result: CellResult = {
     ...base,
     status: run.status,

@@ -64,6 +64,12 @@ export interface LeaseRequest {
   hosts?: string[];
   /** Hosts it must not go to (the one a relaunch left). */
   avoid?: string[];
+  /**
+   * When the run was submitted (its workflow's start time): the FIFO order within a priority, so the
+   * order runs were submitted in holds however their requests race to the fleet; a relaunch keeps its
+   * run's place. Absent in requests from before it: the fleet's arrival time stands in.
+   */
+  submittedAt?: string;
 }
 
 export interface QueuedRequest extends LeaseRequest {
@@ -310,9 +316,10 @@ export function setDrained(state: FleetState, name: string, drained: boolean, no
   return true;
 }
 
-/** Queue order: priority (higher first), then arrival. */
+/** Queue order: priority (higher first), then submission (else arrival), then arrival. */
 export function queueOrder(queue: QueuedRequest[]): QueuedRequest[] {
-  return [...queue].sort((a, b) => b.priority - a.priority || a.seq - b.seq);
+  const since = (r: QueuedRequest) => Date.parse(r.submittedAt ?? r.queuedAt);
+  return [...queue].sort((a, b) => b.priority - a.priority || since(a) - since(b) || a.seq - b.seq);
 }
 
 /** Of the hosts that can hold `req` now, the one it fills best. */

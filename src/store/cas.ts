@@ -243,6 +243,7 @@ async function fetchFiles(store: BundleStore, dir: string, files: StoredFile[], 
 export async function materializeBundle(store: BundleStore, digest: string, dir: string, options: FetchOptions = {}): Promise<Transfer> {
   const manifest = await readBundleManifest(store, digest);
   const t = await fetchFiles(store, dir, manifest.files, options);
+  if (options.only) return t; // a part of the bundle: only the files asked for
   for (const part of [INPUTS_DIR, SCRIPTS_DIR, RUNTIME_DIR, ARTIFACTS_DIR]) await mkdir(join(dir, part), { recursive: true });
   const frozen = join(dir, FROZEN_FILE);
   const had = await readFile(frozen, 'utf8').then((s) => (JSON.parse(s) as { digest?: string }).digest, () => undefined);

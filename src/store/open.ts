@@ -32,7 +32,11 @@ export function normalizeStoreUrl(url: string): string {
 
 const opened = new Map<string, Promise<BundleStore>>();
 
-/** The store behind `url`, opened once per process (settings and credentials from `env`, never from the URL). */
+/**
+ * The store behind `url`, opened once per process (by URL). ORBIT_S3_* settings come from `env`;
+ * credentials come from the AWS SDK's own chain (this process's AWS_* variables, profile files,
+ * instance role), never from the URL.
+ */
 export function openStore(url: string, env: NodeJS.ProcessEnv = process.env): Promise<BundleStore> {
   const key = normalizeStoreUrl(url);
   let store = opened.get(key);

@@ -32,7 +32,7 @@ export interface OrbitWorkerOptions {
   fleetSettings?: Partial<FleetSettings>;
   /** This worker's ORBIT_HOME: where it keeps its copies of store-held runs (default: ORBIT_HOME of this process). */
   home?: string;
-  /** Store settings and credentials (default: this process's environment). */
+  /** Store settings, ORBIT_S3_* (default: this process's environment; credentials always come from the AWS SDK's chain). */
   env?: NodeJS.ProcessEnv;
 }
 

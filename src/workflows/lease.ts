@@ -33,7 +33,7 @@ export async function acquireLease(ctx: RunContext, options: { hosts?: string[];
   status.queued = { since: new Date().toISOString(), requestId, resources, priority, ...(options.hosts ? { hosts: options.hosts } : {}) };
   ctx.setPhase('queued');
   await ctx.acts.control.requestLease.executeWithOptions({ startToCloseTimeout: '1m', summary: `queue for ${resources.gpus} gpu(s)` }, [
-    { request: { holder: holder(), requestId, resources, priority, ...(options.hosts ? { hosts: options.hosts } : {}), ...(options.avoid?.length ? { avoid: options.avoid } : {}) } },
+    { request: { holder: holder(), requestId, resources, priority, submittedAt: workflowInfo().startTime.toISOString(), ...(options.hosts ? { hosts: options.hosts } : {}), ...(options.avoid?.length ? { avoid: options.avoid } : {}) } },
   ]);
   await condition(() => inbox.grant !== undefined || inbox.refusal !== undefined);
   await handBackStale(ctx);

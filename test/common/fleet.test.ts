@@ -347,6 +347,18 @@ describe('schedule: best fit', () => {
 });
 
 describe('schedule: order', () => {
+  it('FIFO within a priority is by submission time when requests carry it, however they arrive', () => {
+    const s = fleetOf(host('a', 1));
+    submit(
+      s,
+      req('second', {}, { submittedAt: '2026-12-01T10:00:02.000Z' }),
+      req('first', {}, { submittedAt: '2026-12-01T10:00:01.000Z' }),
+      req('third', {}, { submittedAt: '2026-12-01T10:00:03.000Z' }),
+      req('urgent', {}, { priority: 1, submittedAt: '2026-12-01T10:00:09.000Z' }),
+    );
+    expect(queuedIds(s)).toEqual(['urgent', 'first', 'second', 'third']);
+  });
+
   it('higher priority first, FIFO within a priority', () => {
     const s = fleetOf(host('a', 1));
     submit(

@@ -6,10 +6,12 @@
 import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { appendFile, readFile, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ERROR } from '../../src/common/errors';
+import { blobKey, bundleKey } from '../../src/store/cas';
 import { sweepCommand, type SweepContext } from '../../src/cli/sweep';
 import type { FiringResults } from '../../src/cli/sweep-results';
 import { temporalTarget } from '../../src/config';
@@ -101,13 +103,13 @@ describe('refusals are final at once and say why', () => {
     expect(result.stdout).toContain(UNSAFE);
   });
 
-  it('sweep cells whose frozen bundle changed are refused at clone, once, and sweep results show them failed with the reason', async () => {
+  it('sweep cells run from the store: a local edit changes nothing, a tampered or missing bundle in the store is refused at staging, once', async () => {
     const name = `r${tag}-changed`;
     schedules.push(name);
     const file = join(tmp.dir, `${name}.yaml`);
     await writeFile(
       file,
-      `name: ${name}\nbase: { task: sleeper, score: 1 }\nmatrix:\n  case:\n    - { name: ok, set: { score: 5 } }\n    - { name: edited, set: { score: 6 } }\n    - { name: linked, set: { score: 7 } }\nschedule: { interval: 1d }\npollInterval: 200ms\n`,
+      `name: ${name}\nbase: { task: sleeper, score: 1 }\nmatrix:\n  case:\n    - { name: ok, set: { score: 5 } }\n    - { name: edited, set: { score: 6 } }\n    - { name: gone, set: { score: 7 } }\nschedule: { interval: 1d }\npollInterval: 200ms\n`,
     );
     const sweep = async (...argv: string[]): Promise<string> => {
       const lines: string[] = [];
@@ -117,9 +119,15 @@ describe('refusals are final at once and say why', () => {
     await sweep('create', file);
     const dir = join(ctx.home, 'sweeps', name);
     const record = JSON.parse(await readFile(join(dir, 'sweep.json'), 'utf8')) as SweepRecord;
-    const cellDir = (cell: string) => join(dir, record.cells.find((c) => c.name === cell)!.bundle);
-    await appendFile(join(cellDir('edited'), 'inputs', 'request.json'), ' ');
-    await symlink('/etc/passwd', join(cellDir('linked'), 'inputs', 'passwd'));
+    const cell = (n: string) => record.cells.find((c) => c.name === n)!;
+    const storeDir = join(ctx.home, 'store');
+    // The client's own copy of a cell is not what runs: editing it changes nothing.
+    await appendFile(join(dir, cell('ok').bundle, 'inputs', 'request.json'), ' ');
+    // In the store: one cell's request blob rewritten, another cell's manifest gone.
+    const request = await readFile(join(dir, cell('edited').bundle, 'inputs', 'request.json'));
+    const blob = blobKey(createHash('sha256').update(request).digest('hex'));
+    await writeFile(join(storeDir, blob), Buffer.from(request.toString('utf8').replace('6', '9')));
+    await rm(join(storeDir, bundleKey(cell('gone').digest)));
 
     await sweep('trigger', name);
     const firing = await within(
@@ -135,20 +143,23 @@ describe('refusals are final at once and say why', () => {
     );
     const err = await within(60_000, 'the firing to end', client.workflow.getHandle(firing).result()).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
-    const clones = activityTries((await client.workflow.getHandle(firing).fetchHistory()).events ?? [], 'cloneBundle');
-    expect(clones.map((t) => t.attempt)).toEqual([1, 1, 1]);
-    expect(clones.map((t) => t.failure?.applicationFailureInfo?.type ?? null).sort()).toEqual([null, ERROR.bundleTampered, ERROR.unsafeEntry].sort());
 
     const r = JSON.parse(await sweep('results', name, '--format', 'json')) as FiringResults;
     expect(r.cells.map((c) => [c.cell, c.status])).toEqual([
       ['ok', 'succeeded'],
       ['edited', 'failed'],
-      ['linked', 'failed'],
+      ['gone', 'failed'],
     ]);
-    expect(r.cells[1]!.error).toMatch(new RegExp(`bundle ${cellDir('edited')} .*digest`, 'i'));
-    expect(r.cells[2]!.error).toBe(UNSAFE);
+    expect(r.cells[0]!.metrics).toMatchObject({ score: 5 });
+    expect(r.cells[1]!.error).toContain(`store file://${storeDir}: object ${blob} (inputs/request.json)`);
+    expect(r.cells[1]!.error).toContain('changed or truncated');
+    expect(r.cells[2]!.error).toContain(`bundle ${cell('gone').digest} is not there (${bundleKey(cell('gone').digest)})`);
+    // Refused once: a corrupt or missing object is final, not retried.
+    for (const c of r.cells.slice(1)) {
+      const stages = activityTries((await client.workflow.getHandle(c.workflowId).fetchHistory()).events ?? [], 'stage');
+      expect(stages.map((t) => t.attempt)).toEqual([1]);
+    }
     const table = await sweep('results', name);
     expect(table).toMatch(/edited\s+edited\s+failed/);
-    expect(table).toContain(`linked: ${UNSAFE}`);
   });
 });
