@@ -12,7 +12,9 @@ function history(file: string) {
 }
 
 // Recorded from real runs on the dev server (ORBIT_RECORD_HISTORIES=1 npx vitest run --project integration
-// test/integration/run-bundle.test.ts test/integration/faults.test.ts test/integration/fleet.test.ts). The run-bundle-*
+// test/integration/run-bundle.test.ts test/integration/faults.test.ts test/integration/fleet.test.ts
+// test/integration/store-split.test.ts). run-bundle-stored-handover is a store-held run (input `store`, no
+// `bundleDir`) whose worker was SIGKILLed mid-run and another took it over. The run-bundle-*
 // histories without "leased" are runs from before the fleet (they replay through patched('fleet-lease') = false);
 // fleet-continued is one fleet execution up to its continue-as-new. A workflow change that breaks any of them must use patched().
 describe('recorded runBundle and fleet histories replay against the current workflow code', () => {
@@ -25,6 +27,7 @@ describe('recorded runBundle and fleet histories replay against the current work
       'run-bundle-leased.json',
       'run-bundle-lost.json',
       'run-bundle-relaunched.json',
+      'run-bundle-stored-handover.json',
       'run-bundle-succeeded.json',
     ]);
   });
