@@ -201,6 +201,10 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
       if (status?.lease) out(`  lease: ${status.lease.host} gpus [${status.lease.gpus.join(',')}] since ${status.lease.grantedAt} (token ${status.lease.token})`);
       if (status?.synced.files) out(`  synced while running: ${status.synced.files} files, ${status.synced.bytes} bytes`);
       for (const p of status?.phases ?? []) out(`  ${p.at}  ${p.phase}`);
+      if (d.status.name !== 'RUNNING') {
+        const ended = await awaitRun(handle).catch(() => undefined);
+        if (ended?.error && ended.status !== 'succeeded') out(`  reason: ${ended.error}`);
+      }
       const memo = (d.memo ?? {}) as Record<string, unknown>;
       if (typeof memo.store === 'string') out(`  store: ${memo.store} (bundle ${String(memo.digest)}; orbit pull ${id} brings it here)`);
       else if (typeof memo.bundleDir === 'string') out(`  bundle: ${memo.bundleDir}`);

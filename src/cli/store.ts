@@ -31,13 +31,17 @@ export async function orbitStore(argv: string[], out: (s: string) => void): Prom
   const store = await configuredStore();
   await store.check();
   const active = await activeRuns();
-  const plan = await planGc(store, { now: Date.now(), olderThanMs, activeRuns: active.ids, activeDigests: active.digests });
+  const grace = Number(process.env.ORBIT_GC_GRACE_SECONDS ?? 3600);
+  if (!Number.isFinite(grace) || grace < 0) throw new CliError(`ORBIT_GC_GRACE_SECONDS=${process.env.ORBIT_GC_GRACE_SECONDS} must be a number of seconds, 0 or more`);
+  const plan = await planGc(store, { now: Date.now(), olderThanMs, activeRuns: active.ids, activeDigests: active.digests, graceMs: grace * 1000 });
   const verb = values['dry-run'] ? 'would drop' : 'dropped';
   if (!values['dry-run']) await applyGc(store, plan);
+  const runs = new Set(plan.runKeys.map((k) => k.split('/')[1])).size;
   out(
-    `store ${store.url}: ${verb} ${plan.runKeys.length} run records, ${plan.bundleKeys.length} bundles, ${plan.blobKeys.length} blobs (${plan.bytes} bytes); ` +
+    `store ${store.url}: ${verb} ${runs} runs, ${plan.bundleKeys.length} bundles, ${plan.blobKeys.length} blobs (${plan.bytes} bytes); ` +
       `kept ${plan.runsKept} runs (${active.ids.size} running or queued), ${plan.bundlesKept} bundles, ${plan.blobsKept} blobs` +
-      (olderThanMs === undefined ? '' : `; runs ended more than ${formatDuration(olderThanMs)} ago were dropped`),
+      (olderThanMs === undefined ? ' (every run is kept without --older-than)' : ` (runs not running or queued whose newest record is older than ${formatDuration(olderThanMs)} go)`) +
+      `; anything younger than ${formatDuration(grace * 1000)} stays (ORBIT_GC_GRACE_SECONDS)`,
   );
   return 0;
 }

@@ -334,6 +334,37 @@ describe('the store split: client, two workers and a puller share only the store
       expect(status.stdout).toContain(`store: ${store.ORBIT_STORE}`);
     });
 
+    it('orbit store gc keeps what a queued run needs, drops an orphan blob, and drops the run once it ended', async () => {
+      const taskQueue = `store-split-gc-${randomUUID().slice(0, 8)}`;
+      const store = { ORBIT_STORE: 's3://orbit-faults/gc', ...s3.env, ORBIT_GC_GRACE_SECONDS: '0' };
+      const env = orbitEnv(join(tmp.dir, 'gc', 'client'), taskQueue, hostsFile, store);
+      const id = await submit(env); // no worker on this queue: the run stays queued
+      const inStore = await openStore(store.ORBIT_STORE, env);
+      const digest = (await readRunRecord(inStore, id))!.digest;
+      const orphan = blobKey('0'.repeat(64));
+      await inStore.putBytes(orphan, 'left by an upload that never committed');
+      const gc = await orbit(['store', 'gc', '--older-than', '0s'], env);
+      expect(gc.code, gc.stderr).toBe(0);
+      expect(gc.stdout).toMatch(/dropped \d+ runs, \d+ bundles, [1-9]\d* blobs/);
+      expect(await inStore.stat(orphan)).toBeUndefined();
+      // Everything the queued run will stage is still there.
+      for (const f of (await readBundleManifest(inStore, digest)).files) expect(await inStore.stat(blobKey(f.sha256))).toBeDefined();
+
+      await client.workflow.getHandle(id).terminate('gc test');
+      await until(
+        'gc to drop the ended run',
+        async () => {
+          const again = await orbit(['store', 'gc', '--older-than', '0s'], env);
+          expect(again.code, again.stderr).toBe(0);
+          return (await readRunRecord(inStore, id)) === undefined;
+        },
+        30_000,
+      );
+      await expect(readBundleManifest(inStore, digest)).rejects.toThrow(/not there/);
+      const dry = await orbit(['store', 'gc', '--dry-run'], env);
+      expect(dry.stdout).toMatch(/would drop 0 runs, 0 bundles, 0 blobs/);
+    });
+
     it('submit without S3 credentials: one line naming the store and credentials, no stack, no workflow', async () => {
       const taskQueue = `store-split-nocreds-${randomUUID().slice(0, 8)}`;
       const home = join(tmp.dir, 'nocreds', 'client');
