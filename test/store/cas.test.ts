@@ -51,9 +51,9 @@ const kinds: [string, () => Promise<BundleStore>][] = [
 ];
 
 describe.each(kinds)('content-addressed store on %s', (_kind, makeStore) => {
-  it('stores a dataset shared by two bundles once, and a resubmit sends nothing', async () => {
+  it('stores a 100 MB dataset shared by two bundles once (bytes sent measured), and a resubmit sends nothing', async () => {
     const store = await makeStore();
-    const dataset = Buffer.alloc(3 * 1024 * 1024, 7);
+    const dataset = Buffer.alloc(100 * 1024 * 1024, 7);
     const a = await bigBundle(join(await temp(), 'a'), dataset, 'job-a');
     const b = await bigBundle(join(await temp(), 'b'), dataset, 'job-b');
     expect(a.digest).not.toBe(b.digest); // job.json differs
@@ -64,10 +64,14 @@ describe.each(kinds)('content-addressed store on %s', (_kind, makeStore) => {
     expect(second.movedBytes).toBeLessThan(dataset.length / 100); // only the job.json that differs
     const again = await pushBundle(store, a.bundle.dir, a.digest);
     expect(again.movedBytes).toBe(0);
-    const blobs: string[] = [];
-    for await (const o of store.list('blobs/')) blobs.push(o.key);
-    expect(blobs.filter((k) => k.endsWith(sha(dataset)))).toHaveLength(1);
-  });
+    const blobs: { key: string; size: number }[] = [];
+    for await (const o of store.list('blobs/')) blobs.push(o);
+    expect(blobs.filter((o) => o.key.endsWith(sha(dataset)))).toHaveLength(1);
+    // What the store holds is one dataset plus two small bundles' worth, not two datasets.
+    const held = blobs.reduce((n, o) => n + o.size, 0);
+    expect(held).toBeLessThan(dataset.length * 1.01);
+    expect(first.movedBytes + second.movedBytes + again.movedBytes).toBe(held);
+  }, 120_000);
 
   it('materializes a bundle byte for byte, with modes, and the digest still holds', async () => {
     const store = await makeStore();
