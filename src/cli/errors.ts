@@ -80,3 +80,12 @@ export async function checkNamespace(client: Client, where: TemporalWhere): Prom
     throw temporalCliError(e, where) ?? e;
   }
 }
+
+/** Runs a flag parser (node's parseArgs): an unknown or malformed flag is a usage error naming the usage line (exit 2), never a stack. */
+export function parseOrUsage<T>(usage: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    throw new CliError(`${(e as Error).message}; ${usage}`);
+  }
+}

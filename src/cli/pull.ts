@@ -3,28 +3,21 @@
  * its store to this machine, each file verified by sha256. The run is found through Temporal (its
  * memo names the store and the bundle), or, when Temporal cannot say, in this machine's store.
  */
-import { parseArgs } from 'node:util';
 import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import picomatch from 'picomatch';
 import { orbitHome, temporalTarget } from '../config';
 import { pullRun, readRunRecord } from '../store/cas';
 import { configuredStore, openStore } from '../store/open';
-import { CliError } from './errors';
+import { CliError, parseOrUsage } from './errors';
 
 const USAGE = 'usage: orbit pull RUN [--to DIR] [--only GLOB]   (GLOB matches paths such as artifacts/**/*.json; repeat --only for more)';
 
 export async function orbitPull(argv: string[], out: (s: string) => void): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: { to: { type: 'string' }, only: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' } } });
-  } catch (e) {
-    throw new CliError(`${(e as Error).message}; ${USAGE}`);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    out(USAGE);
-    return 0;
-  }
+  const { values, positionals } = parseOrUsage(USAGE, () =>
+    parseArgs({ args: argv, allowPositionals: true, options: { to: { type: 'string' }, only: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' } } }),
+  );
+  if (values.help) return (out(USAGE), 0);
   if (positionals.length !== 1) throw new CliError(`orbit pull: expected exactly one run id; ${USAGE}`);
   const runId = positionals[0]!;
   const where = await locate(runId);

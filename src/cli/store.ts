@@ -5,22 +5,15 @@ import { SA_BUNDLE_DIGEST } from '../common/search-attributes';
 import { parseDuration, formatDuration } from '../sweeps/duration';
 import { applyGc, planGc } from '../store/gc';
 import { configuredStore } from '../store/open';
-import { CliError } from './errors';
+import { CliError, parseOrUsage } from './errors';
 
 const USAGE = 'usage: orbit store gc [--older-than 30d] [--dry-run]';
 
 export async function orbitStore(argv: string[], out: (s: string) => void): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: { 'older-than': { type: 'string' }, 'dry-run': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
-  } catch (e) {
-    throw new CliError(`${(e as Error).message}; ${USAGE}`);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    out(USAGE);
-    return 0;
-  }
+  const { values, positionals } = parseOrUsage(USAGE, () =>
+    parseArgs({ args: argv, allowPositionals: true, options: { 'older-than': { type: 'string' }, 'dry-run': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }),
+  );
+  if (values.help) return (out(USAGE), 0);
   if (positionals[0] !== 'gc' || positionals.length !== 1) throw new CliError(`orbit store: expected "gc"; ${USAGE}`);
   let olderThanMs: number | undefined;
   if (values['older-than'] !== undefined) {
