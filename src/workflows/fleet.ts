@@ -21,7 +21,8 @@ import {
 } from '@temporalio/workflow';
 import type { Deliveries, FleetActivities, FleetSettings } from '../common/fleet-activities';
 import { FLEET_DEFAULTS } from '../common/fleet-activities';
-import { emptyFleet, enqueue, FLEET_SIGNALS, markAnswering, markLost, neverFits, releaseHolder, releaseLease, schedule, setDrained, setInventory, type FleetState, type Holder, type LeaseGrant, type LeaseRefusal, type LeaseRequest } from '../common/fleet';
+import { emptyFleet, enqueue, FLEET_SIGNALS, neverFits, releaseHolder, releaseLease, schedule, type FleetState, type Holder, type LeaseGrant, type LeaseRefusal, type LeaseRequest } from '../common/fleet';
+import { markAnswering, markLost, setDrained, setInventory } from '../common/fleet-hosts';
 import { fleetView, type FleetView } from '../common/fleet-view';
 
 export interface FleetInput {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { candidatesOf, conditionOf, describeResources, emptyFleet, enqueue, fleetWorkflowId, LOCAL_HOST, leaseCost, markAnswering, markLost, neverFits, queueOrder, releaseHolder, releaseLease, schedule, setDrained, setInventory, unmetBy, usageOf, type FleetHostSpec, type FleetState, type Holder, type Lease, type LeaseRequest, type LeaseResources, type ScheduleResult } from '../../src/common/fleet';
+import { candidatesOf, conditionOf, describeResources, emptyFleet, enqueue, fleetWorkflowId, LOCAL_HOST, leaseCost, neverFits, queueOrder, releaseHolder, releaseLease, schedule, unmetBy, usageOf, type FleetHostSpec, type FleetState, type Holder, type Lease, type LeaseRequest, type LeaseResources, type ScheduleResult } from '../../src/common/fleet';
+import { markAnswering, markLost, setDrained, setInventory } from '../../src/common/fleet-hosts';
 import { fleetView } from '../../src/common/fleet-view';
 
 // ------------------------------------------------------------------ builders
