@@ -30,7 +30,7 @@ const EXPECTED: Record<string, RegExp[]> = {
   ],
   store: [
     /^\[store\] submit .* ratio raw\/orbit \d+\.\d+ \(target >= 0\.9\)/m,
-    /^\[store\] resubmit the same bundle: moved \d+ of \d+ bytes = \d+\.\d+% \(target < 1%\)/m,
+    /^\[store\] resubmit the same bundle: moved \d+ of \d+ bytes = \d+\.\d+% \(worst of \d+; target < 1%\)/m,
     /^\[store\] collect .* ratio local\/\(local \+ S3\) \d+\.\d+ \(target >= 0\.8\)/m,
     /^\[store\] moto RSS \d+ MiB at the end/m,
   ],
