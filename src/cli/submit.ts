@@ -97,7 +97,9 @@ export async function prepareRun(loaded: LoadedRequest, options: RunOptions): Pr
     throw e;
   }
   const bundle = await Bundle.open(finalDir);
-  const digest = await bundle.assertDigest();
+  // Frozen a moment ago; pushBundle below hashes every file once more and refuses a digest that no longer holds.
+  const digest = await bundle.frozenDigest();
+  if (!digest) throw new Error(`bundle ${finalDir} was not frozen`);
   const placed = await placeRun(bundle.spec.resources, options).catch(async (e: unknown) => {
     await rm(finalDir, { recursive: true, force: true });
     throw e;
