@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Bundle, ValidationError } from '../bundle';
 import type { BundleAt, RunRef } from '../common/activities';
 import { orbitHome } from '../config';
-import { materializeBundle, publishArtifacts, restoreArtifacts, writeRunRecord, type HashCache, type Transfer } from '../store/cas';
+import { materializeBundle, newPublishCache, publishArtifacts, restoreArtifacts, writeRunRecord, type PublishCache, type Transfer } from '../store/cas';
 import { openStore } from '../store/open';
 import { StoreError, type BundleStore } from '../store/store';
 import type { HostRegistry } from '../hosts/registry';
@@ -43,7 +43,7 @@ export function parsePauseAfter(value: string | undefined): Record<string, numbe
 export class ActivityKit {
   /** Runs whose bundle and synced artifacts this process already brought from the store. */
   private readonly local = new Set<string>();
-  private readonly hashes = new Map<string, HashCache>();
+  private readonly published = new Map<string, PublishCache>();
 
   constructor(readonly deps: ActivityDeps) {}
 
@@ -82,14 +82,14 @@ export class ActivityKit {
   async publish(input: RunRef & BundleAt, dir: string): Promise<Transfer | undefined> {
     if (!input.store) return undefined;
     const store = await this.store(input.store);
-    let cache = this.hashes.get(input.runId);
-    if (!cache) this.hashes.set(input.runId, (cache = new Map()));
+    let cache = this.published.get(input.runId);
+    if (!cache) this.published.set(input.runId, (cache = newPublishCache()));
     return publishArtifacts(store, input.runId, dir, cache);
   }
 
   /** Forgets a run's in-memory state (after its final collection). */
   forget(runId: string): void {
-    this.hashes.delete(runId);
+    this.published.delete(runId);
   }
 
   /** The host by its registry name; an unknown name is final. */

@@ -112,10 +112,10 @@ export function digestOf(files: StoredFile[]): string {
   return `sha256:${h.digest('hex')}`;
 }
 
-/** Uploads the blobs the store lacks. */
-async function pushBlobs(store: BundleStore, root: string, files: StoredFile[]): Promise<Transfer> {
+/** Uploads the blobs the store lacks; those in `known` (stored and named by a record already) are not even asked about. */
+async function pushBlobs(store: BundleStore, root: string, files: StoredFile[], known?: Set<string>): Promise<Transfer> {
   const t: Transfer = { files: files.length, bytes: 0, movedFiles: 0, movedBytes: 0 };
-  const seen = new Set<string>();
+  const seen = new Set<string>(known);
   const unique = files.filter((f) => (seen.has(f.sha256) ? false : (seen.add(f.sha256), true)));
   for (const f of files) t.bytes += f.size;
   await eachLimit(unique, CONCURRENCY, async (f) => {
@@ -255,12 +255,26 @@ export async function materializeBundle(store: BundleStore, digest: string, dir:
 const RUN_PARTS = [RUNTIME_DIR, ARTIFACTS_DIR] as const;
 const notPublished = (path: string): boolean => path === FROZEN_FILE || /\.(tmp|fetch)-\d+(-\d+)?$/.test(path);
 
-/** Uploads what the run's folder holds of runtime/ and artifacts/ (new blobs only) and records it. */
-export async function publishArtifacts(store: BundleStore, runId: string, dir: string, cache?: HashCache): Promise<Transfer> {
-  const files = await describeTree(dir, RUN_PARTS, cache, notPublished);
-  const sent = await pushBlobs(store, dir, files);
+/** What a worker remembers of a run between publishes: file hashes, and the blobs its record already names. */
+export interface PublishCache {
+  hashes: HashCache;
+  /** Blobs in the store and named by the run's artifacts record (so gc keeps them while the run is kept). */
+  stored: Set<string>;
+}
+
+export const newPublishCache = (): PublishCache => ({ hashes: new Map(), stored: new Set() });
+
+/**
+ * Uploads what the run's folder holds of runtime/ and artifacts/ (new blobs only) and records it.
+ * With a cache, a publish rehashes only changed files and asks the store only about blobs its record
+ * does not name yet: a sync that brought one file costs one upload, not a request per file.
+ */
+export async function publishArtifacts(store: BundleStore, runId: string, dir: string, cache?: PublishCache): Promise<Transfer> {
+  const files = await describeTree(dir, RUN_PARTS, cache?.hashes, notPublished);
+  const sent = await pushBlobs(store, dir, files, cache?.stored);
   const record: ArtifactsRecord = { format: STORE_FORMAT, runId, updatedAt: new Date().toISOString(), files };
   await store.putBytes(artifactsKey(runId), JSON.stringify(record) + '\n');
+  for (const f of files) cache?.stored.add(f.sha256); // only once the record naming them is written
   return sent;
 }
 

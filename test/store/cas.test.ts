@@ -3,11 +3,11 @@
  * untrusted objects, commit order, run artifacts and gc. The same cases run on file:// and on S3 (moto).
  */
 import { createHash } from 'node:crypto';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Bundle } from '../../src/bundle';
-import { artifactsKey, blobKey, bundleKey, materializeBundle, publishArtifacts, pullRun, pushBundle, readArtifacts, writeRunRecord } from '../../src/store/cas';
+import { artifactsKey, blobKey, bundleKey, materializeBundle, newPublishCache, publishArtifacts, pullRun, pushBundle, readArtifacts, writeRunRecord } from '../../src/store/cas';
 import { FileStore } from '../../src/store/file';
 import { applyGc, planGc } from '../../src/store/gc';
 import { s3StoreFrom } from '../../src/store/s3';
@@ -139,14 +139,26 @@ describe.each(kinds)('content-addressed store on %s', (_kind, makeStore) => {
     await pushBundle(store, a.bundle.dir, a.digest);
     await writeRunRecord(store, { runId: 'r1', digest: a.digest });
     await writeFile(join(a.bundle.dir, 'artifacts/step-1.txt'), 'one');
-    const p1 = await publishArtifacts(store, 'r1', a.bundle.dir, new Map());
+    const p1 = await publishArtifacts(store, 'r1', a.bundle.dir, newPublishCache());
     expect(p1.movedFiles).toBe(1);
     await writeFile(join(a.bundle.dir, 'artifacts/step-2.txt'), 'two');
     await writeFile(join(a.bundle.dir, 'runtime/exit_code'), '0\n');
-    const cache = new Map();
+    const cache = newPublishCache();
     await publishArtifacts(store, 'r1', a.bundle.dir, cache);
-    const p3 = await publishArtifacts(store, 'r1', a.bundle.dir, cache);
+    // With the cache, a publish asks the store only about blobs its record does not name yet.
+    const asked: string[] = [];
+    const counting: BundleStore = Object.assign(Object.create(store) as BundleStore, {
+      stat: (key: string) => (asked.push(key), store.stat(key)),
+    });
+    const p3 = await publishArtifacts(counting, 'r1', a.bundle.dir, cache);
     expect(p3.movedFiles).toBe(0);
+    expect(asked).toEqual([]);
+    await writeFile(join(a.bundle.dir, 'artifacts/step-3.txt'), 'three');
+    const p4 = await publishArtifacts(counting, 'r1', a.bundle.dir, cache);
+    expect(p4.movedFiles).toBe(1);
+    expect(asked).toEqual([blobKey(sha('three'))]);
+    await rm(join(a.bundle.dir, 'artifacts/step-3.txt'));
+    await publishArtifacts(store, 'r1', a.bundle.dir, cache); // the record follows the folder
     const record = await readArtifacts(store, 'r1');
     expect(record?.files.map((f) => f.path).sort()).toEqual(['artifacts/step-1.txt', 'artifacts/step-2.txt', 'runtime/exit_code']);
     const dest = join(await temp(), 'pulled');
