@@ -13,14 +13,14 @@
  *   npx tsx bench/collect.ts [--tiny] [--reps 4] [--no-breakdown] [--big-mib 256] [--small-count 8192] [--small-kib 32] [--no-resume]
  */
 import { createHash, randomFillSync } from 'node:crypto';
-import { link, mkdir, open, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { walkFiles } from '../src/bundle';
 import { ShellHost, type CollectResult } from '../src/hosts/shell-host';
 import { SshTransport } from '../src/hosts/ssh';
 import { scriptBundle, tempDir } from '../test/helpers/bundles';
 import { startSshd, type SshdServer } from '../test/helpers/sshd';
-import { countingProxy, line, machine, median, mib, mibps, orbitHost, parseArgs, run, runMain, sleep, sshOptions, target, transportOptions, verdict } from './lib';
+import { countingProxy, line, machine, median, mib, mibps, orbitHost, parseArgs, run, runMain, sleep, sshOptions, target, transportOptions, verdict, writeRandomFile } from './lib';
 
 const B = 'collect';
 const MiB = 1024 * 1024;
@@ -242,18 +242,8 @@ async function makeDatasets(sshd: SshdServer, tmpDir: string, big: { count: numb
 
   for (let i = 0; i < big.count; i++) {
     const path = `checkpoints/step-${(i + 1) * 1000}/model.pt`;
-    await mkdir(join(root('mixed'), 'artifacts', path, '..'), { recursive: true });
-    const fh = await open(join(root('mixed'), 'artifacts', path), 'w');
-    const hash = createHash('sha256');
-    for (let left = big.size; left > 0; ) {
-      const len = Math.min(left, buf.length);
-      randomFillSync(buf, 0, len);
-      hash.update(buf.subarray(0, len));
-      await fh.write(buf, 0, len);
-      left -= len;
-    }
-    await fh.close();
-    entries.push({ path, size: big.size, sha256: hash.digest('hex'), kind: 'big' });
+    const sha256 = await writeRandomFile(join(root('mixed'), 'artifacts', path), big.size, buf);
+    entries.push({ path, size: big.size, sha256, kind: 'big' });
   }
   const jitter = small.mean - 1024;
   for (let i = 0; i < small.count; i++) {

@@ -6,11 +6,12 @@
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { execFileSync, spawn, type SpawnOptions } from 'node:child_process';
+import { createHash, randomFillSync } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { connect as netConnect, createServer as createNetServer, type Socket } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { RUN_GROUP, RUN_PID } from '../src/hosts/host/scripts';
 import { HostRegistry } from '../src/hosts/registry';
 import { ShellHost } from '../src/hosts/shell-host';
@@ -453,4 +454,23 @@ export function withNoDelay<T extends ShellHost>(host: T): T {
     return live;
   };
   return host;
+}
+
+/** Writes `size` random (incompressible) bytes to `path`, through `buf`; returns their sha256. */
+export async function writeRandomFile(path: string, size: number, buf: Buffer): Promise<string> {
+  await mkdir(dirname(path), { recursive: true });
+  const fh = await open(path, 'w');
+  const hash = createHash('sha256');
+  try {
+    for (let left = size; left > 0; ) {
+      const len = Math.min(left, buf.length);
+      randomFillSync(buf, 0, len);
+      hash.update(buf.subarray(0, len));
+      await fh.write(buf, 0, len);
+      left -= len;
+    }
+  } finally {
+    await fh.close();
+  }
+  return hash.digest('hex');
 }

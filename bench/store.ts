@@ -28,7 +28,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { createHash, randomFillSync } from 'node:crypto';
 import { createReadStream, readdirSync, readFileSync } from 'node:fs';
-import { copyFile, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Bundle, sha256File, walkFiles } from '../src/bundle';
@@ -41,7 +41,7 @@ import type { BundleStore } from '../src/store/store';
 import { jobSpec, scriptBundle, tempDir } from '../test/helpers/bundles';
 import { startS3Server, type S3Server } from '../test/helpers/s3';
 import { startSshd, type SshdServer } from '../test/helpers/sshd';
-import { line, machine, median, mib, mibps, orbitHost, parseArgs, run, runMain, s, verdict } from './lib';
+import { line, machine, median, mib, mibps, orbitHost, parseArgs, run, runMain, s, verdict, writeRandomFile } from './lib';
 
 const B = 'store';
 const MiB = 1024 * 1024;
@@ -164,21 +164,6 @@ async function sha256Reads(path: string, highWaterMark: number): Promise<string>
   return hash.digest('hex');
 }
 
-async function writeRandom(path: string, bytes: number): Promise<void> {
-  const buf = Buffer.alloc(8 * MiB);
-  const fh = await open(path, 'w');
-  try {
-    for (let left = bytes; left > 0; ) {
-      const len = Math.min(left, buf.length);
-      randomFillSync(buf, 0, len);
-      await fh.write(buf, 0, len);
-      left -= len;
-    }
-  } finally {
-    await fh.close();
-  }
-}
-
 const settle = async (dir?: string) => {
   if (dir) await rm(dir, { recursive: true, force: true });
   await run('sync', []);
@@ -232,7 +217,7 @@ async function submitFigures(reps: number, inputBytes: number, experiments: bool
   const bundle = await Bundle.create(bundleDir, jobSpec({ jobId: 'bench-store' }));
   await bundle.writeScript('job.sh', '#!/usr/bin/env bash\nset -eu\ntrue\n', true);
   const input = bundle.path('inputs/data.bin');
-  await writeRandom(input, inputBytes);
+  await writeRandomFile(input, inputBytes, Buffer.alloc(8 * MiB)); // setup, untimed
   const digest = await bundle.freeze();
   const bundleBytes = (await describeTree(bundleDir, FROZEN_PARTS)).reduce((a, f) => a + f.size, 0);
   line(B, `submit: bundle with one random input of ${mib(inputBytes)} (${mib(bundleBytes)} in all); multipart ${PART_SIZE / MiB} MiB parts, ${QUEUE_SIZE} at once, both sides; reps ${reps}`);
@@ -431,18 +416,8 @@ async function makeRun(sshd: SshdServer, tmpDir: string, big: { count: number; s
   const buf = Buffer.alloc(8 * MiB);
   for (let i = 0; i < big.count; i++) {
     const path = `checkpoints/step-${(i + 1) * 1000}/model.pt`;
-    await mkdir(join(root, 'artifacts', path, '..'), { recursive: true });
-    const fh = await open(join(root, 'artifacts', path), 'w');
-    const hash = createHash('sha256');
-    for (let left = big.size; left > 0; ) {
-      const len = Math.min(left, buf.length);
-      randomFillSync(buf, 0, len);
-      hash.update(buf.subarray(0, len));
-      await fh.write(buf, 0, len);
-      left -= len;
-    }
-    await fh.close();
-    entries.push({ path, size: big.size, sha256: hash.digest('hex') });
+    const sha256 = await writeRandomFile(join(root, 'artifacts', path), big.size, buf);
+    entries.push({ path, size: big.size, sha256 });
   }
   const jitter = small.mean - 1024;
   for (let i = 0; i < small.count; i++) {
