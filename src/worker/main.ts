@@ -2,6 +2,8 @@
  * `orbit worker`: runs a worker until SIGINT or SIGTERM, then drains: polling stops at once, running
  * activities get ORBIT_WORKER_GRACE_SECONDS to finish (a monitor is cancelled then and retries on
  * another worker; its job runs on), and the process exits 0 with one line. A second signal exits at once.
+ * Quiet by default: its own start and stop lines, and the Temporal SDK's records from WARN up only
+ * (see ./logging: --log-level / ORBIT_LOG_LEVEL, ORBIT_LOG_FILE).
  */
 import { GracefulShutdownPeriodExpiredError, Runtime } from '@temporalio/worker';
 import type { FleetSettings } from '../common/fleet-activities';
@@ -9,6 +11,7 @@ import { orbitHome, taskQueue, temporalTarget } from '../config';
 import { configuredStore, storeUrl } from '../store/open';
 import { parsePauseAfter } from '../activities';
 import { fleetHostsFromInventory, loadHostRegistry } from './hosts';
+import { commandLog, installQuietRuntime, parseLogLevel } from './logging';
 import { createOrbitWorker } from './worker';
 
 export const DEFAULT_GRACE_SECONDS = 20;
@@ -35,7 +38,22 @@ export function fleetSettingsFrom(env: NodeJS.ProcessEnv = process.env): Partial
 
 const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
 
-export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+export interface RunWorkerOptions {
+  /**
+   * trace, debug, info, warn or error (default ORBIT_LOG_LEVEL, else info): the worker's own lines
+   * from this level up; the SDK's records from WARN up, or from this level when it is debug or trace.
+   */
+  logLevel?: string;
+  /** Default: this process's environment. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
+  const env = options.env ?? process.env;
+  const level = options.logLevel !== undefined ? parseLogLevel(options.logLevel, '--log-level') : parseLogLevel(env.ORBIT_LOG_LEVEL, 'ORBIT_LOG_LEVEL');
+  // Before the first connection: that creates the SDK's Runtime, with the console logger unless one is installed.
+  installQuietRuntime(level, env);
+  const log = commandLog(level, env);
   const target = temporalTarget(env);
   const graceSeconds = shutdownGraceSeconds(env);
   const hosts = await loadHostRegistry(orbitHome(env), env);
@@ -58,29 +76,29 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
   const signals = Runtime.instance().options.shutdownSignals;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stop) {
-      console.error(`orbit worker: second ${signal}: exiting now, without waiting for running activities`);
+      log.warn(`orbit worker: second ${signal}: exiting now, without waiting for running activities`);
       process.exit(1);
     }
     stop = { signal, at: Date.now(), running: worker.getStatus().numInFlightActivities };
   };
   for (const s of signals) process.on(s, onSignal);
 
-  console.log(`orbit worker: task queue "${taskQueue(env)}" on ${target.address} (${target.namespace}); hosts: ${hosts.names().join(', ')}; store ${storeUrl(env)}`);
+  log.info(`orbit worker: task queue "${taskQueue(env)}" on ${target.address} (${target.namespace}); hosts: ${hosts.names().join(', ')}; store ${storeUrl(env)}`);
   // Checked now, so a missing credential or bucket is said at start, not at the first run.
   await configuredStore(env)
     .then((s) => s.check())
-    .catch((e: Error) => console.error(`orbit worker: ${e.message}; runs kept in that store will fail to stage until it is fixed`));
+    .catch((e: Error) => log.warn(`orbit worker: ${e.message}; runs kept in that store will fail to stage until it is fixed`));
   try {
     await worker.run();
   } catch (e) {
     if (!(e instanceof GracefulShutdownPeriodExpiredError)) throw e;
-    console.error(`orbit worker: ${stop?.signal ?? 'shutdown'}: activities still running ${(graceSeconds * 1000 + FORCE_AFTER_GRACE_MS) / 1000} s after the signal ignored cancellation; exiting anyway`);
+    log.error(`orbit worker: ${stop?.signal ?? 'shutdown'}: activities still running ${(graceSeconds * 1000 + FORCE_AFTER_GRACE_MS) / 1000} s after the signal ignored cancellation; exiting anyway`);
     process.exit(1);
   } finally {
     for (const s of signals) process.off(s, onSignal);
     await hosts.close();
   }
-  if (stop) console.log(`orbit worker: ${stop.signal}: stopped polling, ${drained(stop, graceSeconds)}; exiting`);
+  if (stop) log.info(`orbit worker: ${stop.signal}: stopped polling, ${drained(stop, graceSeconds)}; exiting`);
 }
 
 /** What became of the activities that ran when the signal came. */

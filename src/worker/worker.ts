@@ -1,6 +1,4 @@
 import { NativeConnection, Worker, type NativeConnectionOptions } from '@temporalio/worker';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { createActivities } from '../activities';
 import { createCloneActivities } from '../activities/clone';
 import { createFleetActivities } from '../activities/fleet';
@@ -8,6 +6,7 @@ import type { FleetHostSpec } from '../common/fleet';
 import type { FleetSettings } from '../common/fleet-activities';
 import type { HostRegistry } from '../hosts/registry';
 import { localHostSpec } from '../hosts/local-resources';
+import { workflowCode } from './workflow-bundle';
 
 export interface OrbitWorkerOptions {
   connection?: NativeConnection;
@@ -45,7 +44,7 @@ export async function createOrbitWorker(options: OrbitWorkerOptions): Promise<Wo
     connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
-    workflowsPath: workflowsPath(),
+    ...workflowCode(),
     activities: {
       ...createActivities({ hosts: options.hosts, secretSource: options.secretSource, pauseAfter: options.pauseAfter, home: options.home, env: options.env }),
       ...createCloneActivities(),
@@ -55,10 +54,4 @@ export async function createOrbitWorker(options: OrbitWorkerOptions): Promise<Wo
     ...(options.shutdownGraceMs !== undefined ? { shutdownGraceTime: options.shutdownGraceMs } : {}),
     ...(options.shutdownForceMs !== undefined ? { shutdownForceTime: options.shutdownForceMs } : {}),
   });
-}
-
-/** The workflow bundle's entry: the TypeScript source when run from source (tsx, vitest), else the compiled file. */
-function workflowsPath(): string {
-  const source = join(__dirname, '..', 'workflows', 'index.ts');
-  return existsSync(source) ? source : require.resolve('../workflows');
 }
