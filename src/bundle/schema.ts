@@ -9,10 +9,13 @@ export const JOB_SCHEMA_VERSION = 'orbit.job.v1';
 export const MANIFEST_SCHEMA_VERSION = 'orbit.manifest.v1';
 export const LAST_RUN_SCHEMA_VERSION = 'orbit.last_run.v1';
 
+/** A slug: a job id, job kind or task type (1-63 chars of a-z, 0-9, '.', '_', '-', starting with a letter or digit). */
+export const SLUG_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
 const slug = (what: string) =>
   z
     .string({ error: `${what} must be a string` })
-    .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, `${what} must be 1-63 chars of a-z, 0-9, '.', '_', '-', starting with a letter or digit`);
+    .regex(SLUG_PATTERN, `${what} must be 1-63 chars of a-z, 0-9, '.', '_', '-', starting with a letter or digit`);
 
 /** A relative POSIX path that stays inside its folder: no absolute path, no `..`, no empty part. */
 export const relativePathSchema = z

@@ -1,6 +1,6 @@
 /** Reads a request file (YAML or JSON): `task: <type>`, optional `jobId`, then the plugin's own fields. */
 import { basename, dirname, extname, resolve } from 'node:path';
-import { formatProblem, type Problem } from '../bundle';
+import { formatProblem, SLUG_PATTERN, type Problem } from '../bundle';
 import type { TaskRegistry } from '../plugins/registry';
 import type { TaskPlugin } from '../plugins/types';
 import { parseYaml, readYamlText, YAML_LIMITS, YamlInputError, yamlRefusal } from '../yaml-input';
@@ -14,7 +14,7 @@ export interface LoadedRequest {
   jobId: string;
 }
 
-const JOB_ID = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const JOB_ID = SLUG_PATTERN;
 
 /** Most problems listed for one request; the rest are counted ("and N more problems"). */
 export const MAX_PROBLEMS_LISTED = 20;

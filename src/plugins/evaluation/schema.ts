@@ -61,5 +61,7 @@ export const evaluationRequestSchema = strictFields(
     // Also when other fields failed, so that one run reports every problem; the value may then be partial.
     { when: (payload) => typeof payload.value === 'object' && payload.value !== null },
   )
+  // The one rule above that JSON Schema can say (schemas/evaluation.schema.json, for editors).
+  .meta({ oneOf: [{ required: ['checkpoint'] }, { required: ['model'] }] })
   .transform(({ model, checkpoint, ...rest }) => ({ ...rest, checkpoint: (checkpoint ?? model) as string }));
 export type EvaluationRequest = z.infer<typeof evaluationRequestSchema>;

@@ -51,7 +51,8 @@ export const upstreamRequestSchema = strictFields(
       .superRefine((v, ctx) => {
         const problem = commitProblem(v);
         if (problem) ctx.addIssue({ code: 'custom', message: problem });
-      }),
+      })
+      .meta({ pattern: COMMIT.source }),
     /** argv of the upstream's own entry point, run with the upstream tree as working directory. */
     entry: z
       .array(z.string({ error: 'entry items must be strings' }).min(1, 'entry items must not be empty'), {
