@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -156,18 +156,11 @@ describe('sweep files', () => {
   it('examples/sweep.yaml: 2 checkpoints x 2 evaluation environments, checked and built by the evaluation plugin', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'orbit-example-'));
     dirs.push(dir);
-    await cp(join(__dirname, '../../examples'), dir, { recursive: true });
-    for (const step of ['step-100', 'step-300']) {
-      // Stand-ins for a training run's checkpoint folders: the plugin checks and copies them, nothing loads them here.
-      await mkdir(join(dir, 'checkpoints', step), { recursive: true });
-      await writeFile(join(dir, 'checkpoints', step, 'model.pt'), 'weights');
-      await writeFile(join(dir, 'checkpoints', step, 'meta.json'), JSON.stringify({ inputs: 4, steps: Number(step.slice(5)) }));
-      await writeFile(join(dir, 'checkpoints', step, 'COMPLETE'), '');
-    }
+    await cp(join(__dirname, '../../examples'), dir, { recursive: true }); // with the checkpoints it ships in data/checkpoints/
     const s = await loadSweep(join(dir, 'sweep.yaml'), registry);
     expect(s.name).toBe('nightly-scores');
     expect(s.cells.map((c) => c.name)).toEqual(['step-100.holdout-a', 'step-100.holdout-b', 'step-300.holdout-a', 'step-300.holdout-b']);
-    expect(s.cells[1]!.request).toMatchObject({ checkpoint: 'checkpoints/step-100', environments: [{ name: 'holdout-b', datasetPath: 'data/holdout-b.csv' }] });
+    expect(s.cells[1]!.request).toMatchObject({ checkpoint: 'data/checkpoints/step-100', environments: [{ name: 'holdout-b', datasetPath: 'data/holdout-b.csv' }] });
     expect(s.schedule).toMatchObject({ cron: ['0 3 * * *'], timezone: 'Europe/Paris', overlap: 'skip', catchupWindow: 3_600_000 });
     const { record } = await buildSweep(s, join(dir, 'home'));
     expect(record.cells.map((c) => [c.name, c.taskType])).toEqual(s.cells.map((c) => [c.name, 'evaluation']));

@@ -7,6 +7,7 @@ import {
   checkReadableFile,
   checkTable,
   createPythonBundle,
+  existingPaths,
   fmt,
   jobSpecFor,
   numberField,
@@ -21,8 +22,18 @@ import type { RunOutcome, TaskPlugin, TaskSubmission, TaskSummary } from '../typ
 import { EVALUATION_LOG, EVALUATION_SCORES, evaluationRequestSchema, type EvaluationRequest } from './schema';
 
 const CHECKPOINT_INPUT = 'checkpoint';
-/** Files of a trainer checkpoint the evaluator needs (COMPLETE proves the folder is whole). */
+/**
+ * Files of a trainer checkpoint the evaluator needs (COMPLETE proves the folder is whole). The weights
+ * are model.pt (what the trainer writes) or model.json (the same state_dict as text: the checkpoints
+ * shipped in examples/ are, so the repository holds no binary).
+ */
 const CHECKPOINT_FILES = ['model.pt', 'meta.json', 'COMPLETE'] as const;
+const TEXT_WEIGHTS = 'model.json';
+
+/** The checkpoint's files as staged: model.pt, or model.json when only that is there. */
+function checkpointFiles(dir: string): string[] {
+  return CHECKPOINT_FILES.map((f) => (f === 'model.pt' && !existsSync(join(dir, f)) && existsSync(join(dir, TEXT_WEIGHTS)) ? TEXT_WEIGHTS : f));
+}
 
 /** Scores a training checkpoint on one or more CSV tables ("environments"): MSE and MAE per environment. */
 export class EvaluationPlugin extends SchemaPlugin<typeof evaluationRequestSchema> implements TaskPlugin<typeof evaluationRequestSchema> {
@@ -59,7 +70,7 @@ export class EvaluationPlugin extends SchemaPlugin<typeof evaluationRequestSchem
       command: pythonCommand('evaluator.py'),
       logFile: EVALUATION_LOG,
       inputs: [
-        ...CHECKPOINT_FILES.map((f) => ({ path: `${CHECKPOINT_INPUT}/${f}`, description: `copy of ${request.checkpoint}/${f}` })),
+        ...checkpointFiles(checkpointDir).map((f) => ({ path: `${CHECKPOINT_INPUT}/${f}`, description: `copy of ${request.checkpoint}/${f}` })),
         ...environments.map((env) => ({ path: env.input, description: `copy of ${env.datasetPath}` })),
       ],
       expectedOutputs: [
@@ -74,7 +85,7 @@ export class EvaluationPlugin extends SchemaPlugin<typeof evaluationRequestSchem
       threads: Math.min(2, request.resources?.cpus ?? 2),
     };
     const bundle = await createPythonBundle(bundleDir, spec, { name: 'evaluator.py', source: pluginFile('evaluation', 'evaluator.py') }, config);
-    for (const f of CHECKPOINT_FILES) await bundle.copyInput(join(checkpointDir, f), `${CHECKPOINT_INPUT}/${f}`);
+    for (const f of checkpointFiles(checkpointDir)) await bundle.copyInput(join(checkpointDir, f), `${CHECKPOINT_INPUT}/${f}`);
     for (const env of environments) await bundle.copyInput(requestPath(baseDir, env.datasetPath), env.input);
     return bundle;
   }
@@ -90,7 +101,7 @@ export class EvaluationPlugin extends SchemaPlugin<typeof evaluationRequestSchem
       outcome.status === 'succeeded' && envs.length
         ? `scored checkpoint step ${step ?? '?'} on ${envs.length} environment${envs.length > 1 ? 's' : ''}: ${list}`
         : `${outcomePrefix(outcome)}evaluation ${envs.length ? `scored ${list}` : 'wrote no scores'}`;
-    return { headline, metrics, highlights: [`artifacts/${EVALUATION_SCORES}`, `artifacts/${EVALUATION_LOG}`] };
+    return { headline, metrics, highlights: existingPaths(bundle, [`artifacts/${EVALUATION_SCORES}`, `artifacts/${EVALUATION_LOG}`]) };
   }
 }
 
@@ -103,7 +114,7 @@ async function checkCheckpoint(dir: string): Promise<{ problems: Problem[]; inpu
   if (!existsSync(join(dir, 'COMPLETE'))) {
     return fail(`${dir} has no COMPLETE marker: the checkpoint is partial (its job stopped while writing it); pick a step-N folder that has COMPLETE`);
   }
-  for (const f of CHECKPOINT_FILES) {
+  for (const f of checkpointFiles(dir)) {
     const problems = await checkReadableFile(join(dir, f), 'checkpoint', `a training checkpoint folder holding ${CHECKPOINT_FILES.join(', ')}`);
     if (problems.length) return { problems };
   }

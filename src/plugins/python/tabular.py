@@ -89,7 +89,13 @@ def load_model(folder):
 
     meta = read_checkpoint_meta(folder)
     model = build_mlp(meta["inputs"], meta["hiddenSize"], meta["layers"])
-    model.load_state_dict(torch.load(os.path.join(folder, "model.pt"), weights_only=True))
+    weights = os.path.join(folder, "model.pt")
+    if os.path.exists(weights):
+        model.load_state_dict(torch.load(weights, weights_only=True))
+    else:
+        # model.json: the same state_dict as text ({name: nested lists}), as the shipped example checkpoints are.
+        with open(os.path.join(folder, "model.json"), encoding="utf-8") as f:
+            model.load_state_dict({k: torch.tensor(v, dtype=torch.float32) for k, v in json.load(f).items()})
     return model, meta
 
 
