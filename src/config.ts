@@ -6,8 +6,9 @@
  */
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import type { NativeConnectionOptions } from '@temporalio/worker';
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { orbitHome } from './orbit-home';
+
+export { orbitHome };
 
 export interface TemporalTarget {
   embedded: boolean;
@@ -18,10 +19,6 @@ export interface TemporalTarget {
   uiUrl?: string;
   /** Embedded only: the dev server's ports. */
   port?: number;
-}
-
-export function orbitHome(env: NodeJS.ProcessEnv = process.env): string {
-  return resolve(env.ORBIT_HOME ?? join(homedir(), '.orbit'));
 }
 
 export function taskQueue(env: NodeJS.ProcessEnv = process.env): string {
