@@ -72,7 +72,7 @@ export function createActivities(deps: ActivityDeps) {
 
     /** Stops a run: TERM to its process group, KILL after the grace period. */
     async cancelRun(input: CancelInput): Promise<'stopped' | 'killed' | 'not-running'> {
-      return withHeartbeat(() => kit.host(input.host).cancel(input.runId, input.killGraceSeconds));
+      return withHeartbeat(() => kit.host(input.host).cancel(input.runId, input.killGraceSeconds, input.why));
     },
 
     collect: (input: CollectInput) => collectRun(kit, input),

@@ -8,6 +8,7 @@
 import { CancelledFailure, Context, log } from '@temporalio/activity';
 import type { MonitorHeartbeat, MonitorInput, MonitorResult } from '../common/activities';
 import type { JobSpec } from '../bundle';
+import { STOP_REASON } from '../common/protocol';
 import type { ShellHost } from '../hosts/shell-host';
 import type { ActivityKit } from './support';
 
@@ -51,7 +52,7 @@ export async function monitorRun(kit: ActivityKit, input: MonitorInput): Promise
         // After the launch, a run folder without its launch marker lost its runtime/ (the job deleted it): an end too.
         if (p.state === 'exited' || p.state === 'vanished' || p.state === 'missing' || p.state === 'not-launched') return result(true);
         if (Date.now() >= input.deadlineMs) {
-          await h.cancel(input.runId, input.killGraceSeconds);
+          await h.cancel(input.runId, input.killGraceSeconds, STOP_REASON.timedOut);
           return result(true, { timedOut: true, probe: await h.probe(input.runId, input.logFile) });
         }
         if (input.syncIntervalMs > 0 && Date.now() - (beat.lastSyncAt ?? 0) >= input.syncIntervalMs) {
@@ -67,7 +68,7 @@ export async function monitorRun(kit: ActivityKit, input: MonitorInput): Promise
     // Only a cancel the workflow asked for stops the job. A timed-out attempt (this worker was too slow
     // to heartbeat) or a worker shutdown leaves it running for the next attempt to watch.
     if ((e instanceof CancelledFailure || ctx.cancellationSignal.aborted) && ctx.cancellationDetails?.cancelRequested) {
-      await h.cancel(input.runId, input.killGraceSeconds).catch((err: Error) => log.warn('stop after cancel failed', { error: err.message }));
+      await h.cancel(input.runId, input.killGraceSeconds, STOP_REASON.cancelled).catch((err: Error) => log.warn('stop after cancel failed', { error: err.message }));
     }
     throw e;
   } finally {

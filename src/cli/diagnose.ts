@@ -1,9 +1,14 @@
-/** `orbit diagnose RUN`: walks a run's bundle through the diagnosis layers and prints the first that failed. */
+/**
+ * `orbit diagnose RUN`: walks a run's bundle through the diagnosis layers and prints the first that
+ * failed, or `CANCELLED` for a cancelled run (known from its status in Temporal when RUN is a run id,
+ * or from the cancel recorded in the bundle's runtime/runtime.log). Exit 0 healthy; 1 not (a failed
+ * layer, or cancelled: a cancelled run is not healthy, though nothing in it failed).
+ */
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { JOB_FILE } from '../common/layout';
 import { orbitHome, type TemporalTarget } from '../config';
-import { diagnoseBundle, formatDiagnosis } from '../diagnose';
+import { diagnoseBundle, formatDiagnosis, type RunEnding } from '../diagnose';
 import { CliError } from './errors';
 
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -22,39 +27,48 @@ function isBundleDir(path: string): boolean {
  * store, its `bundleDir`), falling back to `<ORBIT_HOME>/runs/<id>` when Temporal cannot be reached.
  */
 export async function resolveBundleDir(runOrPath: string, target: TemporalTarget): Promise<string> {
-  if (isBundleDir(runOrPath)) return resolve(runOrPath);
+  return (await resolveRun(runOrPath, target)).dir;
+}
+
+/** The bundle folder (see resolveBundleDir) and, for a run id Temporal knows, how the run ended there. */
+export async function resolveRun(runOrPath: string, target: TemporalTarget): Promise<{ dir: string; ending?: RunEnding }> {
+  if (isBundleDir(runOrPath)) return { dir: resolve(runOrPath) };
   if (existsSync(runOrPath) || !RUN_ID.test(runOrPath)) {
     throw new CliError(`${runOrPath}: not a bundle folder (no ${JOB_FILE}) and not a run id`);
   }
   const local = join(orbitHome(), 'runs', runOrPath);
-  const { connectClient } = await import('./submit');
+  const { connectClient } = await import('./connect');
   const { runFolder } = await import('./outcome');
+  const { runEnding } = await import('./run-history');
   const { StoreError } = await import('../store/store');
   let client;
   try {
     client = await connectClient(target);
   } catch (e) {
-    if (isBundleDir(local)) return local;
+    if (isBundleDir(local)) return { dir: local };
     throw e;
   }
   try {
     const dir = await runFolder(client, runOrPath);
-    if (dir && isBundleDir(dir)) return dir;
-    if (isBundleDir(local)) return local;
+    const found = dir && isBundleDir(dir) ? dir : isBundleDir(local) ? local : undefined;
+    if (found) {
+      const ending = await runEnding(client, runOrPath).catch(() => undefined);
+      return { dir: found, ...(ending ? { ending } : {}) };
+    }
     throw new CliError(dir ? `run ${runOrPath}: its bundle ${dir} is not on this machine` : `run ${runOrPath}: its workflow has no bundleDir memo`, 1);
   } catch (e) {
     if (e instanceof CliError || e instanceof StoreError) throw e;
-    if (isBundleDir(local)) return local;
+    if (isBundleDir(local)) return { dir: local };
     throw new CliError(`run ${runOrPath}: ${(e as Error).message}`, 3);
   } finally {
     await client.connection.close().catch(() => undefined);
   }
 }
 
-/** Prints the diagnosis; 0 when the run is healthy, 1 when a layer failed. */
+/** Prints the diagnosis; 0 when the run is healthy, 1 when a layer failed or the run was cancelled. */
 export async function runDiagnose(runOrPath: string, target: TemporalTarget, out: (s: string) => void): Promise<number> {
-  const dir = await resolveBundleDir(runOrPath, target);
-  const diagnosis = await diagnoseBundle(dir);
+  const { dir, ending } = await resolveRun(runOrPath, target);
+  const diagnosis = await diagnoseBundle(dir, ending);
   out(formatDiagnosis(diagnosis));
   return diagnosis.healthy ? 0 : 1;
 }

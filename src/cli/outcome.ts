@@ -14,6 +14,7 @@ import { openStore } from '../store/open';
 import { buildDefaultTaskRegistry } from '../plugins/registry';
 import type { RunOutcome, TaskSummary } from '../plugins/types';
 import type { RunResult } from '../workflows';
+import { cancelLine, cancelRecord, type CancelRecord } from './run-history';
 
 export interface FinishedRun {
   workflowId: string;
@@ -22,6 +23,8 @@ export interface FinishedRun {
   /** Why it did not succeed, in one line. */
   error?: string;
   bundleDir?: string;
+  /** A cancelled run: the cancel request (who, when, why) and the collection after it, from the run's history. */
+  cancel?: CancelRecord;
 }
 
 /** Waits for the run's end and normalizes success, failure with details, cancellation and infrastructure errors. */
@@ -37,7 +40,10 @@ export async function awaitRun(handle: WorkflowHandle, bundleDirHint?: string): 
       const { status, result, message } = verdict;
       return { workflowId: handle.workflowId, status, result, error: message, bundleDir: result?.bundleDir ?? bundleDirHint };
     }
-    if (cause instanceof CancelledFailure) return { workflowId: handle.workflowId, status: 'cancelled', error: 'cancelled', bundleDir: bundleDirHint };
+    if (cause instanceof CancelledFailure) {
+      const cancel = await cancelRecord(handle);
+      return { workflowId: handle.workflowId, status: 'cancelled', error: cancel ? cancelLine(cancel) : 'cancelled', bundleDir: bundleDirHint, ...(cancel ? { cancel } : {}) };
+    }
     const inner = cause?.cause as Error | undefined;
     const detail = inner?.message ?? cause?.message ?? e.message;
     return { workflowId: handle.workflowId, status: 'failed', error: detail, bundleDir: bundleDirHint };
@@ -122,6 +128,8 @@ export function describeRun(run: FinishedRun, summary?: TaskSummary): string {
     if (r.cost !== undefined) lines.push(`  cost: ${r.cost} (${r.leases?.length ?? 0} lease${r.leases?.length === 1 ? '' : 's'} at the hosts' pricePerHour)`);
     for (const reason of r.reasons) lines.push(`  - ${reason}`);
   }
+  const kept = run.cancel?.collect;
+  if (!r && kept) lines.push(`  collected after the cancel: ${kept.filesFetched} files / ${kept.bytesFetched} bytes fetched, ${kept.verifiedCount} verified${kept.manifestPresent ? '' : ' (no manifest)'}`);
   if (run.bundleDir) lines.push(`  bundle: ${run.bundleDir}`);
   if (summary) {
     lines.push(`  ${summary.headline}`);

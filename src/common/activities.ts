@@ -1,4 +1,5 @@
 /** Activity inputs and results: plain data, shared by workflows, activities, hosts and the CLI. Node-free. */
+import type { StopReason } from './protocol';
 
 /** What the workflow knows of the run's host: it answers; it did not answer lately; it stayed silent past hostLostAfterMs. */
 export type HostState = 'reachable' | 'unreachable' | 'lost';
@@ -148,4 +149,6 @@ export interface CollectSummary {
 
 export interface CancelInput extends RunRef {
   killGraceSeconds: number;
+  /** Why the job is stopped, recorded in runtime/runtime.log (absent: no reason is written). */
+  why?: StopReason;
 }

@@ -75,6 +75,14 @@ export const EXIT = {
   scriptNotRead: 97,
 } as const;
 
+/**
+ * Why Orbit stops a job, written by the cancel script as `why=<reason>` on its `cancel requested` line
+ * in runtime/runtime.log, so the bundle itself says whether a cancel or the run's timeout ended the job.
+ * A stop without a reason (after a failure, a lost host's job) writes no `why=`.
+ */
+export const STOP_REASON = { cancelled: 'cancelled', timedOut: 'timed-out' } as const;
+export type StopReason = (typeof STOP_REASON)[keyof typeof STOP_REASON];
+
 /** Environment that run.sh reads or sets for the job. */
 export const ENV = {
   runId: 'ORBIT_RUN_ID',

@@ -9,13 +9,14 @@
  *   5. gpu       artifacts/nvml-audit.jsonl       did GPU memory climb to the limit before the end?
  *
  * The verdict is the first layer that failed, except that a process killed by a signal, with no
- * traceback of its own, defers to a later failed layer that explains the kill.
+ * traceback of its own, defers to a later failed layer that explains the kill. A cancelled run
+ * (./cancel.ts) is not healthy and not a failure: its verdict is `cancelled`.
  * Reads files only; changes nothing.
  */
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ARTIFACTS_DIR, EXIT_CODE_FILE, GPU_AUDIT_LOG, JOB_FILE, LAST_RUN_FILE, PRECHECK_LOG, RUNTIME_LOG } from '../common/layout';
-import { EXIT } from '../common/protocol';
+import { EXIT, STOP_REASON } from '../common/protocol';
 import {
   numberedLines,
   declaredProgress,
@@ -28,7 +29,8 @@ import {
   type PrecheckEntry,
   type RuntimeEvent,
 } from './sources';
-import type { Diagnosis, Evidence, LayerFinding } from './findings';
+import type { Diagnosis, Evidence, LayerFinding, RunEnding } from './findings';
+import { afterCancel, cancelFinding } from './cancel';
 import { LAYER_QUESTIONS, LAYERS } from './findings';
 import { progressLayer } from './progress';
 import type { ProgressSpec, ProvenanceCheck } from '../bundle/schema';
@@ -51,8 +53,11 @@ interface Context {
   exitCode: number | null;
 }
 
-/** Diagnoses the bundle in `bundleDir` (a collected run, or one run by hand with scripts/orbit/run.sh). */
-export async function diagnoseBundle(bundleDir: string): Promise<Diagnosis> {
+/**
+ * Diagnoses the bundle in `bundleDir` (a collected run, or one run by hand with scripts/orbit/run.sh).
+ * `run` is how the run ended as Temporal records it, when the caller knows (a cancelled run is told apart by it).
+ */
+export async function diagnoseBundle(bundleDir: string, run?: RunEnding): Promise<Diagnosis> {
   const dir = resolve(bundleDir);
   const runtimeText = await readText(join(dir, RUNTIME_LOG));
   const job = await readJob(dir);
@@ -70,11 +75,13 @@ export async function diagnoseBundle(bundleDir: string): Promise<Diagnosis> {
   const task = await taskLayer(ctx, precheck);
   const progress = await progressLayer(ctx.dir, ctx.progress);
   const gpu = await gpuLayer(ctx);
-  const layers = [runtime, precheck, task, progress, gpu];
+  const cancelled = await cancelFinding(dir, ctx.runtime, ctx.exitCode, run);
+  const found = [runtime, precheck, task, progress, gpu];
+  const layers = cancelled ? found.map((l) => afterCancel(l, ctx.runtime)) : found;
   const failed = layers.filter((l) => l.status === 'failed');
   let verdict = failed[0];
   if (verdict?.layer === 'task' && (verdict.kind === 'signal' || verdict.kind === 'no-exit-code')) verdict = failed.find((l) => l.layer === 'progress' || l.layer === 'gpu') ?? verdict;
-  return { bundleDir: dir, healthy: failed.length === 0, ...(verdict ? { verdict } : {}), exitCode: ctx.exitCode, layers };
+  return { bundleDir: dir, healthy: failed.length === 0 && !cancelled, ...(cancelled ? { cancelled } : {}), ...(verdict ? { verdict } : {}), exitCode: ctx.exitCode, layers };
 }
 
 /** job.json as plain JSON (read leniently: a diagnosis must work on a bundle whose job.json is off); undefined when unreadable. */
@@ -226,8 +233,10 @@ async function taskLayer(ctx: Context, precheck: LayerFinding): Promise<LayerFin
       evidence: [...(execLine ? [runtimeEv(execLine)] : []), ...(missing ? [ev(logRel, missing)] : tail), ...exitEv],
     };
   }
+  const atTimeout = ctx.runtime.some((e) => e.phase === 'cancel' && e.fields['why'] === STOP_REASON.timedOut);
   if (exit?.fields['stopping'] === '1') {
-    return { ...base, status: 'failed', kind: 'stopped', summary: `stopped on request (TERM), exit ${code}${timing}`, evidence: [...ctx.runtime.filter((e) => e.phase === 'stop' || e.phase === 'cancel').map(runtimeEv), ...exitEv] };
+    const why = atTimeout ? "stopped by Orbit at the run's timeout" : 'stopped on request';
+    return { ...base, status: 'failed', kind: 'stopped', summary: `${why} (TERM), exit ${code}${timing}`, evidence: [...ctx.runtime.filter((e) => e.phase === 'stop' || e.phase === 'cancel').map(runtimeEv), ...exitEv] };
   }
   if (code > 128 && code < 160) {
     const sig = SIGNALS[code - 128] ?? `signal ${code - 128}`;
@@ -235,7 +244,9 @@ async function taskLayer(ctx: Context, precheck: LayerFinding): Promise<LayerFin
       ...base,
       status: 'failed',
       kind: 'signal',
-      summary: `the process was killed by ${sig} (exit ${code}${timing}) with no traceback: killed from outside${sig === 'SIGKILL' ? ' (out of memory, or a hard stop)' : ''}`,
+      summary: atTimeout
+        ? `the process was killed by ${sig} (exit ${code}${timing}): stopped by Orbit at the run's timeout`
+        : `the process was killed by ${sig} (exit ${code}${timing}) with no traceback: killed from outside${sig === 'SIGKILL' ? ' (out of memory, or a hard stop)' : ''}`,
       evidence: [...tail, ...exitEv],
     };
   }
@@ -306,19 +317,19 @@ async function gpuLayer(ctx: Context): Promise<LayerFinding> {
 /** The diagnosis as printable lines: the verdict first, then every layer, then the verdict's evidence with file paths. */
 export function formatDiagnosis(d: Diagnosis): string {
   const out: string[] = [];
+  const evidenceLines = (list: Evidence[]) => list.flatMap((e) => [`  ${join(d.bundleDir, e.file)}${e.line ? `:${e.line}` : ''}`, `      ${e.text.slice(0, 400)}`]);
   if (d.healthy) out.push(`${d.bundleDir}: healthy (exit code ${d.exitCode ?? 'none'})`);
-  else if (d.verdict) out.push(`${d.bundleDir}: FAILED at ${d.verdict.layer} (${LAYER_QUESTIONS[d.verdict.layer]} no)`, `  ${d.verdict.summary}`);
+  else if (d.cancelled) {
+    out.push(`${d.bundleDir}: CANCELLED (stopped on request: neither healthy nor a failed layer)`, `  ${d.cancelled.summary}`);
+    if (d.cancelled.runStatus) out.push(`  run status: ${d.cancelled.runStatus}`);
+    if (d.verdict) out.push(`  also FAILED at ${d.verdict.layer} (${LAYER_QUESTIONS[d.verdict.layer]} no): ${d.verdict.summary}`);
+  } else if (d.verdict) out.push(`${d.bundleDir}: FAILED at ${d.verdict.layer} (${LAYER_QUESTIONS[d.verdict.layer]} no)`, `  ${d.verdict.summary}`);
   out.push('', 'layers:');
   for (const l of d.layers) out.push(`  ${String(LAYERS.indexOf(l.layer) + 1)}. ${l.layer.padEnd(9)} ${(l.status === 'failed' ? 'FAILED' : l.status).padEnd(8)} ${l.summary}`);
+  if (d.cancelled?.evidence.length) out.push('', 'evidence (cancel):', ...evidenceLines(d.cancelled.evidence));
   const shown = d.verdict ?? undefined;
-  if (shown?.evidence.length) {
-    out.push('', `evidence (${shown.layer}):`);
-    for (const e of shown.evidence) out.push(`  ${join(d.bundleDir, e.file)}${e.line ? `:${e.line}` : ''}`, `      ${e.text.slice(0, 400)}`);
-  }
+  if (shown?.evidence.length) out.push('', `evidence (${shown.layer}):`, ...evidenceLines(shown.evidence));
   const task = d.layers.find((l) => l.layer === 'task');
-  if (shown && shown.layer !== 'task' && task?.status === 'failed' && task.evidence.length) {
-    out.push('', 'evidence (task):');
-    for (const e of task.evidence) out.push(`  ${join(d.bundleDir, e.file)}${e.line ? `:${e.line}` : ''}`, `      ${e.text.slice(0, 400)}`);
-  }
+  if (shown && shown.layer !== 'task' && task?.status === 'failed' && task.evidence.length) out.push('', 'evidence (task):', ...evidenceLines(task.evidence));
   return out.join('\n');
 }

@@ -6,6 +6,7 @@
  * side prints is parsed as untrusted input.
  */
 import type { LaunchResult, Probe, ProbeState, StageResult } from '../common/activities';
+import type { StopReason } from '../common/protocol';
 import { collectRun, type CollectOptions, type CollectResult } from './host/collect';
 import type { HostContext } from './host/context';
 import { cancelRun, launchRun, probeRun } from './host/process';
@@ -60,9 +61,12 @@ export class ShellHost implements HostContext {
     return probeRun(this, runId, taskLogFile, options);
   }
 
-  /** TERM to the run's whole process group, KILL after `graceSeconds`; a manifest is written if the wrapper could not. */
-  cancel(runId: string, graceSeconds: number): Promise<'stopped' | 'killed' | 'not-running'> {
-    return cancelRun(this, runId, graceSeconds);
+  /**
+   * TERM to the run's whole process group, KILL after `graceSeconds`; a manifest is written if the wrapper could not.
+   * `why` is recorded in runtime/runtime.log (`why=cancelled`, `why=timed-out`).
+   */
+  cancel(runId: string, graceSeconds: number, why?: StopReason): Promise<'stopped' | 'killed' | 'not-running'> {
+    return cancelRun(this, runId, graceSeconds, why);
   }
 
   /** Brings runtime/ and artifacts/ back into `bundleDir`, verified against the manifest. */

@@ -2,8 +2,8 @@
  * Node-side helpers shared by the task plugins: locating their Python scripts, checking request
  * files, assembling a JobSpec and a bundle, and reading artifacts back for summaries.
  */
-import { constants, createReadStream } from 'node:fs';
-import { access, readFile, stat } from 'node:fs/promises';
+import { constants, createReadStream, existsSync } from 'node:fs';
+import { access, open, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { z } from 'zod';
@@ -187,6 +187,28 @@ export async function readJsonLines(path: string): Promise<unknown[]> {
     }
   }
   return out;
+}
+
+/** The paths (relative to the bundle) that are there: a summary names only files the run left (a run stopped early has few). */
+export function existingPaths(bundle: Bundle, paths: string[]): string[] {
+  return paths.filter((p) => existsSync(bundle.path(p)));
+}
+
+/** The last `bytes` of a text file (a log's end), or undefined when it cannot be read. */
+export async function readTail(path: string, bytes = 64 * 1024): Promise<string | undefined> {
+  let handle;
+  try {
+    handle = await open(path, 'r');
+    const { size } = await handle.stat();
+    const length = Math.min(size, bytes);
+    const buf = Buffer.alloc(length);
+    await handle.read(buf, 0, length, size - length);
+    return buf.toString('utf8');
+  } catch {
+    return undefined;
+  } finally {
+    await handle?.close();
+  }
 }
 
 /** A number field of an untrusted JSON object, or null. */

@@ -23,6 +23,7 @@ import {
   type Diagnosis,
   type GpuAudit,
   type PrecheckEntry,
+  type RunEnding,
   type RuntimeEvent,
 } from '../diagnose';
 
@@ -50,8 +51,8 @@ export interface ReportData {
   generatedAt: string;
 }
 
-/** Reads everything the report shows from a bundle folder. */
-export async function collectReportData(bundleDir: string): Promise<ReportData> {
+/** Reads everything the report shows from a bundle folder; `run` is how the run ended, when the caller knows (see diagnoseBundle). */
+export async function collectReportData(bundleDir: string, run?: RunEnding): Promise<ReportData> {
   const dir = resolve(bundleDir);
   let job: Record<string, unknown> | undefined;
   try {
@@ -89,7 +90,7 @@ export async function collectReportData(bundleDir: string): Promise<ReportData> 
     progress,
     gpu: parseGpuAudit((await readText(join(dir, GPU_AUDIT_LOG))) ?? ''),
     precheck: parsePrecheckLog((await readText(join(dir, PRECHECK_LOG))) ?? '').entries,
-    diagnosis: await diagnoseBundle(dir),
+    diagnosis: await diagnoseBundle(dir, run),
     generatedAt: new Date().toISOString(),
   };
 }
@@ -150,16 +151,22 @@ function progressHtml(p: ReportData['progress']): string {
     .join('');
 }
 
+const evidencePre = (list: { file: string; line?: number; text: string }[]) =>
+  `<pre>${list.map((e) => `${esc(e.file)}${e.line ? `:${e.line}` : ''}\n    ${esc(e.text)}`).join('\n')}</pre>`;
+
 function diagnosisHtml(d: Diagnosis): string {
+  const failed = d.verdict ? `failed at <b>${esc(d.verdict.layer)}</b> (${esc(LAYER_QUESTIONS[d.verdict.layer])}): ${esc(d.verdict.summary)}` : '';
   const head = d.healthy
     ? `<p class="verdict ok">healthy: every layer passed (exit code ${esc(d.exitCode ?? 'none')})</p>`
-    : `<p class="verdict bad">failed at <b>${esc(d.verdict?.layer)}</b> (${esc(d.verdict ? LAYER_QUESTIONS[d.verdict.layer] : '')}): ${esc(d.verdict?.summary)}</p>`;
+    : d.cancelled
+      ? `<p class="verdict cancelled" id="cancelled"><b>cancelled</b>: ${esc(d.cancelled.summary)}${d.cancelled.runStatus ? `<br>run status: ${esc(d.cancelled.runStatus)}` : ''}</p>` +
+        (failed ? `<p class="verdict bad">also ${failed}</p>` : '') +
+        (d.cancelled.evidence.length ? `<h3>evidence of the cancel</h3>${evidencePre(d.cancelled.evidence)}` : '')
+      : `<p class="verdict bad">${failed}</p>`;
   const rows = d.layers
     .map((l) => `<tr class="st-${esc(l.status)}"><td>${esc(l.layer)}</td><td>${esc(l.status)}</td><td>${esc(l.summary)}</td></tr>`)
     .join('');
-  const evidence = d.verdict?.evidence.length
-    ? `<h3>evidence</h3><pre>${d.verdict.evidence.map((e) => `${esc(e.file)}${e.line ? `:${e.line}` : ''}\n    ${esc(e.text)}`).join('\n')}</pre>`
-    : '';
+  const evidence = d.verdict?.evidence.length ? `<h3>evidence</h3>${evidencePre(d.verdict.evidence)}` : '';
   return `${head}<table id="layers"><thead><tr><th>layer</th><th>status</th><th>finding</th></tr></thead><tbody>${rows}</tbody></table>${evidence}`;
 }
 
@@ -194,7 +201,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 table{border-collapse:collapse;width:100%;font-size:12.5px}td,th{border-bottom:1px solid #eef;padding:3px 6px;text-align:left;vertical-align:top}
 .mono,pre,code{font-family:ui-monospace,Menlo,monospace;font-size:12px}td.mono{word-break:break-all}pre{background:#f6f7f9;padding:8px;overflow-x:auto;white-space:pre-wrap}
 .num{text-align:right}.none{color:#777;font-style:italic}.bad{color:#b3261e}.ok{color:#1b7a33}
-.verdict{font-size:15px;padding:8px 12px;border-radius:6px}.verdict.ok{background:#e7f5ea}.verdict.bad{background:#fdecea}
+.verdict{font-size:15px;padding:8px 12px;border-radius:6px}.verdict.ok{background:#e7f5ea}.verdict.bad{background:#fdecea}.verdict.cancelled{background:#eef0f3}
 tr.st-FAIL td,tr.st-failed td{background:#fdecea}tr.key td{font-weight:600}
 .timeline{position:relative;height:28px;background:#f0f2f5;border-radius:4px;margin:8px 0 12px;overflow:hidden}
 .seg{position:absolute;top:0;bottom:0;border-right:1px solid #fff;background:#9fb7d9;font-size:11px;overflow:hidden;white-space:nowrap}
@@ -251,9 +258,9 @@ tr.st-FAIL td,tr.st-failed td{background:#fdecea}tr.key td{font-weight:600}
 `;
 }
 
-/** Writes `<bundle>/runtime/report.html` and returns its path. */
-export async function writeReport(bundleDir: string): Promise<{ path: string; diagnosis: Diagnosis }> {
-  const data = await collectReportData(bundleDir);
+/** Writes `<bundle>/runtime/report.html` and returns its path; `run` as for collectReportData. */
+export async function writeReport(bundleDir: string, run?: RunEnding): Promise<{ path: string; diagnosis: Diagnosis }> {
+  const data = await collectReportData(bundleDir, run);
   const path = join(data.bundleDir, REPORT_FILE);
   await mkdir(dirname(path), { recursive: true });
   await writeFile(`${path}.tmp`, renderReport(data));

@@ -179,5 +179,6 @@ describe('evaluation with a real checkpoint', () => {
     );
     const summary = await plugin.summarizeResult(bundle, await outcomeOf(bundle.dir, exitCode));
     expect(summary.headline).toBe('failed (exit 2): evaluation wrote no scores');
+    expect(summary.highlights).toEqual(['artifacts/evaluation.log']); // not the scores.json it never wrote
   });
 });

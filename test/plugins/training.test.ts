@@ -177,8 +177,33 @@ describe('training bundle', () => {
     const dir = join(await tempDir(), 'bundle');
     const bundle = await plugin.buildBundle(dir, { request: parsed(base), jobId: 'x', baseDir: EXAMPLES });
     const summary = await plugin.summarizeResult(bundle, { status: 'lost', exitCode: null, manifest: await verifyManifest(dir) });
-    expect(summary.headline).toBe('lost: training reached step 0 of 300; no complete checkpoint');
-    expect(summary.metrics).toEqual({ firstLoss: null, finalLoss: null, steps: 0, checkpoints: 0, finalCheckpoint: null });
+    expect(summary.headline).toBe('lost: training recorded no step (of 300); no complete checkpoint');
+    expect(summary.metrics).toEqual({ firstLoss: null, finalLoss: null, steps: null, checkpoints: 0, finalCheckpoint: null });
+    expect(summary.highlights).toEqual([]);
+  });
+
+  it('summarizes a run that timed out before it recorded a step: no "step 0", no metrics.json it never wrote', async () => {
+    const dir = join(await tempDir(), 'bundle');
+    const bundle = await plugin.buildBundle(dir, { request: parsed(base), jobId: 'x', baseDir: EXAMPLES });
+    await mkdir(join(dir, 'artifacts'), { recursive: true });
+    await writeText(dir, 'artifacts/training.log', 'torch 2.x from /venv; python 3.12; threads 2\ndataset inputs/data/regression.csv: 200 rows\n');
+    const summary = await plugin.summarizeResult(bundle, { status: 'timed-out', exitCode: 143, manifest: await verifyManifest(dir) });
+    expect(summary.headline).toBe('timed-out (exit 143): training recorded no step (of 300); no complete checkpoint');
+    expect(summary.headline).not.toMatch(/step 0\b/);
+    expect(summary.metrics['steps']).toBeNull();
+    expect(summary.highlights).toEqual(['artifacts/training.log']);
+  });
+
+  it('summarizes a run that timed out between checkpoints from the last step its log printed', async () => {
+    const dir = join(await tempDir(), 'bundle');
+    const bundle = await plugin.buildBundle(dir, { request: parsed(base), jobId: 'x', baseDir: EXAMPLES });
+    const steps = Array.from({ length: 42 }, (_, i) => `step ${i + 1}/300 loss 0.${900 - i} lr 0.01000`).join('\n');
+    await mkdir(join(dir, 'artifacts'), { recursive: true });
+    await writeText(dir, 'artifacts/training.log', `dataset inputs/data/regression.csv: 200 rows\n${steps}\n`);
+    const summary = await plugin.summarizeResult(bundle, { status: 'timed-out', exitCode: 143, manifest: await verifyManifest(dir) });
+    expect(summary.headline).toBe('timed-out (exit 143): training logged step 42 of 300 in training.log; no complete checkpoint');
+    expect(summary.metrics).toMatchObject({ steps: 42, checkpoints: 0, finalCheckpoint: null });
+    expect(summary.highlights).toEqual(['artifacts/training.log']);
   });
 });
 
@@ -264,7 +289,7 @@ describe('training run (real PyTorch on CPU)', () => {
     expect(exitCode).toBe(2);
     expect(await readFile(bundle.path('artifacts/training.log'), 'utf8')).toContain(`trainer: error: ${partial}: not a complete checkpoint (no COMPLETE marker)`);
     const summary = await plugin.summarizeResult(bundle, await outcomeOf(bundle.dir, exitCode));
-    expect(summary.headline).toBe('failed (exit 2): training reached step 0 of 20; no complete checkpoint');
+    expect(summary.headline).toBe('failed (exit 2): training recorded no step (of 20); no complete checkpoint');
     await rm(partial, { recursive: true });
   });
 });

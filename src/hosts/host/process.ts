@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { isSafeRelativePath } from '../../bundle';
 import type { LaunchResult, Probe, ProbeState } from '../../common/activities';
 import { ARTIFACTS_DIR, EXIT_CODE_FILE, PID_FILE, RUN_SCRIPT, RUNTIME_DIR, RUNTIME_LOG, SECRET_ENV_FILE } from '../../common/layout';
-import { ENV, EXIT, LAUNCH_LOCK_FILE, LAUNCH_MARKER_DIR, LAUNCH_PID_FILE, MARK, PROBE_SECTION, RUN_IDENTITY_FILE, WRAPPER_OUT_FILE } from '../../common/protocol';
+import { ENV, EXIT, LAUNCH_LOCK_FILE, LAUNCH_MARKER_DIR, LAUNCH_PID_FILE, MARK, PROBE_SECTION, RUN_IDENTITY_FILE, STOP_REASON, WRAPPER_OUT_FILE, type StopReason } from '../../common/protocol';
 import { shellQuote as q } from '../../common/shell';
 import type { HostContext } from './context';
 import { notStagedError } from './errors';
@@ -138,10 +138,13 @@ echo "${PROBE_SECTION.taskLog}"; ${tail(q(logPath))}
 /**
  * TERM to the run's whole process group, KILL after `graceSeconds`; a manifest is written if the wrapper could not.
  * Before every signal the group is checked to be this run's (RUN_GROUP): a pid reused by anything else is never signalled.
+ * `why` (a cancel, the run's timeout) goes on the `cancel requested` line of runtime.log as `why=<reason>`.
  */
-export async function cancelRun(host: HostContext, runId: string, graceSeconds: number): Promise<'stopped' | 'killed' | 'not-running'> {
+export async function cancelRun(host: HostContext, runId: string, graceSeconds: number, why?: StopReason): Promise<'stopped' | 'killed' | 'not-running'> {
   const dir = host.runDir(runId);
   const grace = Math.max(0, Math.floor(graceSeconds));
+  // One of a fixed set of words: safe inside the script as it is.
+  const whyField = why && (Object.values(STOP_REASON) as string[]).includes(why) ? ` why=${why}` : '';
   const script = `cd ${q(dir)} 2>/dev/null || { echo ${MARK.notRunning}; exit 0; }
 stamp() { ${STAMP}; }
 ${RUN_GROUP}
@@ -149,7 +152,7 @@ pid=${RUN_PID}
 # The run's group, alive (a member that is not a zombie waiting for a slow reaper) and still this run's.
 running() { group_alive "$pid" && group_is_run "$pid"; }
 running || { echo ${MARK.notRunning}; exit 0; }
-echo "$(stamp) cancel requested: TERM to process group $pid" >> ${RUNTIME_LOG}
+echo "$(stamp) cancel requested: TERM to process group $pid${whyField}" >> ${RUNTIME_LOG}
 kill -TERM -- "-$pid" 2>/dev/null
 for i in $(seq ${grace * 10}); do running || { echo ${MARK.stopped}; exit 0; }; sleep 0.1; done
 running || { echo ${MARK.stopped}; exit 0; }

@@ -4,6 +4,7 @@ import {
   assertNoProblems,
   checkTable,
   createPythonBundle,
+  existingPaths,
   jobSpecFor,
   numberField,
   outcomePrefix,
@@ -65,6 +66,6 @@ export class CollectionPlugin extends SchemaPlugin<typeof collectionRequestSchem
       outcome.status === 'succeeded' && rows !== null
         ? `collected ${rows} rows x ${columns ?? '?'} columns into ${output}${dropped ? ` (dropped ${dropped} bad rows)` : ''}`
         : `${outcomePrefix(outcome)}collection ${rows !== null ? `wrote ${rows} rows` : 'wrote no table'}`;
-    return { headline, metrics: { rows, columns, dropped }, highlights: [output, `artifacts/${COLLECTION_STATS}`, `artifacts/${COLLECTION_LOG}`] };
+    return { headline, metrics: { rows, columns, dropped }, highlights: existingPaths(bundle, [output, `artifacts/${COLLECTION_STATS}`, `artifacts/${COLLECTION_LOG}`]) };
   }
 }

@@ -6,6 +6,7 @@ import {
   assertNoProblems,
   checkTable,
   createPythonBundle,
+  existingPaths,
   fmt,
   jobSpecFor,
   numberField,
@@ -13,6 +14,7 @@ import {
   pluginFile,
   pythonCommand,
   readJsonLines,
+  readTail,
   requestPath,
   SchemaPlugin,
 } from '../common';
@@ -70,6 +72,10 @@ export class TrainingPlugin extends SchemaPlugin<typeof trainingRequestSchema> i
     return bundle;
   }
 
+  /**
+   * What the run achieved, from what it left: the last complete checkpoint's log (steps, loss), else
+   * the last `step N/M` line of the training log; a run that recorded no step says so. Names only files that exist.
+   */
   async summarizeResult(bundle: Bundle, outcome: RunOutcome): Promise<TaskSummary> {
     const outputDir = String(bundle.spec.metadata['outputDir'] ?? 'checkpoints');
     const wanted = Number(bundle.spec.metadata['steps'] ?? 0);
@@ -79,20 +85,34 @@ export class TrainingPlugin extends SchemaPlugin<typeof trainingRequestSchema> i
     const log = last === undefined ? [] : await readJsonLines(bundle.path(`${lastPath}/${TRAINING_SERIES}`));
     const firstLoss = numberField(log[0], 'loss');
     const finalLoss = numberField(log.at(-1), 'loss');
-    const steps = numberField(log.at(-1), 'step') ?? 0;
+    const checkpointStep = numberField(log.at(-1), 'step');
+    const loggedStep = checkpointStep === null ? await lastLoggedStep(bundle.path(`artifacts/${TRAINING_LOG}`)) : null;
+    const reached =
+      checkpointStep !== null
+        ? `reached step ${checkpointStep} of ${wanted}`
+        : loggedStep !== null
+          ? `logged step ${loggedStep} of ${wanted} in ${TRAINING_LOG}`
+          : `recorded no step (of ${wanted})`;
     const headline =
       outcome.status === 'succeeded' && last !== undefined
-        ? `trained ${steps} steps: loss ${fmt(firstLoss)} -> ${fmt(finalLoss)}`
-        : `${outcomePrefix(outcome)}training reached step ${steps} of ${wanted}; ` +
+        ? `trained ${checkpointStep ?? '?'} steps: loss ${fmt(firstLoss)} -> ${fmt(finalLoss)}`
+        : `${outcomePrefix(outcome)}training ${reached}; ` +
           (lastPath ? `last complete checkpoint ${lastPath} (loss ${fmt(firstLoss)} -> ${fmt(finalLoss)})` : 'no complete checkpoint');
-    const highlights = [`artifacts/${TRAINING_METRICS}`, `artifacts/${TRAINING_LOG}`];
-    if (lastPath) highlights.push(lastPath);
+    const highlights = existingPaths(bundle, [`artifacts/${TRAINING_METRICS}`, `artifacts/${TRAINING_LOG}`, ...(lastPath ? [lastPath] : [])]);
     return {
       headline,
-      metrics: { firstLoss, finalLoss, steps, checkpoints: checkpoints.length, finalCheckpoint: lastPath },
+      metrics: { firstLoss, finalLoss, steps: checkpointStep ?? loggedStep, checkpoints: checkpoints.length, finalCheckpoint: lastPath },
       highlights,
     };
   }
+}
+
+/** The step of the last `step N/M ...` line trainer.py printed, or null when it printed none (or the log is missing). */
+async function lastLoggedStep(logPath: string): Promise<number | null> {
+  const text = await readTail(logPath);
+  const steps = [...(text ?? '').matchAll(/^step (\d+)\/\d+ /gm)];
+  const n = Number(steps.at(-1)?.[1]);
+  return Number.isSafeInteger(n) ? n : null;
 }
 
 /** Steps of the complete (COMPLETE-marked) step-N folders in `dir`, ascending. */

@@ -3,7 +3,7 @@ import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Bundle, isSafeRelativePath, type Problem } from '../../bundle';
-import { assertNoProblems, CONFIG_INPUT, jobSpecFor, outcomePrefix, pluginFile, pythonCommand, readJson, requestPath, SchemaPlugin } from '../common';
+import { assertNoProblems, CONFIG_INPUT, existingPaths, jobSpecFor, outcomePrefix, pluginFile, pythonCommand, readJson, requestPath, SchemaPlugin } from '../common';
 import type { RunOutcome, TaskPlugin, TaskSubmission, TaskSummary } from '../types';
 import { git, GitError, hasCommit, isGitUrl, lsTree, porcelain, readBlobs, type TreeEntry } from './git';
 import {
@@ -141,7 +141,7 @@ export class UpstreamPlugin extends SchemaPlugin<typeof upstreamRequestSchema> i
     const run = (await readJson(bundle.path(`artifacts/${UPSTREAM_RUN_FILE}`))) as UpstreamRunRecord | undefined;
     const commit = String(bundle.spec.metadata['commit'] ?? '?');
     const where = `${String(bundle.spec.metadata['repository'] ?? '?')}@${commit.slice(0, 12)}`;
-    const highlights = [`artifacts/${UPSTREAM_RUN_FILE}`, `artifacts/${UPSTREAM_LOG}`];
+    const highlights = existingPaths(bundle, [`artifacts/${UPSTREAM_RUN_FILE}`, `artifacts/${UPSTREAM_LOG}`]);
     if (!run || run.schema_version !== UPSTREAM_RUN_SCHEMA_VERSION) {
       return { headline: `${outcomePrefix(outcome)}upstream ${where}: no ${UPSTREAM_RUN_FILE} was written`, metrics: { exitCode: outcome.exitCode }, highlights };
     }
@@ -153,7 +153,7 @@ export class UpstreamPlugin extends SchemaPlugin<typeof upstreamRequestSchema> i
     return {
       headline,
       metrics: { exitCode: code, durationSeconds: run.timings?.duration_seconds ?? null, rawArtifacts: raw.length },
-      highlights: [...highlights, ...raw.slice(0, 5).map((a) => `artifacts/${a.path}`)],
+      highlights: [...highlights, ...existingPaths(bundle, raw.slice(0, 5).filter((a) => typeof a.path === 'string' && isSafeRelativePath(a.path)).map((a) => `artifacts/${a.path}`))],
     };
   }
 }
