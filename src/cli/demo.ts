@@ -2,7 +2,7 @@
  * `orbit demo`: the whole path on the embedded default. Starts (or reuses) the dev server, runs a
  * worker in this process, submits the example job, follows it, and prints where everything is.
  */
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { installQuietRuntime } from '../worker/logging';
 import { orbitHome, taskQueue, temporalTarget } from '../config';
 import { fleetHostsFromInventory, loadHostRegistry } from '../worker/hosts';
 import { createOrbitWorker } from '../worker/worker';
@@ -17,7 +17,7 @@ export async function runDemo(out: (s: string) => void, submitAndFollow: () => P
     out(`${s.started ? 'started' : 'reusing'} Temporal dev server at ${s.address} (Web UI ${s.uiUrl})`);
   }
   // The worker runs in this process: its logs would interleave with the run's phases. Warnings and errors only.
-  Runtime.install({ logger: new DefaultLogger('WARN'), telemetryOptions: { logging: { filter: { core: 'WARN', other: 'WARN' }, forward: {} } } });
+  installQuietRuntime('warn');
   const hosts = await loadHostRegistry(orbitHome());
   const worker = await createOrbitWorker({
     connectionOptions: target.connectionOptions,

@@ -1,21 +1,9 @@
 /** The CLI's user-facing failures, and the one place errors from Temporal's client become one line. */
 import { isGrpcServiceError, ServiceError, type Client } from '@temporalio/client';
 import { NamespaceNotFoundError } from '@temporalio/common';
+import { CliError, EXIT_TEMPORAL } from './cli-error';
 
-/** Thrown for a user-facing failure: the message is printed as is and the process exits with `exitCode`. */
-export class CliError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode = 2,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'CliError';
-  }
-}
-
-/** Exit code when Temporal cannot be reached or used (README: exit codes). */
-export const EXIT_TEMPORAL = 3;
+export { CliError, EXIT_TEMPORAL };
 
 /** Which Temporal the CLI talks to, as far as messages need it. */
 export interface TemporalWhere {

@@ -7,8 +7,9 @@ import type { RunStatus } from '../common/run';
 import { taskQueue, type TemporalTarget } from '../config';
 import { fleet, fleetQuery, hostDrainSignal } from '../workflows/fleet';
 import { CliError, EXIT_TEMPORAL, temporalCliError } from './errors';
+import { emit, formatTime, type Io, type OutputFormat } from './io';
 import { formatTable } from './table';
-import { connectClient } from './submit';
+import { connectClient } from './connect';
 
 /** The fleet's state, or undefined when no run has started it yet. */
 export async function fleetViewOf(client: Client): Promise<FleetView | undefined> {
@@ -33,22 +34,26 @@ export async function queuePlace(client: Client, runId: string, queued: NonNulla
   return entry ? `${head}: position ${entry.position} of ${view!.queue.length}; waiting for ${entry.waitingFor}` : `${head} (the fleet has not taken the request yet)`;
 }
 
-export async function runQueue(target: TemporalTarget, out: (s: string) => void): Promise<number> {
+export async function runQueue(target: TemporalTarget, io: Io, format: OutputFormat = 'text'): Promise<number> {
   const client = await connectClient(target);
   const view = await fleetViewOf(client).catch((e: Error) => {
     throw temporalCliError(e, target) ?? new CliError(`fleet: ${e.message}`, EXIT_TEMPORAL);
   });
+  if (format !== 'text') {
+    await emit(io, format, { taskQueue: taskQueue(), queue: view?.queue ?? [], leases: view?.leases ?? [] }, () => undefined);
+    return 0;
+  }
   if (!view) {
-    out(`no fleet yet on task queue "${taskQueue()}": nothing has been submitted`);
+    io.out(`no fleet yet on task queue "${taskQueue()}": nothing has been submitted`);
     return 0;
   }
   const rows = [
     ...view.queue.map((q) => [q.workflowId, 'queued', q.position, q.priority, describeResources(q.resources), q.hosts?.join(',') ?? 'auto', '-', since(q.queuedAt)]),
     ...view.leases.map((l) => [l.holder.workflowId, 'leased', '-', l.priority, describeResources({ gpus: l.gpus.length, cpus: l.cpus, memoryGb: l.memoryGb }), l.host, l.gpus.join(',') || '-', since(l.grantedAt)]),
   ];
-  out(`${view.queue.length} queued, ${view.leases.length} leased (task queue "${taskQueue()}"; the last column is the time waited, or held)`);
-  if (rows.length) out(formatTable(['run', 'state', 'position', 'priority', 'resources', 'host', 'gpus', 'waiting/held'], rows));
-  for (const q of view.queue.slice(0, 10)) out(`  #${q.position} ${q.workflowId} waits for ${q.waitingFor}`);
+  io.note(`${view.queue.length} queued, ${view.leases.length} leased (task queue "${taskQueue()}"; the last column is the time waited, or held)`);
+  if (rows.length) io.out(formatTable(['run', 'state', 'position', 'priority', 'resources', 'host', 'gpus', 'waiting/held'], rows));
+  for (const q of view.queue.slice(0, 10)) io.note(`  #${q.position} ${q.workflowId} waits for ${q.waitingFor}`);
   return 0;
 }
 
@@ -67,20 +72,20 @@ export function hostsTable(view: FleetView): string {
         `${h.memoryGb.busy}/${h.memoryGb.total}`,
         h.leases,
         h.pricePerHour,
-        h.note ? `${h.note}${h.since ? ` (since ${h.since.slice(0, 19)}Z)` : ''}` : '',
+        h.note ? `${h.note}${h.since ? ` (since ${formatTime(h.since)})` : ''}` : '',
       ];
     }),
   );
 }
 
 /** `orbit hosts drain|undrain NAME`: starts the fleet if it is not running yet. */
-export async function setHostDrained(target: TemporalTarget, name: string, drained: boolean, out: (s: string) => void): Promise<number> {
+export async function setHostDrained(target: TemporalTarget, name: string, drained: boolean, io: Io): Promise<number> {
   const client = await connectClient(target);
   await client.workflow
     .signalWithStart(fleet, { workflowId: fleetWorkflowId(taskQueue()), taskQueue: taskQueue(), args: [{}], signal: hostDrainSignal, signalArgs: [{ host: name, drained }] })
     .catch((e: Error) => {
       throw temporalCliError(e, target) ?? new CliError(`fleet: ${e.message}`, EXIT_TEMPORAL);
     });
-  out(drained ? `${name}: drained: no new leases; its running jobs go on` : `${name}: undrained: takes new leases again${''}`);
+  io.out(drained ? `${name}: drained: no new leases; its running jobs go on` : `${name}: undrained: takes new leases again`);
   return 0;
 }

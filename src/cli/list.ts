@@ -4,11 +4,11 @@
  * that shows the same list.
  */
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
-import { parseArgs } from 'node:util';
 import type { TemporalTarget } from '../config';
 import { SA_HOST, SA_JOB_KIND, SA_PHASE, SA_SWEEP, SA_TASK_TYPE } from '../common/search-attributes';
 import { CliError } from './errors';
-import { formatTable } from './table';
+import { emit, formatTime, type Io, type OutputFormat } from './io';
+import { formatCsv, formatTable, type Cell } from './table';
 
 export interface ListFilters {
   /** A raw visibility query, ANDed with the filters below. */
@@ -73,16 +73,7 @@ export async function listRuns(client: Client, query: string, limit: number): Pr
 }
 
 export function runsTable(runs: ListedRun[]): string {
-  return formatTable(
-    ['id', 'task', 'phase', 'host', 'started'],
-    runs.map((r) => [
-      r.workflowId,
-      r.task ?? (r.jobKind ? `(${r.jobKind})` : undefined),
-      r.phase ?? r.status,
-      r.host,
-      r.startTime.toISOString().replace('T', ' ').slice(0, 19),
-    ]),
-  );
+  return formatTable(COLUMNS, rowsOf(runs, formatTime));
 }
 
 /** The Web UI's workflow list filtered by `query`. */
@@ -92,47 +83,35 @@ export function listUiUrl(target: TemporalTarget, query: string): string | undef
   return query ? `${base}?query=${encodeURIComponent(query)}` : base;
 }
 
-export const LIST_HELP = `orbit list [--query Q] [--task T] [--phase P] [--host H] [--sweep S] [--limit N]
-  Runs newest first, found with the Web UI's visibility queries on Orbit's search attributes
-  (OrbitTaskType, OrbitJobKind, OrbitHost, OrbitPhase, OrbitBundleDigest, OrbitSweep).
-  Filters are ANDed; --query takes any visibility query, e.g.
-    orbit list --query 'OrbitPhase IN ("failed", "timed-out") AND StartTime > "2026-11-01T00:00:00Z"'`;
+export interface ListFlags extends ListFilters {
+  limit: number;
+  output: OutputFormat | 'csv';
+}
 
-export async function listCommand(argv: string[], out: (s: string) => void, connect: () => Promise<{ client: Client; target: TemporalTarget }>): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      query: { type: 'string', short: 'q' },
-      task: { type: 'string' },
-      phase: { type: 'string' },
-      host: { type: 'string' },
-      sweep: { type: 'string' },
-      limit: { type: 'string', short: 'n', default: '20' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    out(LIST_HELP);
-    return 0;
-  }
-  if (positionals.length) throw new CliError(`orbit list takes no arguments (got ${positionals.join(' ')}); filter with --query, --task, --phase, --host or --sweep`);
-  const limit = Number(values.limit);
-  if (!Number.isInteger(limit) || limit < 1) throw new CliError(`--limit must be a whole number of at least 1 (got ${values.limit})`);
-  const query = listQuery(values);
+const COLUMNS = ['id', 'task', 'phase', 'host', 'started'];
+
+/** The table: the start time in the one human format (JSON carries ISO). */
+function rowsOf(runs: ListedRun[], time: (d: Date) => string): Cell[][] {
+  return runs.map((r) => [r.workflowId, r.task ?? (r.jobKind ? `(${r.jobKind})` : undefined), r.phase ?? r.status, r.host, time(r.startTime)]);
+}
+
+/** Runs as a table (or JSON, YAML, CSV) on stdout; the query, the limit note and the Web UI link on stderr. */
+export async function listCommand(flags: ListFlags, io: Io, connect: () => Promise<{ client: Client; target: TemporalTarget }>): Promise<number> {
+  const query = listQuery(flags);
   const { client, target } = await connect();
   let runs: ListedRun[];
   try {
-    runs = await listRuns(client, query, limit);
+    runs = await listRuns(client, query, flags.limit);
   } catch (e) {
     const cause = (e as Error & { cause?: { code?: number; details?: string } }).cause;
     // gRPC INVALID_ARGUMENT (3): the server refused the query itself.
     if (cause?.code === 3) throw new CliError(`the query ${JSON.stringify(query)} was refused: ${cause.details ?? (e as Error).message}`);
     throw new CliError(`cannot list runs: ${cause?.details ?? (e as Error).message}`, 3);
   }
-  out(runs.length ? runsTable(runs) : 'no runs match');
-  out(`query: ${query || '(none)'}${runs.length === limit ? `  (first ${limit}; --limit for more)` : ''}`);
+  if (flags.output === 'csv') io.out(formatCsv(COLUMNS, rowsOf(runs, (d) => d.toISOString())));
+  else await emit(io, flags.output, runs, () => io.out(runs.length ? formatTable(COLUMNS, rowsOf(runs, formatTime)) : 'no runs match'));
+  io.note(`query: ${query || '(none)'}${runs.length === flags.limit ? `  (first ${flags.limit}; --limit for more)` : ''}`);
   const ui = listUiUrl(target, query);
-  if (ui) out(`Web UI: ${ui}`);
+  if (ui) io.note(`Web UI: ${ui}`);
   return 0;
 }

@@ -4,22 +4,14 @@
  * memo names the store and the bundle), or, when Temporal cannot say, in this machine's store.
  */
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import picomatch from 'picomatch';
 import { orbitHome, temporalTarget } from '../config';
 import { pullRun, readRunRecord } from '../store/cas';
 import { configuredStore, openStore } from '../store/open';
-import { CliError, parseOrUsage } from './errors';
+import { CliError } from './errors';
 
-const USAGE = 'usage: orbit pull RUN [--to DIR] [--only GLOB]   (GLOB matches paths such as artifacts/**/*.json; repeat --only for more)';
-
-export async function orbitPull(argv: string[], out: (s: string) => void): Promise<number> {
-  const { values, positionals } = parseOrUsage(USAGE, () =>
-    parseArgs({ args: argv, allowPositionals: true, options: { to: { type: 'string' }, only: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' } } }),
-  );
-  if (values.help) return (out(USAGE), 0);
-  if (positionals.length !== 1) throw new CliError(`orbit pull: expected exactly one run id; ${USAGE}`);
-  const runId = positionals[0]!;
+export async function orbitPull(runId: string, flags: { to?: string; only?: string[] }, out: (s: string) => void): Promise<number> {
+  const values = flags;
   const where = await locate(runId);
   const dir = resolve(values.to ?? join(orbitHome(), 'runs', runId));
   const only = values.only?.length ? picomatch(values.only, { dot: true }) : undefined;
@@ -30,7 +22,7 @@ export async function orbitPull(argv: string[], out: (s: string) => void): Promi
 }
 
 async function locate(runId: string): Promise<{ store: string; digest: string }> {
-  const { connectClient } = await import('./submit');
+  const { connectClient } = await import('./connect');
   const { runWhere } = await import('./outcome');
   try {
     const client = await connectClient(temporalTarget());

@@ -1,23 +1,15 @@
 /** `orbit store gc [--older-than 30d] [--dry-run]`: drops what no kept run or sweep of the store names (see src/store/gc.ts). */
-import { parseArgs } from 'node:util';
 import { temporalTarget } from '../config';
 import { SA_BUNDLE_DIGEST } from '../common/search-attributes';
 import { parseDuration, formatDuration } from '../sweeps/duration';
 import { applyGc, planGc } from '../store/gc';
 import { configuredStore } from '../store/open';
-import { CliError, parseOrUsage } from './errors';
+import { CliError } from './errors';
 
-const USAGE = 'usage: orbit store gc [--older-than 30d] [--dry-run]';
-
-export async function orbitStore(argv: string[], out: (s: string) => void): Promise<number> {
-  const { values, positionals } = parseOrUsage(USAGE, () =>
-    parseArgs({ args: argv, allowPositionals: true, options: { 'older-than': { type: 'string' }, 'dry-run': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }),
-  );
-  if (values.help) return (out(USAGE), 0);
-  if (positionals[0] !== 'gc' || positionals.length !== 1) throw new CliError(`orbit store: expected "gc"; ${USAGE}`);
+export async function orbitStoreGc(values: { olderThan?: string; dryRun?: boolean }, out: (s: string) => void): Promise<number> {
   let olderThanMs: number | undefined;
-  if (values['older-than'] !== undefined) {
-    const d = parseDuration(values['older-than']);
+  if (values.olderThan !== undefined) {
+    const d = parseDuration(values.olderThan);
     if (!d.ok) throw new CliError(`--older-than ${d.message}`);
     olderThanMs = d.ms;
   }
@@ -27,8 +19,8 @@ export async function orbitStore(argv: string[], out: (s: string) => void): Prom
   const grace = Number(process.env.ORBIT_GC_GRACE_SECONDS ?? 3600);
   if (!Number.isFinite(grace) || grace < 0) throw new CliError(`ORBIT_GC_GRACE_SECONDS=${process.env.ORBIT_GC_GRACE_SECONDS} must be a number of seconds, 0 or more`);
   const plan = await planGc(store, { now: Date.now(), olderThanMs, activeRuns: active.ids, activeDigests: active.digests, graceMs: grace * 1000 });
-  const verb = values['dry-run'] ? 'would drop' : 'dropped';
-  if (!values['dry-run']) await applyGc(store, plan);
+  const verb = values.dryRun ? 'would drop' : 'dropped';
+  if (!values.dryRun) await applyGc(store, plan);
   const runs = new Set(plan.runKeys.map((k) => k.split('/')[1])).size;
   out(
     `store ${store.url}: ${verb} ${runs} runs, ${plan.bundleKeys.length} bundles, ${plan.blobKeys.length} blobs (${plan.bytes} bytes); ` +
@@ -41,7 +33,7 @@ export async function orbitStore(argv: string[], out: (s: string) => void): Prom
 
 /** Runs Temporal has open (queued or running), by id and by the bundle digest they run. Refuses to guess when Temporal cannot say. */
 async function activeRuns(): Promise<{ ids: Set<string>; digests: Set<string> }> {
-  const { connectClient } = await import('./submit');
+  const { connectClient } = await import('./connect');
   const client = await connectClient(temporalTarget());
   const ids = new Set<string>();
   const digests = new Set<string>();

@@ -1,5 +1,5 @@
 /** Builds a frozen bundle from a request through its plugin, then starts runBundle for it. */
-import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Bundle } from '../bundle';
@@ -128,17 +128,7 @@ export async function prepareRun(loaded: LoadedRequest, options: RunOptions): Pr
   return { runId, bundle, digest, input, upload };
 }
 
-export async function connectClient(target: TemporalTarget = temporalTarget()): Promise<Client> {
-  try {
-    const connection = await Connection.connect({ ...target.connectionOptions, connectTimeout: '5s' } as Parameters<typeof Connection.connect>[0]);
-    return new Client({ connection, namespace: target.namespace });
-  } catch (e) {
-    const hint = target.embedded
-      ? 'start the embedded server with `orbit up` (or run the demo), or point TEMPORAL_ADDRESS at a cluster'
-      : 'check TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE and the TLS or API key settings';
-    throw new CliError(`cannot reach Temporal at ${target.address}: ${(e as Error).message}; ${hint}`, 3);
-  }
-}
+export { connectClient } from './connect';
 
 /** Starts runBundle for a prepared run; returns the workflow id and its Web UI link. */
 export async function startRun(client: Client, prepared: PreparedRun, target: TemporalTarget = temporalTarget()) {

@@ -17,6 +17,7 @@ import { buildSweep, firingIds, readSweep, sweepDir, SweepNotFoundError, type Sw
 import { CliError } from './errors';
 import { formatResults, sweepResults } from './sweep-results';
 import { formatTable } from './table';
+import { emit, formatTime, type OutputFormat } from './io';
 
 export interface SweepContext {
   client: Client;
@@ -53,7 +54,7 @@ function scheduleUiUrl(target: TemporalTarget, name: string): string | undefined
 }
 
 function when(d: Date | undefined): string {
-  return d ? d.toISOString().replace('T', ' ').slice(0, 19) + 'Z' : '-';
+  return formatTime(d);
 }
 
 async function describeSchedule(ctx: SweepContext, name: string): Promise<{ handle: ScheduleHandle; description: ScheduleDescription }> {
@@ -158,22 +159,53 @@ export async function describeSweep(ctx: SweepContext, name: string): Promise<st
   return lines.join('\n');
 }
 
-export async function listSweeps(ctx: SweepContext): Promise<string> {
-  const rows = [];
+export interface SweepListEntry {
+  name: string;
+  state: 'paused' | 'active';
+  schedule?: string;
+  cells?: number;
+  next?: Date;
+  last?: Date;
+}
+
+export async function sweepList(ctx: SweepContext): Promise<SweepListEntry[]> {
+  const rows: SweepListEntry[] = [];
   for await (const s of ctx.client.schedule.list()) {
     if (!s.memo?.orbitSweep) continue;
     const local = await readSweep(ctx.home, s.scheduleId).catch(() => undefined);
-    rows.push([
-      s.scheduleId,
-      s.state.paused ? 'paused' : 'active',
-      local ? describeSpec(local.record.schedule) : '?',
-      local?.record.cells.length ?? (s.memo.cells as number | undefined),
-      when(s.info.nextActionTimes[0]),
-      when(s.info.recentActions.at(-1)?.scheduledAt),
-    ]);
+    rows.push({
+      name: s.scheduleId,
+      state: s.state.paused ? 'paused' : 'active',
+      schedule: local ? describeSpec(local.record.schedule) : undefined,
+      cells: local?.record.cells.length ?? (s.memo.cells as number | undefined),
+      next: s.info.nextActionTimes[0],
+      last: s.info.recentActions.at(-1)?.scheduledAt,
+    });
   }
-  rows.sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+  return rows.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export async function listSweeps(ctx: SweepContext): Promise<string> {
+  const rows = (await sweepList(ctx)).map((r) => [r.name, r.state, r.schedule ?? '?', r.cells, when(r.next), when(r.last)]);
   return rows.length ? formatTable(['name', 'state', 'schedule', 'cells', 'next', 'last'], rows) : 'no sweeps; create one with `orbit sweep create FILE`';
+}
+
+/** describe's facts for -o json: the schedule's state and counts, and the sweep's record when this machine has it. */
+export async function sweepFacts(ctx: SweepContext, name: string): Promise<Record<string, unknown>> {
+  const { description: d } = await describeSchedule(ctx, name);
+  const local = await readSweep(ctx.home, name).catch(() => undefined);
+  return {
+    name,
+    state: d.state.paused ? 'paused' : 'active',
+    note: d.state.note,
+    firings: { taken: d.info.numActionsTaken, skippedOverlap: d.info.numActionsSkippedOverlap, missedCatchupWindow: d.info.numActionsMissedCatchupWindow },
+    next: d.info.nextActionTimes.slice(0, 3),
+    running: d.info.runningActions.map((a) => a.workflow.workflowId),
+    recent: d.info.recentActions.slice(-5).map((a) => ({ scheduledAt: a.scheduledAt, workflowId: a.action.workflow.workflowId })),
+    folder: local?.dir,
+    record: local?.record,
+    webUi: scheduleUiUrl(ctx.target, name),
+  };
 }
 
 export interface SweepDeps {
@@ -185,7 +217,6 @@ export interface SweepDeps {
 
 /** `orbit sweep ...` with its arguments. */
 export async function sweepCommand(argv: string[], out: (s: string) => void, deps: SweepDeps): Promise<number> {
-  const context = deps.context;
   const [sub, ...rest] = argv;
   const { values, positionals } = parseArgs({
     args: rest,
@@ -208,6 +239,27 @@ export async function sweepCommand(argv: string[], out: (s: string) => void, dep
     out(SWEEP_HELP);
     return 0;
   }
+  return sweepAction(sub, positionals, values, { out, note: (l) => console.error(l) }, deps);
+}
+
+export interface SweepFlags {
+  name?: string;
+  host?: string;
+  trigger?: boolean;
+  note?: string;
+  overlap?: string;
+  start?: string;
+  end?: string;
+  firing?: string;
+  format?: string;
+  purge?: boolean;
+  output?: OutputFormat;
+}
+
+/** One `orbit sweep SUB` with its parsed flags (commander's or parseArgs'). */
+export async function sweepAction(sub: string, positionals: string[], values: SweepFlags, io: { out(s: string): void; note(s: string): void }, deps: SweepDeps): Promise<number> {
+  const out = io.out;
+  const context = deps.context;
   const one = (what: string): string => {
     if (positionals.length !== 1) throw new CliError(`orbit sweep ${sub}: expected exactly one ${what}; see orbit sweep --help`);
     return positionals[0]!;
@@ -216,7 +268,7 @@ export async function sweepCommand(argv: string[], out: (s: string) => void, dep
     case 'create': {
       const loaded = await loadSweepFile(one('sweep file'), await deps.registry(), { name: values.name, host: values.host });
       const ctx = await context();
-      const { dir, record: r, handle } = await createSweep(ctx, loaded, { trigger: values.trigger });
+      const { dir, record: r, handle } = await createSweep(ctx, loaded, { trigger: values.trigger ?? false });
       const d = await handle.describe();
       out(`created sweep ${r.name}: ${r.cells.length} ${r.taskType} cell${r.cells.length === 1 ? '' : 's'} on ${r.host} (${r.axes.map((a) => `${a.name} x${a.values.length}`).join(', ')})`);
       out(`  schedule: ${describeSpec(r.schedule)}; overlap ${r.schedule.overlap}${r.schedule.paused ? '; paused' : ''}`);
@@ -231,12 +283,18 @@ export async function sweepCommand(argv: string[], out: (s: string) => void, dep
       out(`${loaded.file}: valid sweep ${loaded.name}: ${loaded.cells.length} ${loaded.taskType} cell${loaded.cells.length === 1 ? '' : 's'} (${loaded.cells.map((c) => c.name).join(', ')}); ${describeSpec(loaded.schedule)}`);
       return 0;
     }
-    case 'list':
-      out(await listSweeps(await context()));
+    case 'list': {
+      const ctx = await context();
+      if (values.output && values.output !== 'text') await emit(io, values.output, await sweepList(ctx), () => undefined);
+      else out(await listSweeps(ctx));
       return 0;
-    case 'describe':
-      out(await describeSweep(await context(), one('sweep name')));
+    }
+    case 'describe': {
+      const ctx = await context();
+      if (values.output && values.output !== 'text') await emit(io, values.output, await sweepFacts(ctx, one('sweep name')), () => undefined);
+      else out(await describeSweep(ctx, one('sweep name')));
       return 0;
+    }
     case 'pause':
     case 'unpause': {
       const name = one('sweep name');
@@ -272,7 +330,7 @@ export async function sweepCommand(argv: string[], out: (s: string) => void, dep
     }
     case 'results': {
       const name = one('sweep name');
-      const format = values.format;
+      const format = values.format ?? 'table';
       if (format !== 'table' && format !== 'csv' && format !== 'json') throw new CliError(`--format must be table, csv or json (got ${format})`);
       const ctx = await context();
       const { dir, record: r } = await record(ctx, name);

@@ -1,4 +1,6 @@
-/** Plain-text tables and CSV for the command line. */
+/** Plain-text tables (cli-table3, borderless) and RFC 4180 CSV (csv-stringify) for the command line. */
+import Table from 'cli-table3';
+import { stringify } from 'csv-stringify/sync';
 
 export type Cell = string | number | boolean | null | undefined;
 
@@ -13,19 +15,26 @@ export function cellText(v: Cell, digits = 4): string {
   return String(v);
 }
 
-/** Columns padded to their widest cell, two spaces apart; the header in upper case. */
-export function formatTable(headers: string[], rows: Cell[][]): string {
-  const text = [headers.map((h) => h.toUpperCase()), ...rows.map((r) => headers.map((_, i) => cellText(r[i])))];
-  const widths = headers.map((_, i) => Math.max(...text.map((r) => r[i]!.length)));
-  return text.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
-}
+const NO_BORDER = {
+  top: '', 'top-mid': '', 'top-left': '', 'top-right': '',
+  bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '',
+  left: '', 'left-mid': '', mid: '', 'mid-mid': '',
+  right: '', 'right-mid': '', middle: '  ',
+};
 
-function csvField(v: Cell): string {
-  const s = v === null || v === undefined ? '' : String(v);
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+/** Columns padded to their widest cell, two spaces apart, the header in upper case (as kubectl and temporal print). */
+export function formatTable(headers: string[], rows: Cell[][]): string {
+  const table = new Table({ head: headers.map((h) => h.toUpperCase()), chars: NO_BORDER, style: { head: [], border: [], 'padding-left': 0, 'padding-right': 0, compact: true } });
+  for (const r of rows) table.push(headers.map((_, i) => cellText(r[i])));
+  return table
+    .toString()
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .join('\n');
 }
 
 /** RFC 4180 CSV: a header row, then one row per record; numbers at full precision, empty for none. */
 export function formatCsv(headers: string[], rows: Cell[][]): string {
-  return [headers, ...rows].map((r) => headers.map((_, i) => csvField(r[i])).join(',')).join('\n');
+  const records = [headers, ...rows.map((r) => headers.map((_, i) => r[i] ?? ''))];
+  return stringify(records, { cast: { boolean: (v) => String(v) }, record_delimiter: '\n' }).replace(/\n$/, '');
 }

@@ -34,6 +34,12 @@ const EXPECTED: Record<string, RegExp[]> = {
     /^\[store\] collect .* ratio local\/\(local \+ S3\) \d+\.\d+ \(target >= 0\.8\)/m,
     /^\[store\] moto RSS \d+ MiB at the end/m,
   ],
+  cli: [
+    /^\[cli\] load average \(1, 5, 15 min\): /m,
+    /^\[cli\] ratio bin\/orbit --help \/ node -e 0 \d+\.\d+ \(target <= 2\.0\)/m,
+    /^\[cli\] ratio bin\/orbit status ID \/ temporal workflow describe -w ID \d+\.\d+ \(target <= 3\.0\)/m,
+    /^\[cli\] ratio bin\/orbit list \/ temporal workflow list \d+\.\d+ \(target <= 3\.0\)/m,
+  ],
 };
 
 function runScript(name: string, temporalAddress: string): Promise<{ code: number | null; stdout: string; stderr: string }> {

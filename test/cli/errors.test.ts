@@ -3,7 +3,7 @@ import { NamespaceNotFoundError } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../src/bundle';
 import { CliError, temporalCliError } from '../../src/cli/errors';
-import { reportError } from '../../src/cli/main';
+import { reportError } from '../../src/cli/report-error';
 import { InventoryNotFoundError } from '../../src/hosts/inventory';
 
 const where = { address: '127.0.0.1:7233', namespace: 'nope' };

@@ -15,3 +15,19 @@ export async function orbit(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 
     return { code: typeof err.code === 'number' ? err.code : -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
   }
 }
+
+/**
+ * Runs bin/orbit in a pseudo-terminal (util-linux `script`), as a user at a terminal sees it: stdout
+ * and stderr together in `output`, CRLF line ends turned into LF.
+ */
+export async function orbitInTerminal(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 240_000): Promise<{ code: number; output: string }> {
+  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const command = [join(ROOT, 'bin/orbit'), ...args].map(quote).join(' ');
+  try {
+    const r = await run('script', ['-q', '-e', '-c', command, '/dev/null'], { env, timeout: timeoutMs, maxBuffer: 16 << 20 });
+    return { code: 0, output: r.stdout.replace(/\r\n/g, '\n') };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string };
+    return { code: typeof err.code === 'number' ? err.code : -1, output: (err.stdout ?? '').replace(/\r\n/g, '\n') };
+  }
+}

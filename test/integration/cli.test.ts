@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { verifyManifest } from '../../src/bundle';
 import { tempDir } from '../helpers/bundles';
-import { orbit, ROOT } from '../helpers/orbit-cli';
+import { orbit, orbitInTerminal, ROOT } from '../helpers/orbit-cli';
 
 
 
@@ -19,10 +19,15 @@ describe('the orbit command line, end to end on the embedded default', () => {
   });
   afterAll(async () => tmp.cleanup());
 
-  it('demo: trains the example model, collects verified artifacts, and the loss goes down', async () => {
-    const r = await orbit(['demo'], env);
-    expect(r.stderr).not.toMatch(/Error/);
+  it('demo: trains the example model, collects verified artifacts, the loss goes down, and a terminal sees only the story', async () => {
+    const t = await orbitInTerminal(['demo'], env);
+    const r = { code: t.code, stdout: t.output };
+    expect(r.stdout).not.toMatch(/Error/);
     expect(r.code).toBe(0);
+    // Nothing of the SDK's or webpack's: no worker-state records, no module statistics, no JSON log records.
+    const lines = r.stdout.split('\n').filter((l) => l.trim());
+    expect(lines.filter((l) => /webpack|modules by|asset |Worker state|workflow bundle|^\s*[{}]|"level"|\[(INFO|DEBUG|TRACE)\]|sdkComponent/i.test(l))).toEqual([]);
+    expect(lines.length).toBeLessThan(60);
     expect(r.stdout).toMatch(/reusing Temporal dev server/);
     expect(r.stdout).toMatch(/Web UI: http:\/\/localhost:\d+\/namespaces\/default\/workflows\/train-/);
     expect(r.stdout).toMatch(/staging[\s\S]*launching[\s\S]*running[\s\S]*collecting[\s\S]*succeeded/);
@@ -83,5 +88,48 @@ describe('the orbit command line, end to end on the embedded default', () => {
     const result = await orbit(['result', id!], env);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain(`run ${id}: succeeded`);
+
+    // -o json on every command that has it: one document on stdout that parses, notes on stderr.
+    const json = async (args: string[]) => {
+      const o = await orbit([...args, '-o', 'json'], env);
+      expect(o.code, args.join(' ')).toBe(0);
+      return JSON.parse(o.stdout) as Record<string, unknown> & unknown[];
+    };
+    const s = await json(['status', id!]);
+    expect(s).toMatchObject({ runId: id, execution: 'completed', phase: 'succeeded', host: 'local' });
+    expect(Date.parse(s.startedAt as string)).toBeGreaterThan(0);
+    expect(await json(['result', id!])).toMatchObject({ workflowId: id, status: 'succeeded', result: { host: 'local', exitCode: 0 } });
+    const listed = await json(['list', '--task', 'collection']);
+    expect(listed.map((x) => (x as { workflowId: string }).workflowId)).toContain(id);
+    const csv = await orbit(['list', '--task', 'collection', '-o', 'csv'], env);
+    expect(csv.stdout.split('\n')[0]).toBe('id,task,phase,host,started');
+    expect(csv.stdout).toContain(`${id},collection,succeeded,local,`);
+    expect((await json(['queue'])).leases).toEqual([]);
+    expect(await json(['hosts', 'list'])).toMatchObject({ hosts: [], fleet: { hosts: [expect.objectContaining({ name: 'local' })] } });
+    // The table is the whole of stdout (the query and the Web UI link are notes on stderr), so a pipe counts runs.
+    const table = await orbit(['list', '--task', 'collection'], env);
+    expect(table.stdout.trim().split('\n')[0]).toMatch(/^ID\s+TASK\s+PHASE\s+HOST\s+STARTED$/);
+    expect(table.stderr).toMatch(/^query: OrbitTaskType = "collection"/);
+  });
+
+  it('submit and status say when no worker polls the task queue, and status answers from the workflow\'s state', async () => {
+    const lonely = { ...env, ORBIT_TASK_QUEUE: `nobody-${env.ORBIT_TEMPORAL_PORT}` };
+    const sub = await orbit(['submit', join(ROOT, 'examples/collect.yaml'), '-q'], lonely);
+    expect(sub.code).toBe(0);
+    const id = sub.stdout.trim();
+    expect(id).toMatch(/^collect-\d{8}-\d{6}-[0-9a-f]{4}$/);
+    expect(sub.stderr).toContain(`warning: no worker is polling task queue "nobody-${env.ORBIT_TEMPORAL_PORT}"`);
+    expect(sub.stderr).toContain('orbit worker');
+    const started = Date.now();
+    const status = await orbit(['status', id], lonely);
+    const took = Date.now() - started;
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain(`run ${id}: running`);
+    expect(status.stdout).toContain("from the workflow's recorded state");
+    expect(status.stderr).toContain('no worker is polling');
+    // No query that waits for a worker (it used to take 36 s): process start plus a few round trips.
+    expect(took).toBeLessThan(15_000);
+    const cancelled = await orbit(['cancel', id, '--no-wait'], lonely);
+    expect(cancelled.code).toBe(0);
   });
 });

@@ -1,0 +1,135 @@
+/**
+ * `orbit status RUN`: where a run stands. A running run is asked through its status query, with a
+ * short deadline and only when a worker polls the task queue; otherwise (no worker, or one too busy
+ * to answer) it is read from the workflow's own state (search attributes, memo, the monitor's last
+ * heartbeat), so the answer comes in about a second either way.
+ */
+import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
+import type { Probe } from '../common/activities';
+import type { PhaseEntry, RunStatus } from '../common/run';
+import { taskQueue, workflowUiUrl, type TemporalTarget } from '../config';
+import { CliError, EXIT_TEMPORAL, temporalCliError } from './errors';
+import { emit, formatTime, type Io, type OutputFormat } from './io';
+import { noWorkerWarning, workerPresence } from './presence';
+
+/** How long a status query may take before the workflow's own state answers instead. */
+const QUERY_DEADLINE_MS = 3000;
+
+export interface StatusReport {
+  runId: string;
+  /** Temporal's execution status: running, completed, failed, cancelled, terminated, timed_out. */
+  execution: string;
+  phase?: string;
+  host?: string;
+  hostState?: string;
+  /** Who answered: the workflow through a worker (`query`), or its recorded state (`history`). */
+  answeredBy: 'query' | 'history';
+  process?: { state: string; pid?: number | null; artifactBytes: number; taskLogTail: string[] };
+  queued?: NonNullable<RunStatus['queued']> & { place?: string };
+  lease?: RunStatus['lease'];
+  synced?: RunStatus['synced'];
+  phases: PhaseEntry[];
+  /** Why a run that ended did not succeed. */
+  reason?: string;
+  store?: string;
+  digest?: string;
+  bundleDir?: string;
+  webUi?: string;
+  /** Workers polling the task queue; undefined when Temporal would not say. */
+  workers?: string[];
+  taskQueue: string;
+  startedAt: string;
+  closedAt?: string;
+}
+
+/** The newest probe a running monitor heartbeated (fresher than the workflow's own status between returns). */
+export function liveProbe(d: WorkflowExecutionDescription): Probe | undefined {
+  for (const a of d.raw.pendingActivities ?? []) {
+    const data = a.heartbeatDetails?.payloads?.[0]?.data;
+    if (!data) continue;
+    try {
+      const beat = JSON.parse(Buffer.from(data).toString('utf8')) as { probe?: Probe };
+      if (beat.probe) return beat.probe;
+    } catch {
+      /* not a monitor heartbeat */
+    }
+  }
+  return undefined;
+}
+
+/** The run's status query, or undefined when no answer comes within the deadline. */
+export async function queryStatus(client: Client, id: string, deadlineMs = QUERY_DEADLINE_MS): Promise<RunStatus | undefined> {
+  return client.connection.withDeadline(Date.now() + deadlineMs, () => client.workflow.getHandle(id).query<RunStatus>('status')).catch(() => undefined);
+}
+
+export async function statusReport(client: Client, id: string, target: TemporalTarget): Promise<StatusReport> {
+  const handle = client.workflow.getHandle(id);
+  const d = await handle.describe().catch((e: Error) => {
+    throw temporalCliError(e, target) ?? new CliError(`run ${id}: ${e.message}`, EXIT_TEMPORAL);
+  });
+  // The run's own task queue: its workers are the ones that can answer.
+  const queue = d.taskQueue || taskQueue();
+  const presence = d.status.name === 'RUNNING' ? await workerPresence(client, queue) : { known: false, workers: [] };
+  const running = d.status.name === 'RUNNING';
+  const askable = running && (!presence.known || presence.workers.length > 0);
+  const status = askable ? await queryStatus(client, id) : undefined;
+  const attr = (name: string) => d.typedSearchAttributes.getAll().find((p) => p.key.name === name)?.value as string | undefined;
+  const memo = (d.memo ?? {}) as Record<string, unknown>;
+  const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  const probe = (running ? liveProbe(d) : undefined) ?? status?.probe;
+  const report: StatusReport = {
+    runId: id,
+    execution: d.status.name.toLowerCase(),
+    phase: status?.phase ?? attr('OrbitPhase'),
+    host: status?.host ?? attr('OrbitHost'),
+    hostState: status?.hostState,
+    answeredBy: status ? 'query' : 'history',
+    process: probe ? { state: probe.state, pid: probe.pid, artifactBytes: probe.artifactBytes, taskLogTail: probe.taskLogTail } : undefined,
+    queued: status?.queued ? { ...status.queued, place: await (await import('./fleet')).queuePlace(client, id, status.queued) } : undefined,
+    lease: status?.lease,
+    synced: status?.synced.files ? status.synced : undefined,
+    phases: status?.phases ?? [],
+    store: str(memo.store),
+    digest: str(memo.digest),
+    bundleDir: str(memo.bundleDir),
+    webUi: workflowUiUrl(target, id),
+    workers: presence.known ? presence.workers : undefined,
+    taskQueue: queue,
+    startedAt: d.startTime.toISOString(),
+    closedAt: d.closeTime?.toISOString(),
+  };
+  if (!running) {
+    // Loaded only for an ended run: the outcome module brings the bundle and plugin code.
+    const { awaitRun } = await import('./outcome');
+    const ended = await awaitRun(handle).catch(() => undefined);
+    if (ended?.error && ended.status !== 'succeeded') report.reason = ended.error;
+  }
+  return report;
+}
+
+export function printStatus(r: StatusReport, io: Io): void {
+  const head = r.phase ? `, phase ${r.phase}${r.host ? ` on ${r.host}` : ''}` : '';
+  io.out(`run ${r.runId}: ${r.execution}${head}${r.hostState && r.hostState !== 'reachable' ? ` (host ${r.hostState})` : ''}`);
+  io.out(`  started: ${formatTime(r.startedAt)}${r.closedAt ? `; ended ${formatTime(r.closedAt)}` : ''}`);
+  if (r.process) io.out(`  process: ${r.process.state}${r.process.pid ? ` pid ${r.process.pid}` : ''}, artifacts ${r.process.artifactBytes} bytes`);
+  for (const l of r.process?.taskLogTail ?? []) io.out(`    ${l}`);
+  if (r.queued?.place) io.out(`  ${r.queued.place}`);
+  if (r.lease) io.out(`  lease: ${r.lease.host} gpus [${r.lease.gpus.join(',')}] since ${formatTime(r.lease.grantedAt)} (token ${r.lease.token})`);
+  if (r.synced) io.out(`  synced while running: ${r.synced.files} files, ${r.synced.bytes} bytes`);
+  for (const p of r.phases) io.out(`  ${formatTime(p.at)}  ${p.phase}`);
+  if (r.reason) io.out(`  reason: ${r.reason}`);
+  if (r.store) io.out(`  store: ${r.store} (bundle ${r.digest}; orbit pull ${r.runId} brings it here)`);
+  else if (r.bundleDir) io.out(`  bundle: ${r.bundleDir}`);
+  if (r.webUi) io.out(`  Web UI: ${r.webUi}`);
+  if (r.execution === 'running' && r.answeredBy === 'history') io.out('  (from the workflow\'s recorded state: no worker answered the status query)');
+  if (r.execution === 'running' && r.workers) {
+    const warning = noWorkerWarning({ known: true, workers: r.workers }, r.taskQueue);
+    if (warning) io.note(`orbit: ${warning}`);
+  }
+}
+
+export async function statusCommand(id: string, format: OutputFormat, io: Io, client: Client, target: TemporalTarget): Promise<number> {
+  const report = await statusReport(client, id, target);
+  await emit(io, format, report, () => printStatus(report, io));
+  return 0;
+}
