@@ -11,12 +11,30 @@ import { emit, formatTime, type Io, type OutputFormat } from './io';
 import { formatTable } from './table';
 import { connectClient } from './connect';
 
-/** The fleet's state, or undefined when no run has started it yet. */
+/** How long the fleet's query may take: it is answered by a worker, which may be busy or gone. */
+const FLEET_QUERY_MS = 5000;
+
+/**
+ * The fleet's state, or undefined when no run has started it yet. The fleet is a workflow, so only a
+ * worker can answer: when none polls the task queue, a one-line CliError (exit 3) says so and how to
+ * start one, rather than a query left to time out.
+ */
 export async function fleetViewOf(client: Client): Promise<FleetView | undefined> {
+  const handle = client.workflow.getHandle(fleetWorkflowId(taskQueue()));
   try {
-    return await client.workflow.getHandle(fleetWorkflowId(taskQueue())).query(fleetQuery);
+    return await client.connection.withDeadline(Date.now() + FLEET_QUERY_MS, () => handle.query(fleetQuery));
   } catch (e) {
     if (e instanceof WorkflowNotFoundError) return undefined;
+    const { noWorkerWarning, workerPresence } = await import('./presence');
+    const missing = noWorkerWarning(await workerPresence(client, taskQueue()), taskQueue());
+    if (missing) throw new CliError(`the fleet (workflow ${handle.workflowId}) cannot answer: ${missing.replace(/^warning: /, '')}`, EXIT_TEMPORAL);
+    const grpc = (e as { code?: unknown; cause?: { code?: unknown } }).cause?.code ?? (e as { code?: unknown }).code;
+    if (grpc === 4 /* DEADLINE_EXCEEDED */) {
+      throw new CliError(
+        `the fleet (workflow ${handle.workflowId}) did not answer within ${FLEET_QUERY_MS / 1000} s: a worker polled task queue "${taskQueue()}" lately but none answered (busy, or stopped in the last minutes); check \`orbit worker\``,
+        EXIT_TEMPORAL,
+      );
+    }
     throw e;
   }
 }
@@ -37,6 +55,7 @@ export async function queuePlace(client: Client, runId: string, queued: NonNulla
 export async function runQueue(target: TemporalTarget, io: Io, format: OutputFormat = 'text'): Promise<number> {
   const client = await connectClient(target);
   const view = await fleetViewOf(client).catch((e: Error) => {
+    if (e instanceof CliError) throw e;
     throw temporalCliError(e, target) ?? new CliError(`fleet: ${e.message}`, EXIT_TEMPORAL);
   });
   if (format !== 'text') {

@@ -82,6 +82,16 @@ describe('the command line', () => {
     }
   });
 
+  it('checks this machine as the host "local", which hosts list shows', async () => {
+    const r = await run(['hosts', 'check', 'local', '-o', 'json']);
+    expect(r.code === 0 || r.code === 1).toBe(true);
+    const facts = JSON.parse(r.out.join('\n')) as { name: string; where: string; os: string; python3: string | null; warnings: string[] };
+    expect(facts).toMatchObject({ name: 'local', where: 'this machine' });
+    expect(facts.os).toMatch(/\S/);
+    expect(facts.python3).toMatch(/^3\.\d+\.\d+$/);
+    expect(r.code).toBe(facts.warnings.length ? 1 : 0);
+  });
+
   it('as a process: an unknown flag is one line on stderr, exit 2, no stack', async () => {
     const r = await orbit(['list', '-x'], { ...process.env, ORBIT_TEMPORAL_PORT: '1' }, 60_000);
     expect(r.code).toBe(2);

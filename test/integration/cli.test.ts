@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -5,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { verifyManifest } from '../../src/bundle';
 import { tempDir } from '../helpers/bundles';
 import { orbit, orbitInTerminal, ROOT } from '../helpers/orbit-cli';
+import { waitFor } from '../helpers/wait';
 
 
 
@@ -104,8 +106,12 @@ describe('the orbit command line, end to end on the embedded default', () => {
     const csv = await orbit(['list', '--task', 'collection', '-o', 'csv'], env);
     expect(csv.stdout.split('\n')[0]).toBe('id,task,phase,host,started');
     expect(csv.stdout).toContain(`${id},collection,succeeded,local,`);
-    expect((await json(['queue'])).leases).toEqual([]);
-    expect(await json(['hosts', 'list'])).toMatchObject({ hosts: [], fleet: { hosts: [expect.objectContaining({ name: 'local' })] } });
+    // The fleet is a workflow: with the demo's worker gone, nothing can answer, and queue says so in one line.
+    const queue = await orbit(['queue'], env);
+    expect(queue.code).toBe(3);
+    // (the demo's worker stopped seconds ago: Temporal still lists it as a poller for a while)
+    expect(queue.stderr.trim()).toMatch(/^orbit: the fleet \(workflow \S+\) (cannot answer: no worker is polling|did not answer within 5 s: a worker polled) task queue "cli-\d+".*`orbit worker`/);
+    expect(await json(['hosts', 'list'])).toMatchObject({ hosts: [], fleetNote: expect.stringMatching(/the fleet .* (cannot|did not) answer/) });
     // The table is the whole of stdout (the query and the Web UI link are notes on stderr), so a pipe counts runs.
     const table = await orbit(['list', '--task', 'collection'], env);
     expect(table.stdout.trim().split('\n')[0]).toMatch(/^ID\s+TASK\s+PHASE\s+HOST\s+STARTED$/);
@@ -131,5 +137,20 @@ describe('the orbit command line, end to end on the embedded default', () => {
     expect(took).toBeLessThan(15_000);
     const cancelled = await orbit(['cancel', id, '--no-wait'], lonely);
     expect(cancelled.code).toBe(0);
+
+    // Ctrl-C while following: exit 130, and a line saying the run goes on and how to look at it.
+    const child = spawn(join(ROOT, 'bin/orbit'), ['submit', join(ROOT, 'examples/collect.yaml'), '--follow'], { env: lonely });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await waitFor(async () => err, (e) => /no worker is polling/.test(e), 60_000);
+    await new Promise((r) => setTimeout(r, 2000)); // following by now (it polls every second)
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    const followed = /submitted (\S+)/.exec(out)?.[1];
+    expect(err).toContain(`stopped following; run ${followed} goes on (orbit status ${followed}`);
+    await orbit(['cancel', followed!, '--no-wait'], lonely);
   });
 });

@@ -286,12 +286,15 @@ describe('the fleet: leases with exact GPUs over two sshd hosts of 2 GPUs each',
     const [queue, list, status] = await Promise.all([orbit(['queue'], env), orbit(['hosts', 'list'], env), orbit(['status', waiting], env)]);
     expect(status.stdout).toContain(`run ${waiting}: running, phase queued on auto`);
     expect(status.stdout).toMatch(/queued \d+s for 1 gpu, 1 cpu, 1 GB: position 1 of 1; waiting for 1 gpu, 1 cpu, 1 GB \(gpu-a: drained \| gpu-b: 0 of 2 gpus free\)/);
-    expect(queue.stdout).toMatch(/1 queued, 2 leased/);
+    // The counts and the waits-for lines are notes (stderr); the table is the answer (stdout).
+    expect(queue.stderr).toMatch(/1 queued, 2 leased/);
     expect(queue.stdout).toMatch(/drained\d-\S+ +leased +- +0 +1 gpu, 1 cpu, 1 GB +gpu-b +[01] /);
     expect(queue.stdout).toMatch(/drained\d-\S+ +queued +1 +0 +1 gpu, 1 cpu, 1 GB +auto/);
-    expect(queue.stdout).toMatch(/gpu-a: drained/);
+    expect(queue.stderr).toMatch(/gpu-a: drained/);
     expect(list.stdout).toMatch(/gpu-a +drained +0 +2\/2/);
     expect(list.stdout).toMatch(/gpu-b +ok +2 \[0,1\] +0\/2/);
+    const asJson = await orbit(['queue', '-o', 'json'], env);
+    expect(JSON.parse(asJson.stdout)).toMatchObject({ queue: [expect.objectContaining({ workflowId: waiting, position: 1 })], leases: [expect.anything(), expect.anything()] });
     const undrain = await orbit(['hosts', 'undrain', 'gpu-a'], env);
     expect(undrain.code).toBe(0);
     const results = await Promise.all(jobs.map((j) => runOutcome(j.handle)));

@@ -75,9 +75,10 @@ describe('the Web UI and orbit list explain a run', () => {
     }
     expect(listed.code).toBe(0);
     expect(listed.stdout).toMatch(/^ID\s+TASK\s+PHASE\s+HOST\s+STARTED$/m);
-    expect(listed.stdout).toMatch(new RegExp(`^${runId}\\s+collection\\s+succeeded\\s+local\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d$`, 'm'));
-    expect(listed.stdout).toContain('query: OrbitTaskType = "collection" AND OrbitPhase = "succeeded" AND OrbitHost = "local"');
-    expect(listed.stdout).toContain(`Web UI: ${inject('temporalUiUrl')}/namespaces/default/workflows?query=OrbitTaskType%20%3D%20%22collection%22`);
+    expect(listed.stdout).toMatch(new RegExp(`^${runId}\\s+collection\\s+succeeded\\s+local\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d \\S+$`, 'm'));
+    // The table is stdout; the query and the Web UI link are notes, on stderr.
+    expect(listed.stderr).toContain('query: OrbitTaskType = "collection" AND OrbitPhase = "succeeded" AND OrbitHost = "local"');
+    expect(listed.stderr).toContain(`Web UI: ${inject('temporalUiUrl')}/namespaces/default/workflows?query=OrbitTaskType%20%3D%20%22collection%22`);
     const byDigest = await orbit(['list', '--query', `OrbitBundleDigest = "${digest}"`], env);
     expect(byDigest.stdout).toContain(runId);
     const failed = await orbit(['list', '--phase', 'failed', '--task', 'collection'], env);
