@@ -11,6 +11,7 @@ import type { CollectSummary } from '../common/activities';
 import { isOutcome } from '../common/run';
 import { SA_PHASE } from '../common/search-attributes';
 import type { RunEnding } from '../diagnose/findings';
+import { formatTime } from './io';
 
 export interface CancelRecord {
   /** ISO time of the cancel request. */
@@ -69,9 +70,9 @@ export async function cancelRecord(handle: WorkflowHandle): Promise<CancelRecord
   }
 }
 
-/** One line: `cancel requested 2026-12-01T10:00:00.000Z by 123@box: "wrong data"`. */
+/** One line: `cancel requested 2026-12-01 10:00:00 UTC by 123@box: "wrong data"` (the record itself keeps ISO). */
 export function cancelLine(c: CancelRecord): string {
-  return `cancel requested${c.requestedAt ? ` ${c.requestedAt}` : ''}${c.identity ? ` by ${c.identity}` : ''}${c.reason ? `: ${JSON.stringify(c.reason)}` : ''}`;
+  return `cancel requested${c.requestedAt ? ` ${formatTime(c.requestedAt)}` : ''}${c.identity ? ` by ${c.identity}` : ''}${c.reason ? `: ${JSON.stringify(c.reason)}` : ''}`;
 }
 
 /** The run's ending from Temporal (what `orbit diagnose RUN` and `orbit report RUN` hand the diagnosis): its workflow status, its OrbitPhase, and for a cancelled run the cancel request. */

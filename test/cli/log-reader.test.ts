@@ -11,6 +11,7 @@ import { parseCount, parseSince } from '../../src/cli/log-options';
 import { fileLogSource, hostLogSource, LogCursor, MAX_LINE_BYTES, parseReadOutput, storeLogSource, tailStart, type LogSource } from '../../src/cli/log-reader';
 import { checkNode } from '../../src/cli/log-stream';
 import { lastTraceback } from '../../src/cli/logs';
+import { failureHints } from '../../src/cli/follow-log';
 import { LocalTransport } from '../../src/hosts/local-transport';
 import { ShellHost } from '../../src/hosts/shell-host';
 import { SshTransport } from '../../src/hosts/ssh';
@@ -248,8 +249,19 @@ describe('lastTraceback', () => {
       '[rank0]:     ^^^^^^',
       '[rank0]: RuntimeError: CUDA out of memory',
     ]);
+    // What submit --follow prints under a failed run: the traceback, then the command that explains it.
+    expect(await failureHints({ workflowId: 'r-1', status: 'failed', bundleDir: dir })).toEqual([
+      '  last traceback in the task log:',
+      '    [rank0]: Traceback (most recent call last):',
+      '    [rank0]:   File "train.py", line 9, in <module>',
+      '    [rank0]:     main()',
+      '    [rank0]:     ^^^^^^',
+      '    [rank0]: RuntimeError: CUDA out of memory',
+      '  why: orbit diagnose r-1   (orbit report r-1 writes the HTML report)',
+    ]);
     await writeFile(bundle.path('artifacts/job.log'), 'all fine\n');
     expect(await lastTraceback(dir)).toBeUndefined();
+    expect(await failureHints({ workflowId: 'r-2', status: 'timed-out', bundleDir: dir })).toEqual(['  why: orbit diagnose r-2   (orbit report r-2 writes the HTML report)']);
     expect(await lastTraceback(join(dir, 'nope'))).toBeUndefined();
   });
 });
