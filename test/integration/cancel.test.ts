@@ -182,7 +182,7 @@ describe('orbit cancel on the local host and on an SSH host', () => {
     expect(out).toEqual([`run ${runId}: cancel requested; not waiting (orbit result ${runId} shows how it ended and what was kept)`]);
     const run = await awaitRun(handle);
     expect(run.status).toBe('cancelled');
-    expect(run.error).toMatch(/^cancel requested \S+ by \d+@/);
+    expect(run.error).toMatch(/^cancel requested \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+ by \d+@/);
   });
 
   it('refuses an unknown run id, naming it, and cancels none of the others; and --all without a filter', async () => {
