@@ -73,13 +73,23 @@ export const firingKey = (sweep: string, firingId: string): string => `sweeps/${
 
 const CONCURRENCY = 8;
 
-/** Runs `fn` over `items`, at most `limit` at once. */
+/** Runs `fn` over `items`, at most `limit` at once; after a failure it starts no more, and rejects once every running one has settled. */
 export async function eachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
+  let failure: { error: unknown } | undefined;
   const lane = async (): Promise<void> => {
-    while (next < items.length) await fn(items[next++]!);
+    while (!failure && next < items.length) {
+      try {
+        await fn(items[next++]!);
+      } catch (e) {
+        failure ??= { error: e };
+      }
+    }
   };
+  // Every lane settles before the first failure is thrown: a caller that cleans up after it (removes
+  // the folder being filled) never races a write still in flight.
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  if (failure) throw failure.error;
 }
 
 /** A cache of file hashes by path, size and mtime, so a sync rehashes only what changed. */
