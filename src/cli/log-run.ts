@@ -7,13 +7,14 @@ import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@tempor
 import type { Payload } from '@temporalio/common';
 import { isOutcome, type Phase, type RunBundleInput } from '../common/run';
 import { SA_HOST, SA_PHASE } from '../common/search-attributes';
-import { statusQuery } from '../workflows';
 import { CliError, temporalCliError, type TemporalWhere } from './errors';
+import { queryStatus } from './status';
 
 /** How long the status query may take before the search attributes answer instead (no worker polls, say). */
 const QUERY_TIMEOUT_MS = 5_000;
 
 export interface LoggedRun {
+  client: Client;
   runId: string;
   input: RunBundleInput;
   handle: WorkflowHandle;
@@ -45,7 +46,7 @@ export async function findRun(client: Client, target: TemporalWhere, runId: stri
   if (!payload) throw new CliError(`run ${runId}: its start event carries no input`, 1);
   const input = await decodeInput(client, payload);
   if (typeof input?.logFile !== 'string') throw new CliError(`run ${runId}: its input names no task log`, 1);
-  return { runId, input, handle };
+  return { client, runId, input, handle };
 }
 
 async function decodeInput(client: Client, payload: Payload): Promise<RunBundleInput | undefined> {
@@ -59,7 +60,7 @@ async function decodeInput(client: Client, payload: Payload): Promise<RunBundleI
 export async function runNow(run: LoggedRun): Promise<RunNow> {
   const d = await run.handle.describe();
   const running = d.status.name === 'RUNNING';
-  const status = running ? await withTimeout(run.handle.query(statusQuery), QUERY_TIMEOUT_MS).catch(() => undefined) : undefined;
+  const status = running ? await queryStatus(run.client, run.runId, QUERY_TIMEOUT_MS) : undefined;
   const phase = status?.phase ?? (d.typedSearchAttributes.get(SA_PHASE) as Phase | undefined);
   const host = status?.host ?? d.typedSearchAttributes.get(SA_HOST) ?? run.input.host;
   const placed = host && host !== 'auto' && phase !== 'pending' && phase !== 'queued' ? host : undefined;
@@ -69,10 +70,4 @@ export async function runNow(run: LoggedRun): Promise<RunNow> {
 /** The job has ended (or never will run again): what its log holds now is all it will hold. */
 export function jobEnded(now: RunNow): boolean {
   return !now.running || now.phase === 'collecting' || (now.phase !== undefined && isOutcome(now.phase));
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)));
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
