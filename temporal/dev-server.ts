@@ -82,6 +82,30 @@ export async function registerSearchAttributes(binary: string, address: string, 
   return added;
 }
 
+/** `temporal server start-dev` exited before it answered; `reason` is the last error line of its log. */
+export class DevServerStartError extends Error {
+  readonly reason: string;
+  constructor(readonly exitCode: number | null, readonly logFile: string) {
+    const reason = lastErrorLine(logFile);
+    super(`temporal server start-dev exited with ${exitCode}${reason ? `: ${reason}` : ''}; see ${logFile}`);
+    this.reason = reason;
+  }
+  /** Another process took one of its ports between choosing and binding it. */
+  get portTaken(): boolean {
+    return /address already in use/i.test(this.reason);
+  }
+}
+
+function lastErrorLine(logFile: string): string {
+  try {
+    const lines = readFileSync(logFile, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+    const error = [...lines].reverse().find((l) => /^error\b/i.test(l)) ?? lines.at(-1) ?? '';
+    return error.replace(/^error:\s*/i, '').slice(0, 300);
+  } catch {
+    return '';
+  }
+}
+
 /** Reuses a server already answering on `port`, or starts one. */
 export async function ensureDevServer(options: DevServerOptions = {}): Promise<DevServer> {
   const port = options.port ?? 7233;
@@ -120,7 +144,7 @@ export async function ensureDevServer(options: DevServerOptions = {}): Promise<D
   let exited: number | null | undefined;
   child.once('exit', (code) => (exited = code));
   await waitFor(async () => {
-    if (exited !== undefined) throw new Error(`temporal server start-dev exited with ${exited}; see ${join(dataDir, 'server.log')}`);
+    if (exited !== undefined) throw new DevServerStartError(exited, join(dataDir, 'server.log'));
     return (await portOpen(port)) && (await healthy(binary, address));
   }, options.startTimeoutMs ?? 60_000, `temporal server start-dev on ${address}`);
   await registerSearchAttributes(binary, address, namespace);

@@ -6,9 +6,9 @@
 import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureDevServer, type DevServer } from '../../temporal/dev-server';
+import type { DevServer } from '../../temporal/dev-server';
 import { tempDir } from '../helpers/bundles';
-import { freePort } from '../helpers/ports';
+import { startTestDevServer } from '../helpers/dev-server';
 
 const REPO = resolve(__dirname, '../..');
 
@@ -63,7 +63,7 @@ describe('benchmarks run on a tiny size and print their figures', () => {
 
   beforeAll(async () => {
     tmp = await tempDir('orbit-bench-test-');
-    server = await ensureDevServer({ port: await freePort(), uiPort: await freePort(), dataDir: join(tmp.dir, 'temporal') });
+    ({ server } = await startTestDevServer({ dataDir: join(tmp.dir, 'temporal') }));
   });
 
   afterAll(async () => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CliError } from '../../src/cli/cli-error';
 import { downCommand } from '../../src/cli/down';
-import { defaultDataDir, ensureDevServer, portOpen, stopDevServer, type DevServer } from '../../temporal/dev-server';
+import { defaultDataDir, DevServerStartError, ensureDevServer, portOpen, stopDevServer, type DevServer } from '../../temporal/dev-server';
 import { freePort } from '../helpers/ports';
 import { useTempDirs } from '../helpers/use-temp-dirs';
 
@@ -47,6 +47,19 @@ describe('the dev server folder', () => {
   it('is $ORBIT_HOME/temporal', () => {
     expect(defaultDataDir({ ORBIT_HOME: '/srv/orbit' })).toBe('/srv/orbit/temporal');
     expect(defaultDataDir({ HOME: '/home/x' })).toMatch(/\/\.orbit\/temporal$/);
+  });
+});
+
+describe('a dev server that cannot start', () => {
+  it('fails naming the cause from its log, and says whether a port was taken', async () => {
+    const uiPort = await freePort();
+    listener = createServer();
+    await new Promise<void>((done) => listener!.listen(uiPort, '127.0.0.1', done));
+    const dataDir = join(await tempDir(), 'temporal');
+    const failure = await ensureDevServer({ port: await freePort(), uiPort, dataDir }).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(DevServerStartError);
+    expect((failure as DevServerStartError).portTaken).toBe(true);
+    expect((failure as Error).message).toMatch(new RegExp(`exited with 1: can't set UI port ${uiPort}: .*address already in use; see ${dataDir}/server\\.log$`));
   });
 });
 

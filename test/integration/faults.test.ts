@@ -18,7 +18,7 @@ import { ensureDevServer, type DevServer } from '../../temporal/dev-server';
 import { runOutcome } from '../helpers/run-outcome';
 import { scriptBundle, tempDir } from '../helpers/bundles';
 import { recordHistory } from '../helpers/histories';
-import { freePort } from '../helpers/ports';
+import { startTestDevServer } from '../helpers/dev-server';
 import { WorkerProcesses } from '../helpers/worker-processes';
 import { startSshd, writeHostsFile, type SshdServer } from '../helpers/sshd';
 
@@ -54,8 +54,7 @@ describe('evaporation: runs survive dead workers, a restarted server and vanishe
 
   beforeAll(async () => {
     tmp = await tempDir('orbit-faults-');
-    serverOptions = { port: await freePort(), uiPort: await freePort(), dataDir: join(tmp.dir, 'temporal') };
-    server = await ensureDevServer(serverOptions);
+    ({ server, options: serverOptions } = await startTestDevServer({ dataDir: join(tmp.dir, 'temporal') }));
     [hostA, hostB] = await Promise.all([startSshd({ name: 'host-a' }), startSshd({ name: 'host-b' })]);
     hostsFile = join(tmp.dir, 'hosts.yaml');
     await writeHostsFile(hostsFile, [hostA, hostB]);

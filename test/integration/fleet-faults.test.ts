@@ -19,7 +19,7 @@ import { findTemporalBinary } from '../../temporal/binary';
 import { ensureDevServer, type DevServer } from '../../temporal/dev-server';
 import { runOutcome } from '../helpers/run-outcome';
 import { scriptBundle, tempDir } from '../helpers/bundles';
-import { freePort } from '../helpers/ports';
+import { startTestDevServer } from '../helpers/dev-server';
 import { WorkerProcesses } from '../helpers/worker-processes';
 import { startSshd, writeHostsFile, type SshdServer } from '../helpers/sshd';
 import { waitFor, within } from '../helpers/wait';
@@ -62,8 +62,7 @@ describe('the fleet under faults: no lease lost, none given twice, no GPU shared
 
   beforeAll(async () => {
     tmp = await tempDir('orbit-fleet-faults-');
-    serverOptions = { port: await freePort(), uiPort: await freePort(), dataDir: join(tmp.dir, 'temporal') };
-    server = await ensureDevServer(serverOptions);
+    ({ server, options: serverOptions } = await startTestDevServer({ dataDir: join(tmp.dir, 'temporal') }));
     [hostA, hostB] = await Promise.all([startSshd({ name: 'gpu-a' }), startSshd({ name: 'gpu-b' })]);
     hosts = { [hostA.name]: hostA, [hostB.name]: hostB };
     hostsFile = join(tmp.dir, 'hosts.yaml');

@@ -205,7 +205,8 @@ describe('the fleet: leases with exact GPUs over two sshd hosts of 2 GPUs each',
   it('a sweep firing of 8 one-GPU cells over the fleet runs 4 at a time on both hosts', async () => {
     const cells: SweepCellInput[] = [];
     for (let i = 0; i < 8; i++) {
-      const { bundle, digest } = await scriptBundle(join(tmp.dir, 'sweep-cells', `c${i}`), gpuJob(2), { resources: { gpus: 1, cpus: 1, memoryGb: 1 } });
+      // Long enough that the first four overlap even when staging is slow under load (2 s was not, in CI).
+      const { bundle, digest } = await scriptBundle(join(tmp.dir, 'sweep-cells', `c${i}`), gpuJob(5), { resources: { gpus: 1, cpus: 1, memoryGb: 1 } });
       cells.push({ name: `c${i}`, bundleDir: bundle.dir, digest, axes: { i: String(i) }, ...runSpecOf(bundle.spec) });
     }
     const sweep = `fleet-sweep-${randomUUID().slice(0, 6)}`;
