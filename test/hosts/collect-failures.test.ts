@@ -57,7 +57,16 @@ function failureClasses(label: string, setup: () => Promise<HostUnderTest>): voi
       await mkdir(small);
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', small]);
       try {
-        const bundleDir = await finished('full', 'echo small > artifacts/a.txt\nhead -c 4000000 /dev/zero > artifacts/big.bin', small);
+        // a.txt comes back first, by a sync while the job runs (had both come in one collection, their
+        // parallel writes would race for the last free pages); then the job fills the disk.
+        const bundleDir = join(small, 'full');
+        await scriptBundle(bundleDir, 'echo small > artifacts/a.txt\necho wrote-a\nsleep 4\nhead -c 4000000 /dev/zero > artifacts/big.bin');
+        await sut.host.stage('full', bundleDir);
+        await sut.host.launch('full');
+        await waitFor(() => sut.host.probe('full', 'job.log'), (x) => x.taskLogTail.includes('wrote-a'), 30_000);
+        await sut.host.collect('full', bundleDir, { verify: false });
+        expect(await readFile(join(bundleDir, 'artifacts/a.txt'), 'utf8')).toBe('small\n');
+        expect((await waitFor(() => sut.host.probe('full', 'job.log'), (x) => x.state === 'exited', 30_000)).state).toBe('exited');
         const c = await collect('full', bundleDir);
         expect(c.ended).toEqual({ class: 'local', reason: expect.stringMatching(/^the worker could not write the collected files \(ENOSPC/) });
         expect(c.verified).toBe(false);
