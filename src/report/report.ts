@@ -6,6 +6,12 @@
  * (artifacts/runtime-precheck.log) and the diagnosis. Charts are drawn by uPlot, whose minified
  * script and stylesheet are inlined. runtime/ is outside the bundle digest and the artifact
  * manifest, so writing the report changes neither.
+ *
+ * What the charts decide is computed here, not in the page, so it can be tested without a browser:
+ * a metric's y axis (progressScale: log when its positive values span more than two decades and none
+ * is <= 0), its non-finite points (nonFiniteMarks: a marker at the top edge, or the bottom for -inf,
+ * labelled "NaN at step N"), and the marks of the process's end on the GPU charts (runMarks: the
+ * exit, a stop, a cancel, a KILL, from runtime/runtime.log).
  */
 import { readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -27,7 +33,10 @@ import {
   type RuntimeEvent,
 } from '../diagnose';
 
-/** One declared metric as charted: its steps, its values (NaN/inf as null, drawn as gaps). */
+/** How a non-finite value is named: the JSON-lines file's "nan", inf, -inf. */
+export type NonFiniteKind = 'NaN' | 'inf' | '-inf';
+
+/** One declared metric as charted: its steps, its values (NaN/inf as null, drawn as gaps, and marked: `marks`). */
 export interface ChartedMetric {
   key: string;
   label: string;
@@ -36,6 +45,42 @@ export interface ChartedMetric {
   steps: number[];
   values: (number | null)[];
   nonFinite: number;
+  /** The non-finite points, in runs of one kind over consecutive points: each a marker per point, one label per run. */
+  marks: NonFiniteRun[];
+  scale: YScale;
+}
+
+/** Consecutive points of one non-finite kind. */
+export interface NonFiniteRun {
+  kind: NonFiniteKind;
+  /** The steps of its points. */
+  steps: number[];
+  /** "NaN at step 40", "inf at steps 41-60 (20 points)". */
+  label: string;
+}
+
+/** A progress chart's y axis. */
+export interface YScale {
+  kind: 'log' | 'linear';
+  /** log only: the axis range, whole decades, and the labelled ticks in it (every decade, or every 2nd, 3rd... so at most 9). */
+  min?: number;
+  max?: number;
+  ticks?: number[];
+  labels?: string[];
+  /** Said under the chart when it matters: why log, or why not although the values span decades. */
+  note?: string;
+}
+
+/** A moment of the process's end, from runtime/runtime.log, drawn as a vertical line on the GPU charts. */
+export interface RunMark {
+  /** exit: the entrypoint exited 0; failed: it exited non-zero; kill: it died of a signal, or Orbit sent KILL; stop: a TERM was asked for (cancel, timeout, stop). */
+  kind: 'exit' | 'failed' | 'kill' | 'stop';
+  /** "exit 0", "killed (SIGKILL) 137", "terminated (SIGTERM) 143", "stop requested", "cancel requested (TERM)", "KILL after the grace". */
+  label: string;
+  time: string;
+  ms: number;
+  /** Its runtime.log line. */
+  line: number;
 }
 
 export interface ReportData {
@@ -78,6 +123,8 @@ export async function collectReportData(bundleDir: string, run?: RunEnding): Pro
           steps: m.points.map((p) => p.step),
           values: m.points.map((p) => (Number.isFinite(p.value) ? p.value : null)),
           nonFinite: m.points.filter((p) => !Number.isFinite(p.value)).length,
+          marks: nonFiniteMarks(m.points),
+          scale: progressScale(m.points.map((p) => p.value)),
         };
       });
     progress = { file: found ? `${ARTIFACTS_DIR}/${found.rel}` : undefined, step: spec.step, wanted: spec.file, metrics };
@@ -93,6 +140,144 @@ export async function collectReportData(bundleDir: string, run?: RunEnding): Pro
     diagnosis: await diagnoseBundle(dir, run),
     generatedAt: new Date().toISOString(),
   };
+}
+
+// --- what the charts decide ------------------------------------------------------------------------
+
+/** A number as a caption or a tick says it: 4 significant digits, an exponent past 1e4 or below 1e-3 ("1e12", "2.5e-4"). */
+export function formatNumber(v: number): string {
+  if (!Number.isFinite(v)) return Number.isNaN(v) ? 'NaN' : v > 0 ? 'inf' : '-inf';
+  if (v === 0) return '0';
+  const a = Math.abs(v);
+  if (a >= 1e4 || a < 1e-3) return v.toExponential(3).replace(/\.?0+e/, 'e').replace('e+', 'e');
+  return String(Number(v.toPrecision(4)));
+}
+
+/** A decade's tick label: 0.1, 1, 10, 100, 1000, else 1e4, 1e-2. */
+export const decadeLabel = (e: number): string => (e >= -1 && e <= 3 ? String(Number(`1e${e}`)) : `1e${e}`);
+
+/** More than this many decades between the smallest and the largest positive value makes a log axis. */
+export const LOG_SCALE_DECADES = 2;
+
+/**
+ * A metric's y axis. Log when its finite values are all > 0 and span more than LOG_SCALE_DECADES
+ * (a loss that diverges, 1 -> 1e12, or one that falls by orders of magnitude), whatever its goal;
+ * linear otherwise. A metric that spans decades but has a value <= 0 stays linear, and the note says why.
+ */
+export function progressScale(values: readonly number[]): YScale {
+  let lo = Infinity;
+  let hi = -Infinity;
+  let nonPositive = 0;
+  for (const v of values) {
+    if (!Number.isFinite(v)) continue;
+    if (v <= 0) nonPositive++;
+    else {
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
+    }
+  }
+  if (!(hi / lo > 10 ** LOG_SCALE_DECADES)) return { kind: 'linear' };
+  const decades = Math.log10(hi / lo);
+  const span = `the positive values span ${formatNumber(lo)} to ${formatNumber(hi)} (${decades.toFixed(decades < 10 ? 1 : 0)} decades)`;
+  if (nonPositive) {
+    return { kind: 'linear', note: `linear y axis, not log: ${span}, but ${nonPositive} ${nonPositive === 1 ? 'value is' : 'values are'} <= 0, which a log axis cannot show` };
+  }
+  const e0 = Math.floor(Math.log10(lo) + 1e-9);
+  const e1 = Math.ceil(Math.log10(hi) - 1e-9);
+  const stride = Math.ceil((e1 - e0) / 8);
+  const a = Math.floor(e0 / stride) * stride;
+  const b = Math.ceil(e1 / stride) * stride;
+  const exps: number[] = [];
+  for (let e = a; e <= b; e += stride) exps.push(e);
+  return {
+    kind: 'log',
+    min: Number(`1e${a}`),
+    max: Number(`1e${b}`),
+    ticks: exps.map((e) => Number(`1e${e}`)),
+    labels: exps.map(decadeLabel),
+    note: `log y axis: ${span}`,
+  };
+}
+
+const kindOf = (v: number): NonFiniteKind => (Number.isNaN(v) ? 'NaN' : v > 0 ? 'inf' : '-inf');
+
+/** The non-finite points of a series, in runs of one kind over consecutive points. */
+export function nonFiniteMarks(points: readonly { step: number; value: number }[]): NonFiniteRun[] {
+  const runs: { kind: NonFiniteKind; steps: number[] }[] = [];
+  let last: { kind: NonFiniteKind; steps: number[] } | undefined;
+  for (const p of points) {
+    if (Number.isFinite(p.value)) {
+      last = undefined;
+      continue;
+    }
+    const kind = kindOf(p.value);
+    if (last?.kind === kind) last.steps.push(p.step);
+    else runs.push((last = { kind, steps: [p.step] }));
+  }
+  return runs.map((r) => ({
+    ...r,
+    label: r.steps.length === 1 ? `${r.kind} at step ${r.steps[0]}` : `${r.kind} at steps ${r.steps[0]}-${r.steps.at(-1)} (${r.steps.length} points)`,
+  }));
+}
+
+const SIGNALS: Record<number, string> = { 1: 'SIGHUP', 2: 'SIGINT', 6: 'SIGABRT', 9: 'SIGKILL', 11: 'SIGSEGV', 13: 'SIGPIPE', 15: 'SIGTERM' };
+
+/** The label of an `exit code=N` line: "exit 0", "exit 1", "killed (SIGKILL) 137", "terminated (SIGTERM) 143". */
+function exitMark(code: string | undefined): Pick<RunMark, 'kind' | 'label'> {
+  const n = code !== undefined && /^\d+$/.test(code) ? Number(code) : NaN;
+  if (!(n > 128 && n < 160)) return { kind: n === 0 ? 'exit' : 'failed', label: `exit ${code ?? '?'}` };
+  const sig = SIGNALS[n - 128] ?? `signal ${n - 128}`;
+  return { kind: 'kill', label: `${sig === 'SIGTERM' ? 'terminated' : sig === 'SIGINT' ? 'interrupted' : 'killed'} (${sig}) ${n}` };
+}
+
+/**
+ * The process's end as runtime/runtime.log tells it (see parseRuntimeLog), in time order: the
+ * wrapper's `exit code=N` line (a code 129-159 is a signal: 137 "killed (SIGKILL)", 143
+ * "terminated (SIGTERM)"), its `stop requested` line (a TERM reached it), Orbit's `cancel requested:
+ * TERM` line (why=cancelled / timed-out), its `grace of Ns over: KILL` line and its `process P
+ * vanished without an exit code` line (the time Orbit found it gone, not the time it died).
+ */
+export function runMarks(events: readonly RuntimeEvent[]): RunMark[] {
+  const marks: RunMark[] = [];
+  for (const e of events) {
+    if (!Number.isFinite(e.ms)) continue;
+    let mark: Pick<RunMark, 'kind' | 'label'> | undefined;
+    if (e.phase === 'exit') mark = exitMark(e.fields['code']);
+    else if (e.phase === 'stop') mark = { kind: 'stop', label: 'stop requested' };
+    else if (e.phase === 'cancel') {
+      const why = e.fields['why'];
+      mark = { kind: 'stop', label: why === 'timed-out' ? 'timed out: TERM' : why === 'cancelled' ? 'cancel requested (TERM)' : 'TERM from Orbit' };
+    } else if (e.phase === 'grace' && /KILL/.test(e.text)) mark = { kind: 'kill', label: 'KILL after the grace' };
+    else if (e.phase === 'process' && /vanished/.test(e.text)) mark = { kind: 'kill', label: 'found gone, no exit code' };
+    if (mark) marks.push({ ...mark, time: e.time, ms: e.ms, line: e.line });
+  }
+  return marks.sort((a, b) => a.ms - b.ms || a.line - b.line);
+}
+
+/**
+ * The GPU charts' time range (seconds) and the marks on it: the samples' range, widened to take in
+ * the marks that fall within a quarter of it (at least 30 s) outside; a mark further out is listed,
+ * not drawn.
+ */
+export function gpuTimeline(sampleSeconds: readonly number[], marks: readonly RunMark[]): { range: [number, number]; marks: (RunMark & { x: number; drawn: boolean })[] } {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const t of sampleSeconds) {
+    lo = Math.min(lo, t);
+    hi = Math.max(hi, t);
+  }
+  const slack = Math.max(30, (hi - lo) / 4);
+  const placed = marks.map((m) => ({ ...m, x: m.ms / 1000, drawn: m.ms / 1000 >= lo - slack && m.ms / 1000 <= hi + slack }));
+  for (const m of placed) {
+    if (!m.drawn) continue;
+    lo = Math.min(lo, m.x);
+    hi = Math.max(hi, m.x);
+  }
+  if (hi - lo < 1) {
+    lo -= 0.5;
+    hi += 0.5;
+  }
+  return { range: [lo, hi], marks: placed };
 }
 
 const esc = (s: unknown) =>
@@ -140,15 +325,39 @@ function provenanceHtml(entries: PrecheckEntry[]): string {
   return `<table id="provenance"><thead><tr><th>status</th><th>check</th><th>version</th><th>path</th><th>line</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
+/** Non-finite runs labelled on a chart (each point is marked); the caption names the same ones. */
+const MAX_MARK_LABELS = 6;
+
 function progressHtml(p: ReportData['progress']): string {
   if (!p) return `<p class="none">${JOB_FILE} declares no progress series</p>`;
   if (!p.metrics.length) return `<p class="none">no ${esc(p.wanted)} with a declared metric under ${ARTIFACTS_DIR}/</p>`;
   return p.metrics
-    .map(
-      (m) =>
-        `<p>${esc(p.file)}: ${m.steps.length} points of <code>${esc(m.key)}</code>${m.nonFinite ? `, <b class="bad">${m.nonFinite} not finite (NaN/inf), drawn as gaps</b>` : ''}</p><div class="chart" id="${esc(m.id)}"></div>`,
-    )
+    .map((m) => {
+      const shown = m.marks.slice(0, MAX_MARK_LABELS).map((r) => esc(r.label));
+      if (m.marks.length > shown.length) shown.push(`${m.marks.length - shown.length} more runs, marked but not labelled`);
+      const nonFinite = m.nonFinite
+        ? `, <b class="bad">${m.nonFinite} not finite, drawn as gaps and marked ${nonFiniteWhere(m.marks)}: ${shown.join('; ')}</b>`
+        : '';
+      const scale = m.scale.note ? `<br><span class="scale-note">${esc(m.scale.note)}</span>` : '';
+      return `<p class="caption" id="${esc(m.id)}-caption">${esc(p.file)}: ${m.steps.length} points of <code>${esc(m.key)}</code>${nonFinite}${scale}</p><div class="chart" id="${esc(m.id)}"></div>`;
+    })
     .join('');
+}
+
+function nonFiniteWhere(runs: readonly NonFiniteRun[]): string {
+  const low = runs.some((r) => r.kind === '-inf');
+  const high = runs.some((r) => r.kind !== '-inf');
+  return [...(high ? ['▲ at the top edge'] : []), ...(low ? ['▼ at the bottom edge (-inf)'] : [])].join(', ');
+}
+
+/** The marks under the GPU charts' heading; `t0` (seconds) is the phase timeline's first event, as its offsets. */
+function marksHtml(marks: ReturnType<typeof gpuTimeline>['marks'], t0: number): string {
+  if (!marks.length) return `<p class="caption none">no exit, stop or kill in ${RUNTIME_LOG} to mark</p>`;
+  const items = marks.map(
+    (m) =>
+      `<span class="mark-${m.kind}">${esc(m.label)}</span> at ${esc(m.time)} (${m.x >= t0 ? '+' : ''}${(m.x - t0).toFixed(2)}s, ${RUNTIME_LOG}:${m.line})${m.drawn ? '' : ', outside the audit\'s time range: not drawn'}`,
+  );
+  return `<p class="caption" id="gpu-marks">vertical lines, from ${RUNTIME_LOG}: ${items.join('; ')}</p>`;
 }
 
 const evidencePre = (list: { file: string; line?: number; text: string }[]) =>
@@ -170,6 +379,17 @@ function diagnosisHtml(d: Diagnosis): string {
   return `${head}<table id="layers"><thead><tr><th>layer</th><th>status</th><th>finding</th></tr></thead><tbody>${rows}</tbody></table>${evidence}`;
 }
 
+/** What the page's script draws, as the `report-data` JSON element holds it. */
+export interface ChartData {
+  series: { id: string; label: string; step: string; x: number[]; y: (number | null)[]; scale: YScale; marks: { kind: NonFiniteKind; steps: number[]; label: string | null }[] }[];
+  /** Per GPU: sample times in epoch seconds, memory used (MiB), utilization (%), total memory. */
+  gpus: { gpu: number; t: number[]; mem: (number | null)[]; util: (number | null)[]; total: number | null }[];
+  /** The GPU charts' x range (epoch seconds), widened to take in the marks. */
+  gpuRange: [number, number];
+  /** The vertical lines on the GPU charts, x in epoch seconds. */
+  gpuMarks: { x: number; kind: RunMark['kind']; label: string }[];
+}
+
 /** The report page for `data`; self-contained (uPlot inlined, no network). */
 export function renderReport(data: ReportData, assets = uplotAssets()): string {
   const byGpu = new Map<number, { t: number[]; mem: (number | null)[]; util: (number | null)[]; total: number | null }>();
@@ -182,13 +402,25 @@ export function renderReport(data: ReportData, assets = uplotAssets()): string {
     g.total = s.memTotalMib ?? g.total;
     byGpu.set(s.gpu, g);
   }
-  const chartData = {
-    series: (data.progress?.metrics ?? []).map((m) => ({ id: m.id, label: m.label, step: data.progress!.step, x: m.steps, y: m.values })),
-    gpus: [...byGpu].sort((a, b) => a[0] - b[0]).map(([gpu, g]) => ({ gpu, ...g })),
+  const gpus = [...byGpu].sort((a, b) => a[0] - b[0]).map(([gpu, g]) => ({ gpu, ...g }));
+  const timeline = gpuTimeline(gpus[0]?.t ?? [], runMarks(data.runtime));
+  const chartData: ChartData = {
+    series: (data.progress?.metrics ?? []).map((m) => ({
+      id: m.id,
+      label: m.label,
+      step: data.progress!.step,
+      x: m.steps,
+      y: m.values,
+      scale: m.scale,
+      marks: m.marks.map((r, i) => ({ kind: r.kind, steps: r.steps, label: i < MAX_MARK_LABELS ? r.label : null })),
+    })),
+    gpus,
+    gpuRange: timeline.range,
+    gpuMarks: timeline.marks.filter((m) => m.drawn).map((m) => ({ x: m.x, kind: m.kind, label: m.label })),
   };
   const progressNote = progressHtml(data.progress);
   const gpuNote = byGpu.size
-    ? `<p>${esc(GPU_AUDIT_LOG)}: ${data.gpu.samples.length} samples from ${byGpu.size} GPU(s)</p><div class="chart" id="chart-gpu-mem"></div><div class="chart" id="chart-gpu-util"></div>`
+    ? `<p>${esc(GPU_AUDIT_LOG)}: ${data.gpu.samples.length} samples from ${byGpu.size} GPU(s)</p>${marksHtml(timeline.marks, (data.runtime.find((e) => Number.isFinite(e.ms))?.ms ?? 0) / 1000)}<div class="chart" id="chart-gpu-mem"></div><div class="chart" id="chart-gpu-util"></div>`
     : `<p class="none">${data.gpu.noGpu ? `no GPU on the host: ${esc(data.gpu.noGpu.reason)}` : `no ${esc(GPU_AUDIT_LOG)}`}</p>`;
   const entry = (data.job?.['entrypoint'] as { command?: unknown } | undefined)?.command;
   return `<!doctype html>
@@ -207,6 +439,9 @@ tr.st-FAIL td,tr.st-failed td{background:#fdecea}tr.key td{font-weight:600}
 .seg{position:absolute;top:0;bottom:0;border-right:1px solid #fff;background:#9fb7d9;font-size:11px;overflow:hidden;white-space:nowrap}
 .seg span{padding:0 3px;line-height:28px}.ph-start{background:#7fc29b}.ph-precheck{background:#e6c36a}.ph-exit,.ph-done,.ph-manifest{background:#c9ccd1}
 .chart{margin:8px 0 16px;min-height:260px}
+.caption{margin:4px 0}.scale-note{color:#555}
+.mark-label{position:absolute;white-space:nowrap;font-size:11.5px;font-weight:600;line-height:14px;padding:0 3px;background:rgba(255,255,255,.85);border-radius:3px;pointer-events:none;z-index:5}
+.mark-exit{color:#1b7a33}.mark-failed,.mark-kill{color:#b3261e}.mark-stop{color:#c26a00}
 </style></head><body>
 <h1>Orbit run report: ${esc(data.title)}</h1>
 <p class="mono">${esc(data.bundleDir)}${Array.isArray(entry) ? `<br>entrypoint: ${esc(entry.join(' '))}` : ''}<br>generated ${esc(data.generatedAt)}</p>
@@ -221,21 +456,131 @@ tr.st-FAIL td,tr.st-failed td{background:#fdecea}tr.key td{font-weight:600}
 (function () {
   var data = JSON.parse(document.getElementById('report-data').textContent);
   var colors = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf'];
+  var markColors = { exit: '#1b7a33', failed: '#b3261e', kill: '#b3261e', stop: '#c26a00' };
+  var bad = '#b3261e';
+  var dpr = window.devicePixelRatio || 1;
   function width(el) { return Math.max(320, Math.min(960, el.clientWidth || 960)); }
-  function plot(id, title, xTime, xLabel, yLabel, series, columns) {
+  // As formatNumber in report.ts: an exponent past 1e4 or below 1e-3, so a tick label fits.
+  function fmt(v) {
+    if (v == null) return '';
+    if (v === 0) return '0';
+    var a = Math.abs(v);
+    if (a >= 1e4 || a < 1e-3) return v.toExponential(3).replace(/\.?0+e/, 'e').replace('e+', 'e');
+    return String(Number(v.toPrecision(4)));
+  }
+  function axisSize(u, values) {
+    var n = 0;
+    (values || []).forEach(function (v) { n = Math.max(n, String(v == null ? '' : v).length); });
+    return Math.max(50, 16 + 7 * n);
+  }
+  // Labels in the plot's overlay, each beside its x (or left of it near the right edge), in rows so none overlaps another.
+  function placeLabels(u, items) {
+    var old = u.over.querySelectorAll('.mark-label');
+    for (var k = 0; k < old.length; k++) old[k].remove();
+    var rows = { top: [], bottom: [] };
+    var W = u.over.clientWidth;
+    items.forEach(function (it) {
+      var d = document.createElement('div');
+      d.className = 'mark-label ' + it.cls;
+      d.textContent = it.text;
+      d.style.color = it.color;
+      d.setAttribute('data-x', String(it.x));
+      u.over.appendChild(d);
+      var w = d.offsetWidth;
+      var left = it.left + 4;
+      if (left + w > W) left = Math.max(0, it.clamp ? W - w : it.left - 4 - w);
+      var side = it.bottom ? rows.bottom : rows.top;
+      var r = 0;
+      while ((side[r] || []).some(function (iv) { return left < iv[1] + 6 && left + w > iv[0] - 6; })) r++;
+      (side[r] = side[r] || []).push([left, left + w]);
+      d.style.left = left + 'px';
+      d.style[it.bottom ? 'bottom' : 'top'] = (it.offset + r * 16) + 'px';
+    });
+  }
+  // The vertical lines of the process's end (exit, stop, kill), with their labels.
+  function drawRunMarks(marks) {
+    return function (u) {
+      var ctx = u.ctx, b = u.bbox;
+      ctx.save();
+      marks.forEach(function (m) {
+        var x = Math.round(u.valToPos(m.x, 'x', true));
+        ctx.strokeStyle = markColors[m.kind];
+        ctx.lineWidth = 2 * dpr;
+        ctx.setLineDash(m.kind === 'stop' ? [6 * dpr, 4 * dpr] : []);
+        ctx.beginPath();
+        ctx.moveTo(x, b.top);
+        ctx.lineTo(x, b.top + b.height);
+        ctx.stroke();
+      });
+      ctx.restore();
+      placeLabels(u, marks.map(function (m) {
+        return { x: m.x, left: u.valToPos(m.x, 'x'), text: m.label, color: markColors[m.kind], cls: 'run-mark mark-' + m.kind, offset: 2 };
+      }));
+    };
+  }
+  // A triangle per non-finite point at the top edge (bottom for -inf), a dotted line and a label at the first of each run.
+  function drawNonFinite(runs) {
+    return function (u) {
+      var ctx = u.ctx, b = u.bbox, sz = 5 * dpr, labels = [];
+      ctx.save();
+      ctx.fillStyle = bad;
+      ctx.strokeStyle = bad;
+      runs.forEach(function (r) {
+        var low = r.kind === '-inf';
+        var edge = low ? b.top + b.height : b.top;
+        r.steps.forEach(function (st) {
+          var x = u.valToPos(st, 'x', true);
+          ctx.beginPath();
+          ctx.moveTo(x, edge);
+          ctx.lineTo(x - sz, edge + (low ? -1.7 : 1.7) * sz);
+          ctx.lineTo(x + sz, edge + (low ? -1.7 : 1.7) * sz);
+          ctx.closePath();
+          ctx.fill();
+        });
+        if (r.label) {
+          var x0 = Math.round(u.valToPos(r.steps[0], 'x', true));
+          ctx.lineWidth = 1 * dpr;
+          ctx.setLineDash([2 * dpr, 3 * dpr]);
+          ctx.beginPath();
+          ctx.moveTo(x0, b.top);
+          ctx.lineTo(x0, b.top + b.height);
+          ctx.stroke();
+          labels.push({ x: r.steps[0], left: u.valToPos(r.steps[0], 'x'), text: r.label, color: bad, cls: 'nonfinite-mark', offset: 11, bottom: low, clamp: true });
+        }
+      });
+      ctx.restore();
+      placeLabels(u, labels);
+    };
+  }
+  // Every chart by its element id, for a reader (or a test) that wants to ask one something.
+  var charts = (window.orbitCharts = {});
+  function plot(id, title, xTime, xLabel, yLabel, series, columns, o) {
     var el = document.getElementById(id);
     if (!el) return;
+    var sc = o.scale || { kind: 'linear' };
+    var yAxis = { label: yLabel, size: axisSize };
+    var yScale = {};
+    if (sc.kind === 'log') {
+      yScale = { distr: 3, log: 10, range: [sc.min, sc.max] };
+      yAxis.splits = function () { return sc.ticks; };
+      yAxis.filter = function (u, splits) { return splits; };
+      yAxis.values = function (u, splits) { return splits.map(function (v) { var i = sc.ticks.indexOf(v); return i < 0 ? '' : sc.labels[i]; }); };
+    } else if (o.fmt) {
+      yAxis.values = function (u, splits) { return splits.map(fmt); };
+    }
     var opts = {
       title: title, width: width(el), height: 260,
-      scales: { x: { time: xTime } },
-      axes: [{ label: xLabel }, { label: yLabel }],
+      scales: { x: o.xRange ? { time: xTime, range: o.xRange } : { time: xTime }, y: yScale },
+      axes: [{ label: xLabel }, yAxis],
       series: [{ label: xLabel }].concat(series),
+      hooks: { draw: o.draw ? [o.draw] : [] },
     };
-    new uPlot(opts, columns, el);
+    charts[id] = new uPlot(opts, columns, el);
   }
   data.series.forEach(function (s, i) {
     plot(s.id, s.label + ' by ' + s.step, false, s.step, s.label,
-      [{ label: s.label, stroke: colors[i % colors.length], width: 2, spanGaps: false }], [s.x, s.y]);
+      [{ label: s.label, stroke: colors[i % colors.length], width: 2, spanGaps: false, value: function (u, v) { return fmt(v); } }], [s.x, s.y],
+      { scale: s.scale, fmt: true, draw: s.marks.length ? drawNonFinite(s.marks) : null });
   });
   if (data.gpus.length) {
     var t = data.gpus[0].t;
@@ -249,8 +594,9 @@ tr.st-FAIL td,tr.st-failed td{background:#fdecea}tr.key td{font-weight:600}
       util.push({ label: 'GPU ' + g.gpu + ' util %', stroke: c, width: 2 });
       utilCols.push(align(g.util));
     });
-    plot('chart-gpu-mem', 'GPU memory (MiB)', true, 'time', 'MiB', mem, memCols);
-    plot('chart-gpu-util', 'GPU utilization (%)', true, 'time', '%', util, utilCols);
+    var gpuOpts = { xRange: data.gpuRange, draw: data.gpuMarks.length ? drawRunMarks(data.gpuMarks) : null };
+    plot('chart-gpu-mem', 'GPU memory (MiB)', true, 'time', 'MiB', mem, memCols, gpuOpts);
+    plot('chart-gpu-util', 'GPU utilization (%)', true, 'time', '%', util, utilCols, gpuOpts);
   }
 })();
 </script>
