@@ -1,8 +1,10 @@
 /**
  * `orbit diagnose RUN`: walks a run's bundle through the diagnosis layers and prints the first that
  * failed, or `CANCELLED` for a cancelled run (known from its status in Temporal when RUN is a run id,
- * or from the cancel recorded in the bundle's runtime/runtime.log). Exit 0 healthy; 1 not (a failed
- * layer, or cancelled: a cancelled run is not healthy, though nothing in it failed).
+ * or from the cancel recorded in the bundle's runtime/runtime.log). For a run id, Temporal also says
+ * how the run stands with its host (lost, recovering, unreachable: see runEnding), which the runtime
+ * layer names. Exit 0 healthy; 1 not (a failed layer, a lost host, or cancelled: a cancelled run is
+ * not healthy, though nothing in it failed).
  */
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';

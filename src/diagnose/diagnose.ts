@@ -1,12 +1,14 @@
 /**
  * Diagnosis of a run from its bundle alone. The log surfaces form a decision tree, walked in order:
  *
- *   1. runtime   runtime/runtime.log             did the wrapper stage and probe on the host?
+ *   1. runtime   runtime/runtime.log             did the wrapper stage and probe on the host, and did the host hold up:
+ *                runtime/collection.json          its disk not full (ENOSPC, `manifest FAILED`, disk_free_mb near 0),
+ *                the run's ending (Temporal)      the host answering to the end (not lost, not recovering)?
  *   2. precheck  artifacts/runtime-precheck.log  did the dependencies resolve (versions, paths, declared provenance)?
  *   3. task      the task log + exit code         did the process crash, and with what?
  *   4. progress  job.json `progress` series        did its metrics make progress, stall, or go NaN/inf?
  *                (e.g. artifacts/** /logging.jsonl, key loss: the training plugin's declaration)
- *   5. gpu       artifacts/nvml-audit.jsonl       did GPU memory climb to the limit before the end?
+ *   5. gpu       artifacts/nvml-audit.jsonl       did GPU memory climb to the limit just before the exit? (../health/gpu-memory.ts)
  *
  * The verdict is the first layer that failed, except that a process killed by a signal, with no
  * traceback of its own, defers to a later failed layer that explains the kill. A cancelled run
@@ -16,29 +18,39 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ARTIFACTS_DIR, EXIT_CODE_FILE, GPU_AUDIT_LOG, JOB_FILE, LAST_RUN_FILE, PRECHECK_LOG, RUNTIME_LOG } from '../common/layout';
-import { EXIT, STOP_REASON } from '../common/protocol';
+import { COLLECTION_REPORT, EXIT, STOP_REASON, WRAPPER_OUT_FILE } from '../common/protocol';
+import { GPU_MEMORY_DEFAULTS, judgeGpuMemory } from '../health/gpu-memory';
 import {
   numberedLines,
   declaredProgress,
   declaredProvenance,
+  diskReadings,
+  DISK_FULL_LINE,
+  parseCollectionReport,
   parseGpuAudit,
   parsePrecheckLog,
   parseRuntimeLog,
   readText,
-  type GpuSample,
+  runtimeExitCode,
+  type CollectionReport,
+  type DiskReading,
   type PrecheckEntry,
   type RuntimeEvent,
 } from './sources';
 import type { Diagnosis, Evidence, LayerFinding, RunEnding } from './findings';
 import { afterCancel, cancelFinding } from './cancel';
-import { LAYER_QUESTIONS, LAYERS } from './findings';
+import { dedupeEvidence, LAYER_QUESTIONS, LAYERS } from './findings';
 import { progressLayer } from './progress';
 import type { ProgressSpec, ProvenanceCheck } from '../bundle/schema';
 
 export * from './findings';
 
 /** GPU memory at or above this share of the total, near the end, counts as "at the limit". */
-export const GPU_LIMIT_FRACTION = 0.95;
+export const GPU_LIMIT_FRACTION = GPU_MEMORY_DEFAULTS.limitFraction;
+
+/** A disk with at most this much free (MB), or this share of its total (capped at 1 GB), counts as full. */
+export const DISK_FULL_MB = 8;
+export const DISK_FULL_FRACTION = 0.01;
 
 const SIGNALS: Record<number, string> = { 1: 'SIGHUP', 2: 'SIGINT', 6: 'SIGABRT', 9: 'SIGKILL', 11: 'SIGSEGV', 13: 'SIGPIPE', 15: 'SIGTERM' };
 
@@ -51,6 +63,11 @@ interface Context {
   runtime: RuntimeEvent[];
   runtimeText?: string;
   exitCode: number | null;
+  /** Where the exit code was read: runtime/exit_code, runtime/last_run.json, or runtime.log's exit line (the wrapper could not write the others). */
+  exitCodeFrom?: 'exit_code' | 'last_run' | 'runtime.log';
+  /** How the run ended as Temporal records it, when the caller knows. */
+  run?: RunEnding;
+  collection?: CollectionReport;
 }
 
 /**
@@ -61,27 +78,42 @@ export async function diagnoseBundle(bundleDir: string, run?: RunEnding): Promis
   const dir = resolve(bundleDir);
   const runtimeText = await readText(join(dir, RUNTIME_LOG));
   const job = await readJob(dir);
+  const runtimeEvents = runtimeText === undefined ? [] : parseRuntimeLog(runtimeText);
+  const exit = await exitCodeOf(dir, runtimeEvents);
+  const collectionText = await readText(join(dir, COLLECTION_REPORT));
+  const collection = collectionText === undefined ? undefined : parseCollectionReport(collectionText);
   const ctx: Context = {
     dir,
     logFile: taskLogFile(job),
     progress: declaredProgress(job),
     provenance: declaredProvenance(job),
-    runtime: runtimeText === undefined ? [] : parseRuntimeLog(runtimeText),
+    runtime: runtimeEvents,
     ...(runtimeText !== undefined ? { runtimeText } : {}),
-    exitCode: await exitCodeOf(dir),
+    exitCode: exit.code,
+    ...(exit.from ? { exitCodeFrom: exit.from } : {}),
+    ...(run ? { run } : {}),
+    ...(collection ? { collection } : {}),
   };
-  const runtime = runtimeLayer(ctx);
+  const runtime = await runtimeLayer(ctx);
   const precheck = await precheckLayer(ctx);
   const task = await taskLayer(ctx, precheck);
   const progress = await progressLayer(ctx.dir, ctx.progress);
   const gpu = await gpuLayer(ctx);
   const cancelled = await cancelFinding(dir, ctx.runtime, ctx.exitCode, run);
-  const found = [runtime, precheck, task, progress, gpu];
+  const found = [runtime, precheck, task, progress, gpu].map((l) => ({ ...l, evidence: dedupeEvidence(l.evidence) }));
   const layers = cancelled ? found.map((l) => afterCancel(l, ctx.runtime)) : found;
   const failed = layers.filter((l) => l.status === 'failed');
   let verdict = failed[0];
   if (verdict?.layer === 'task' && (verdict.kind === 'signal' || verdict.kind === 'no-exit-code')) verdict = failed.find((l) => l.layer === 'progress' || l.layer === 'gpu') ?? verdict;
-  return { bundleDir: dir, healthy: failed.length === 0 && !cancelled, ...(cancelled ? { cancelled } : {}), ...(verdict ? { verdict } : {}), exitCode: ctx.exitCode, layers };
+  return {
+    bundleDir: dir,
+    healthy: failed.length === 0 && !cancelled && run?.health?.state !== 'unhealthy',
+    ...(run?.health ? { liveHealth: run.health } : {}),
+    ...(cancelled ? { cancelled: { ...cancelled, evidence: dedupeEvidence(cancelled.evidence) } } : {}),
+    ...(verdict ? { verdict } : {}),
+    exitCode: ctx.exitCode,
+    layers,
+  };
 }
 
 /** job.json as plain JSON (read leniently: a diagnosis must work on a bundle whose job.json is off); undefined when unreadable. */
@@ -99,22 +131,37 @@ function taskLogFile(job: unknown): string {
   return 'task.log';
 }
 
-async function exitCodeOf(dir: string): Promise<number | null> {
+/**
+ * The exit code: runtime/exit_code, else runtime/last_run.json, else the wrapper's `exit code=N` line
+ * in runtime.log (logged before either file is written: it survives a disk too full for them).
+ */
+async function exitCodeOf(dir: string, runtime: RuntimeEvent[]): Promise<{ code: number | null; from?: Context['exitCodeFrom'] }> {
   const text = (await readText(join(dir, EXIT_CODE_FILE)))?.trim();
-  if (text && /^-?\d{1,6}$/.test(text)) return Number(text);
+  if (text && /^-?\d{1,6}$/.test(text)) return { code: Number(text), from: 'exit_code' };
   try {
     const last = JSON.parse((await readText(join(dir, LAST_RUN_FILE))) ?? '') as { exitCode?: unknown };
-    if (typeof last.exitCode === 'number') return last.exitCode;
+    if (typeof last.exitCode === 'number' && Number.isInteger(last.exitCode)) return { code: last.exitCode, from: 'last_run' };
   } catch {
     // no last_run.json either
   }
-  return null;
+  const logged = runtimeExitCode(runtime);
+  return logged === null ? { code: null } : { code: logged, from: 'runtime.log' };
 }
 
 const ev = (file: string, e: { line: number; text: string }): Evidence => ({ file, line: e.line, text: e.text });
 const runtimeEv = (e: RuntimeEvent): Evidence => ({ file: RUNTIME_LOG, line: e.line, text: `${e.time} ${e.text}` });
 
-function runtimeLayer(ctx: Context): LayerFinding {
+/**
+ * Layer 1: the wrapper staged and probed, and the host held up. A host that was lost (or is not
+ * answering) explains everything after it; a full disk explains the failures of the task and of the
+ * wrapper's own writes; both go before what the wrapper's lines say.
+ */
+async function runtimeLayer(ctx: Context): Promise<LayerFinding> {
+  const disk = await diskFullFinding(ctx);
+  return (await hostFinding(ctx, disk)) ?? disk ?? wrapperFinding(ctx);
+}
+
+function wrapperFinding(ctx: Context): LayerFinding {
   const base = { layer: 'runtime' as const };
   if (ctx.runtimeText === undefined) {
     return { ...base, status: 'failed', kind: 'never-ran', summary: `${RUNTIME_LOG} is missing: the wrapper never ran on a host (not launched, or runtime/ was not collected)`, evidence: [] };
@@ -131,8 +178,102 @@ function runtimeLayer(ctx: Context): LayerFinding {
   return {
     ...base,
     status: 'ok',
-    summary: `staged and probed on ${f['host'] ?? '?'}: python3 ${f['python_version'] ?? '?'}, ${f['gpus'] ?? '?'} GPU(s), ${f['disk_free_mb'] ?? '?'} MB free`,
+    summary: `staged and probed on ${f['host'] ?? '?'}: python3 ${f['python_version'] ?? '?'}, ${f['gpus'] ?? '?'} GPU(s), ${f['disk_free_mb'] ?? '?'} MB free${f['disk_total_mb'] ? ` of ${f['disk_total_mb']} MB` : ''}`,
     evidence: [runtimeEv(staged), runtimeEv(probe)],
+  };
+}
+
+/** Whether a disk reading is (nearly) full: at most DISK_FULL_MB free, or DISK_FULL_FRACTION of its total (up to 1 GB). */
+const nearlyFull = (r: DiskReading) => r.freeMb <= Math.max(DISK_FULL_MB, Math.min(1024, (r.totalMb ?? 0) * DISK_FULL_FRACTION));
+
+/**
+ * The host's disk filled up: a write failed with ENOSPC (in the task log, runtime.log, the wrapper's
+ * own output or the precheck's), the wrapper's disk reading (probe or exit line) is near 0, or the
+ * wrapper could write neither the manifest nor runtime/exit_code. Only for a run that did not end
+ * cleanly: a healthy run on a nearly full disk is still healthy.
+ */
+async function diskFullFinding(ctx: Context): Promise<LayerFinding | undefined> {
+  const logRel = `${ARTIFACTS_DIR}/${ctx.logFile}`;
+  const enospc: Evidence[] = [];
+  const inFiles: string[] = [];
+  for (const file of [logRel, RUNTIME_LOG, WRAPPER_OUT_FILE, PRECHECK_LOG, 'runtime/precheck.out', 'runtime/gpu_audit.out']) {
+    const text = file === RUNTIME_LOG ? ctx.runtimeText : await readText(join(ctx.dir, file));
+    const hits = text === undefined ? [] : numberedLines(text).filter((l) => DISK_FULL_LINE.test(l.text));
+    if (!hits.length) continue;
+    inFiles.push(file);
+    // The first and the last of each file: where it began, and what it did last.
+    enospc.push(...dedupeEvidence([hits[0]!, hits.at(-1)!].map((l) => ev(file, { line: l.line, text: l.text.slice(0, 400) }))));
+  }
+  const manifestFailed = [...ctx.runtime].reverse().find((e) => e.phase === 'manifest' && /^manifest FAILED/.test(e.text) && !/python3 not found/.test(e.text));
+  const unwritten = ctx.exitCodeFrom === 'runtime.log';
+  const readings = diskReadings(ctx.runtime);
+  const full = readings.filter(nearlyFull);
+  if (ctx.exitCode === 0 && !manifestFailed && !unwritten) return undefined;
+  if (!enospc.length && !full.length && !(manifestFailed && unwritten)) return undefined;
+  const reading = full.at(-1) ?? readings.at(-1);
+  const amount = reading ? `${reading.freeMb} MB free of ${reading.totalMb ?? '?'} MB ${reading.event.phase === 'exit' ? 'when the job ended' : 'when the wrapper started'}` : 'free space not recorded';
+  const said = [
+    ...(enospc.length ? [`"No space left on device" in ${inFiles.join(', ')}`] : []),
+    ...(manifestFailed ? [`the wrapper could not write ${ARTIFACTS_DIR}/manifest.json`] : []),
+    ...(unwritten ? [`${EXIT_CODE_FILE} was not written: exit code ${ctx.exitCode} is from the exit line of ${RUNTIME_LOG}`] : []),
+  ];
+  const exitLine = ctx.runtime.find((e) => e.phase === 'exit');
+  return {
+    layer: 'runtime',
+    status: 'failed',
+    kind: 'disk-full',
+    summary: `the host's disk filled up (${amount})${said.length ? `: ${said.join('; ')}` : ''}`,
+    evidence: [...enospc, ...(exitLine ? [runtimeEv(exitLine)] : []), ...(manifestFailed ? [runtimeEv(manifestFailed)] : []), ...(reading ? [runtimeEv(reading.event)] : [])],
+  };
+}
+
+/**
+ * The host was lost (the run ended `lost`: it did not come back before the collection deadline, per
+ * the run's ending or, without one, runtime/collection.json), or is not answering now (the run is
+ * `recovering`, or its host unreachable): what the workflow knows of the host, and what of the job was synced.
+ */
+async function hostFinding(ctx: Context, disk: LayerFinding | undefined): Promise<LayerFinding | undefined> {
+  const { run, collection: c } = ctx;
+  // Only the report of a host that never came back (reportLocal) carries a `reason`: a collection's own report has none.
+  const reported = c?.partial === true && c.reason !== undefined ? c : undefined;
+  const lost = run ? run.status === 'lost' || run.phase === 'lost' : reported !== undefined;
+  const waiting = run !== undefined && !lost && run.status === 'running' && (run.phase === 'recovering' || run.hostState === 'lost' || run.hostState === 'unreachable');
+  if (!lost && !waiting) return undefined;
+  // A report of an earlier loss says nothing of a run that still waits for its host.
+  const gaveUp = lost ? reported : undefined;
+  const probe = ctx.runtime.find((e) => e.phase === 'probe');
+  const host = run?.host ?? c?.host ?? probe?.fields['host'] ?? '?';
+  const logRel = `${ARTIFACTS_DIR}/${ctx.logFile}`;
+  const text = await readText(join(ctx.dir, logRel));
+  const lastLine = text === undefined ? undefined : numberedLines(text).filter((l) => l.text.trim()).at(-1);
+  const kept = gaveUp?.present ? ` (${gaveUp.present.length} file${gaveUp.present.length === 1 ? '' : 's'} under ${ARTIFACTS_DIR}/ kept${gaveUp.verifiedFiles !== undefined ? `, ${gaveUp.verifiedFiles} verified` : ''})` : '';
+  const output = lastLine ? `${logRel}:${lastLine.line} ${JSON.stringify(lastLine.text.trim().slice(0, 200))}${kept}` : `none: no ${logRel} was synced${kept}`;
+  const lastEvent = ctx.runtime.at(-1);
+  const evidence: Evidence[] = [
+    ...(gaveUp ? [{ file: COLLECTION_REPORT, text: `host=${gaveUp.host ?? '?'} partial=true reason=${JSON.stringify(gaveUp.reason)}${gaveUp.collectedAt ? ` collectedAt=${gaveUp.collectedAt}` : ''}` }] : []),
+    ...(lastEvent ? [runtimeEv(lastEvent)] : []),
+    ...(lastLine ? [ev(logRel, lastLine)] : []),
+    ...(disk?.evidence ?? []),
+  ];
+  const since = run?.lostAt ? ` (found lost at ${run.lostAt})` : '';
+  const also = disk ? `; before that, ${disk.summary}` : '';
+  if (lost) {
+    const given = gaveUp?.collectedAt ? ` (given up at ${gaveUp.collectedAt})` : '';
+    return {
+      layer: 'runtime',
+      status: 'failed',
+      kind: 'host-lost',
+      summary: `host ${host} stopped answering${since} and did not come back before the collection deadline${given}; the job's last synced output is ${output}${also}`,
+      evidence,
+    };
+  }
+  const state = [`phase ${run?.phase ?? '?'}`, ...(run?.hostState && run.hostState !== 'lost' ? [`host ${run.hostState}`] : [])].join(', ');
+  return {
+    layer: 'runtime',
+    status: 'failed',
+    kind: 'host-not-answering',
+    summary: `host ${host} is not answering${since}; the run waits for it (${state}); the job's last synced output is ${output}${also}`,
+    evidence,
   };
 }
 
@@ -165,17 +306,36 @@ async function precheckLayer(ctx: Context): Promise<LayerFinding> {
               ? 'old-version'
               : 'failed-check';
     const what = first ? `${first.what}: ${first.message}` : 'the precheck did not finish';
-    return { ...base, status: 'failed', kind, summary: `${fails.length || 1} check(s) failed; first: ${what}`, evidence };
+    const failed = fails.length || 1;
+    return { ...base, status: 'failed', kind, summary: `${failed} check${failed === 1 ? '' : 's'} failed (${kind}); first: ${what}`, evidence };
   }
-  const labels = new Set(ctx.provenance.map((c) => c.label));
-  const modules = log.entries.filter((e) => e.what.startsWith('module ') || labels.has(e.what));
-  const passed = modules.filter((m) => m.status === 'ok');
+  const checks = new Map(ctx.provenance.map((c) => [c.label, c]));
+  const modules = log.entries.filter((e) => e.what.startsWith('module ') || checks.has(e.what));
+  // One dependency per module, however many lines check it (a staged fork has its import line and its
+  // tree check); a tree check without a module is a dependency of its own.
+  const deps = new Map<string, { name: string; version?: string; tree?: string; entries: PrecheckEntry[] }>();
+  for (const m of modules) {
+    const check = checks.get(m.what);
+    const name = check ? (check.module ?? m.what) : m.what.replace(/^module /, '');
+    const key = check && !check.module ? `check ${m.what}` : `module ${name}`;
+    const dep = deps.get(key) ?? { name, entries: [] };
+    dep.entries.push(m);
+    if (!check && m.version) dep.version = m.version;
+    if (check && m.status === 'ok') {
+      const files = /(?:^| )files=(\d+)/.exec(m.message)?.[1];
+      dep.tree = `${check.module ? `staged ${check.noun}, ` : ''}${files ? `${files} file${files === '1' ? '' : 's'} verified` : 'verified'}`;
+    }
+    deps.set(key, dep);
+  }
+  const passed = [...deps.values()].filter((d) => d.entries.every((e) => e.status === 'ok'));
   const warned = modules.filter((m) => m.status === 'warn');
   const interp = log.entries.find((e) => e.what === 'interpreter');
-  const name = (m: PrecheckEntry) => (labels.has(m.what) ? m.what : m.what.replace(/^module /, ''));
+  const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
   const said = [
-    ...(passed.length ? [`${passed.length} required module/provenance check(s) passed: ${passed.map((m) => `${name(m)} ${m.version ?? 'ok'}`).join(', ')}`] : []),
-    ...(warned.length ? [`${warned.length} warning(s), first: ${warned[0]!.what}: ${warned[0]!.message.slice(0, 300)}`] : []),
+    ...(passed.length
+      ? [`${plural(passed.length, 'dependency', 'dependencies')} resolved: ${passed.map((d) => [d.name, d.version, d.tree ? `(${d.tree})` : undefined].filter(Boolean).join(' ')).join(', ')}`]
+      : []),
+    ...(warned.length ? [`${plural(warned.length, 'warning', 'warnings')}, first: ${warned[0]!.what}: ${warned[0]!.message.slice(0, 300)}`] : []),
   ];
   return {
     ...base,
@@ -202,8 +362,14 @@ async function taskLayer(ctx: Context, precheck: LayerFinding): Promise<LayerFin
       ...base,
       status: 'failed',
       kind: 'no-exit-code',
-      summary: start ? 'no exit code recorded: the run is still going, or its wrapper was killed before it could record one' : 'the entrypoint never started',
-      evidence: [...(start ? [runtimeEv(start)] : []), ...ctx.runtime.slice(-2).map(runtimeEv), ...tail],
+      summary: !start
+        ? 'the entrypoint never started'
+        : ctx.run && ctx.run.status !== 'running'
+          ? `no exit code recorded, and the run ended ${ctx.run.status}: its wrapper was killed, or its host lost, before it could record one`
+          : ctx.run
+            ? 'no exit code recorded: the run is still going'
+            : 'no exit code recorded: the run is still going, or its wrapper was killed before it could record one',
+      evidence: dedupeEvidence([...(start ? [runtimeEv(start)] : []), ...ctx.runtime.slice(-2).map(runtimeEv), ...tail]),
     };
   }
   const timing = start && exit && Number.isFinite(start.ms) && Number.isFinite(exit.ms) ? ` after ${((exit.ms - start.ms) / 1000).toFixed(1)}s` : '';
@@ -281,34 +447,32 @@ async function gpuLayer(ctx: Context): Promise<LayerFinding> {
     if (audit.noGpu) return { ...base, status: 'skipped', summary: `no GPU on the host: ${audit.noGpu.reason}`, evidence: [ev(GPU_AUDIT_LOG, { line: audit.noGpu.line, text: audit.noGpu.raw })] };
     return { ...base, status: 'skipped', summary: `${GPU_AUDIT_LOG} has no samples`, evidence: [] };
   }
-  const byGpu = new Map<number, GpuSample[]>();
-  for (const s of audit.samples) byGpu.set(s.gpu, [...(byGpu.get(s.gpu) ?? []), s]);
-  const succeeded = ctx.exitCode === 0;
+  // The end the samples are measured against: the wrapper's exit line (undefined when it never wrote one).
+  const exitAt = [...ctx.runtime].reverse().find((e) => e.phase === 'exit' && Number.isFinite(e.ms))?.ms;
+  const verdicts = judgeGpuMemory(audit.samples, exitAt);
+  const sampleEv = (s: { line: number; raw: string }) => ev(GPU_AUDIT_LOG, { line: s.line, text: s.raw });
+  const exitEv = [...ctx.runtime].reverse().find((e) => e.phase === 'exit');
+  const oom = ctx.exitCode === 0 ? undefined : verdicts.find((v) => v.outOfMemory);
+  if (oom) {
+    const { low, peak } = oom;
+    const seconds = Number.isFinite(peak!.ms) && Number.isFinite(low!.ms) ? ` within ${((peak!.ms - low!.ms) / 1000).toFixed(0)}s` : '';
+    const gap = oom.gapMs !== undefined && exitAt !== undefined ? `, ${(oom.gapMs / 1000).toFixed(1)}s before the exit` : ', at its last sample';
+    return {
+      ...base,
+      status: 'failed',
+      kind: 'memory-limit',
+      summary: `GPU ${oom.gpu} memory climbed from ${low!.memUsedMib} MiB to ${peak!.memUsedMib} of ${peak!.memTotalMib} MiB (${((peak!.memUsedMib! / peak!.memTotalMib!) * 100).toFixed(1)}%)${seconds}, just before the end${gap}: out of GPU memory`,
+      evidence: dedupeEvidence([sampleEv(low!), sampleEv(peak!), sampleEv(oom.last!), ...(exitEv ? [runtimeEv(exitEv)] : [])]),
+    };
+  }
   const notes: string[] = [];
-  for (const [gpu, samples] of [...byGpu].sort((a, b) => a[0] - b[0])) {
-    const withMem = samples.filter((s) => s.memUsedMib !== null && s.memTotalMib);
-    if (!withMem.length) continue;
-    const share = (s: GpuSample) => s.memUsedMib! / s.memTotalMib!;
-    const first = withMem[0]!;
-    const peak = withMem.reduce((a, s) => (share(s) > share(a) ? s : a));
-    const window = withMem.slice(-Math.max(5, Math.ceil(withMem.length / 10)));
-    const endPeak = window.reduce((a, s) => (share(s) > share(a) ? s : a));
-    const climbed = share(endPeak) - share(first) >= 0.1;
-    const atLimit = share(endPeak) >= GPU_LIMIT_FRACTION;
-    const seconds = Number.isFinite(endPeak.ms) && Number.isFinite(first.ms) ? ` within ${((endPeak.ms - first.ms) / 1000).toFixed(0)}s` : '';
-    const pct = (s: GpuSample) => `${(share(s) * 100).toFixed(1)}%`;
-    if (atLimit && climbed && !succeeded) {
-      return {
-        ...base,
-        status: 'failed',
-        kind: 'memory-limit',
-        summary: `GPU ${gpu} memory climbed from ${first.memUsedMib} MiB to ${endPeak.memUsedMib} of ${endPeak.memTotalMib} MiB (${pct(endPeak)})${seconds}, just before the end: out of GPU memory`,
-        evidence: [ev(GPU_AUDIT_LOG, { line: first.line, text: first.raw }), ev(GPU_AUDIT_LOG, { line: endPeak.line, text: endPeak.raw }), ...(withMem.at(-1) !== endPeak ? [ev(GPU_AUDIT_LOG, { line: withMem.at(-1)!.line, text: withMem.at(-1)!.raw })] : [])],
-      };
-    }
-    const utils = samples.map((s) => s.utilPct).filter((u): u is number => u !== null);
+  for (const v of verdicts) {
+    const utils = audit.samples.filter((s) => s.gpu === v.gpu).map((s) => s.utilPct).filter((u): u is number => u !== null);
     const util = utils.length ? `, mean utilization ${(utils.reduce((a, b) => a + b, 0) / utils.length).toFixed(0)}%` : '';
-    notes.push(`GPU ${gpu} peak ${peak.memUsedMib}/${peak.memTotalMib} MiB (${pct(peak)})${util}`);
+    const m = v.maxSample!;
+    // At the limit without being out of memory (flat, or long before the exit): said, so a kill is not read as an OOM.
+    const why = v.atLimit && ctx.exitCode !== 0 ? ` (${v.reason})` : '';
+    notes.push(`GPU ${v.gpu} peak ${m.memUsedMib}/${m.memTotalMib} MiB (${((m.memUsedMib! / m.memTotalMib!) * 100).toFixed(1)}%)${util}${why}`);
   }
   return { ...base, status: 'ok', summary: `${notes.join('; ') || 'no memory readings'} over ${audit.samples.length} samples`, evidence: [] };
 }
@@ -324,12 +488,18 @@ export function formatDiagnosis(d: Diagnosis): string {
     if (d.cancelled.runStatus) out.push(`  run status: ${d.cancelled.runStatus}`);
     if (d.verdict) out.push(`  also FAILED at ${d.verdict.layer} (${LAYER_QUESTIONS[d.verdict.layer]} no): ${d.verdict.summary}`);
   } else if (d.verdict) out.push(`${d.bundleDir}: FAILED at ${d.verdict.layer} (${LAYER_QUESTIONS[d.verdict.layer]} no)`, `  ${d.verdict.summary}`);
+  else if (d.liveHealth?.state === 'unhealthy') out.push(`${d.bundleDir}: UNHEALTHY (a health rule, live: ${d.liveHealth.rule ?? '?'})`, `  ${d.liveHealth.summary ?? ''}`);
+  const live = d.liveHealth;
+  if (live) out.push(`  live health (the workflow's last verdict${live.at ? `, ${live.at}` : ''}): ${live.state}${live.rule ? `: ${live.rule}: ${live.summary ?? ''}` : ''}`);
   out.push('', 'layers:');
   for (const l of d.layers) out.push(`  ${String(LAYERS.indexOf(l.layer) + 1)}. ${l.layer.padEnd(9)} ${(l.status === 'failed' ? 'FAILED' : l.status).padEnd(8)} ${l.summary}`);
   if (d.cancelled?.evidence.length) out.push('', 'evidence (cancel):', ...evidenceLines(d.cancelled.evidence));
   const shown = d.verdict ?? undefined;
   if (shown?.evidence.length) out.push('', `evidence (${shown.layer}):`, ...evidenceLines(shown.evidence));
   const task = d.layers.find((l) => l.layer === 'task');
-  if (shown && shown.layer !== 'task' && task?.status === 'failed' && task.evidence.length) out.push('', 'evidence (task):', ...evidenceLines(task.evidence));
+  // The task's own evidence, less the lines the verdict's evidence shows already.
+  const printed = new Set((shown?.evidence ?? []).map((e) => `${e.file}\0${e.line ?? e.text}`));
+  const taskRest = (task?.evidence ?? []).filter((e) => !printed.has(`${e.file}\0${e.line ?? e.text}`));
+  if (shown && shown.layer !== 'task' && task?.status === 'failed' && taskRest.length) out.push('', 'evidence (task):', ...evidenceLines(taskRest));
   return out.join('\n');
 }

@@ -157,14 +157,21 @@ export interface MetricSeries {
   points: MetricPoint[];
 }
 
-/** The declared metrics of a JSON-lines series file, by the declared step key. */
-export function parseSeries(text: string, spec: Pick<ProgressSpec, 'step' | 'metrics'>): MetricSeries[] {
+/**
+ * The declared metrics of a JSON-lines series file, by the declared step key. `at` continues a file
+ * read in parts: the lines and records before `text`, advanced past it on return.
+ */
+export function parseSeries(text: string, spec: Pick<ProgressSpec, 'step' | 'metrics'>, at: { lines: number; records: number } = { lines: 0, records: 0 }): MetricSeries[] {
   const series: MetricSeries[] = spec.metrics.map((m) => ({ key: m.key, label: m.label ?? m.key, ...(m.goal ? { goal: m.goal } : {}), points: [] }));
-  let records = 0;
-  for (const { line, text: t } of numberedLines(text)) {
+  let records = at.records;
+  const numbered = numberedLines(text);
+  at.lines += numbered.length;
+  for (const { line: n, text: t } of numbered) {
+    const line = n + at.lines - numbered.length;
     const rec = parseJsonLine(t);
     if (!rec) continue;
     records++;
+    at.records = records;
     const s = rec[spec.step];
     const step = typeof s === 'number' && Number.isFinite(s) ? s : records;
     for (const m of series) {
@@ -250,4 +257,86 @@ export function parseGpuAudit(text: string): GpuAudit {
     });
   }
   return audit;
+}
+
+// --- runtime/runtime.log: what the wrapper recorded at the exit and of the disk -----------------------
+
+/** The entrypoint's exit code as runtime.log's last `exit code=N stopping=S` line states it; null without one. */
+export function runtimeExitCode(events: RuntimeEvent[]): number | null {
+  const exit = [...events].reverse().find((e) => e.phase === 'exit' && /^exit code=/.test(e.text));
+  const code = exit?.fields['code'];
+  return code !== undefined && /^-?\d{1,6}$/.test(code) ? Number(code) : null;
+}
+
+/** Free and total space (MB) of the filesystem holding the run folder, as the wrapper's probe or exit line states it. */
+export interface DiskReading {
+  event: RuntimeEvent;
+  freeMb: number;
+  totalMb?: number;
+}
+
+/** The disk readings of runtime.log (`disk_free_mb=`, `disk_total_mb=` on the probe and exit lines), in file order. */
+export function diskReadings(events: RuntimeEvent[]): DiskReading[] {
+  const mb = (v: string | undefined) => (v !== undefined && /^\d{1,12}$/.test(v) ? Number(v) : undefined);
+  const out: DiskReading[] = [];
+  for (const e of events) {
+    const freeMb = mb(e.fields['disk_free_mb']);
+    if (freeMb === undefined || (e.phase !== 'probe' && e.phase !== 'exit')) continue;
+    const totalMb = mb(e.fields['disk_total_mb']);
+    out.push({ event: e, freeMb, ...(totalMb !== undefined && totalMb >= freeMb ? { totalMb } : {}) });
+  }
+  return out;
+}
+
+/** Lines that say a write found the disk full (ENOSPC), in any language a run's programs speak it. */
+export const DISK_FULL_LINE = /No space left on device|\bENOSPC\b|\[Errno 28\]/;
+
+// --- runtime/collection.json ---------------------------------------------------------------------------
+
+/**
+ * runtime/collection.json as the worker writes it (src/activities/collection.ts): after a collection
+ * (`filesFetched`, ...), after one that ended early (`partial`, `ended`), or, for a host that never came
+ * back, the report of what the local copy holds (`partial`, `reason`, `present`). Read leniently.
+ */
+export interface CollectionReport {
+  collectedAt?: string;
+  host?: string;
+  partial: boolean;
+  /** Why there was no collection (reportLocal): e.g. "host X did not answer before the collection deadline". */
+  reason?: string;
+  ended?: { class?: string; reason?: string };
+  filesFetched?: number;
+  bytesFetched?: number;
+  /** Files under artifacts/ the local copy holds (reportLocal and ended collections). */
+  present?: string[];
+  /** Manifest entries verified in the local copy, when the report lists them. */
+  verifiedFiles?: number;
+}
+
+export function parseCollectionReport(text: string): CollectionReport | undefined {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return undefined;
+  const r = raw as Record<string, unknown>;
+  const str = (v: unknown) => (typeof v === 'string' ? v.slice(0, 1000) : undefined);
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+  const ended = r['ended'] && typeof r['ended'] === 'object' ? (r['ended'] as Record<string, unknown>) : undefined;
+  const verified = (r['manifest'] as { verifiedFiles?: unknown } | undefined)?.verifiedFiles;
+  const out: CollectionReport = { partial: r['partial'] === true };
+  const set = <K extends keyof CollectionReport>(k: K, v: CollectionReport[K] | undefined) => {
+    if (v !== undefined) out[k] = v;
+  };
+  set('collectedAt', str(r['collectedAt']));
+  set('host', str(r['host']));
+  set('reason', str(r['reason']));
+  set('ended', ended ? { ...(str(ended['class']) ? { class: str(ended['class'])! } : {}), ...(str(ended['reason']) ? { reason: str(ended['reason'])! } : {}) } : undefined);
+  set('filesFetched', num(r['filesFetched']));
+  set('bytesFetched', num(r['bytesFetched']));
+  set('present', Array.isArray(r['present']) ? r['present'].filter((p): p is string => typeof p === 'string') : undefined);
+  set('verifiedFiles', Array.isArray(verified) ? verified.length : undefined);
+  return out;
 }

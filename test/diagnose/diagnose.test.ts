@@ -121,7 +121,7 @@ describe('orbit diagnose, on real bundles run by scripts/orbit/run.sh', () => {
       ['artifacts/logs/job.log', 'Traceback (most recent call last):'],
       ['artifacts/logs/job.log', `File "${dir}/scripts/job.py", line 3, in load`],
       ['artifacts/logs/job.log', 'ValueError: column 3 is not a number'],
-      ['runtime/runtime.log', expect.stringMatching(/ exit code=1 stopping=0$/)],
+      ['runtime/runtime.log', expect.stringMatching(/ exit code=1 stopping=0 disk_free_mb=\d+ disk_total_mb=\d+$/)],
     ]);
   });
 
@@ -142,7 +142,7 @@ describe('orbit diagnose, on real bundles run by scripts/orbit/run.sh', () => {
   it('names the progress layer when the loss stalls', async () => {
     const { diagnosis } = await runAndDiagnose({
       command: ['python3', 'scripts/fit.py'],
-      scripts: { 'fit.py': lossTask('[0.7 + 0.001 * ((i * 7) % 5) for i in range(30)]') },
+      scripts: { 'fit.py': lossTask('[0.7 + 0.001 * ((i * 7) % 5) for i in range(160)]') },
       progress: LOSS_SERIES,
     });
     expect(diagnosis.verdict?.layer).toBe('progress');
@@ -161,12 +161,15 @@ describe('orbit diagnose, on real bundles run by scripts/orbit/run.sh', () => {
     expect(layer(diagnosis, 'task')).toMatchObject({ status: 'failed', kind: 'signal' });
     expect(diagnosis.verdict?.layer).toBe('gpu');
     expect(diagnosis.verdict?.kind).toBe('memory-limit');
-    expect(diagnosis.verdict?.summary).toMatch(/^GPU 0 memory climbed from 10240 MiB to 81664 of 81920 MiB \(99\.7%\) within \d+s, just before the end: out of GPU memory$/);
-    expect(diagnosis.verdict?.evidence.map((e) => e.file)).toEqual(['artifacts/nvml-audit.jsonl', 'artifacts/nvml-audit.jsonl']);
+    expect(diagnosis.verdict?.summary).toMatch(/^GPU 0 memory climbed from 10240 MiB to 81664 of 81920 MiB \(99\.7%\) within \d+s, just before the end, [\d.]+s before the exit: out of GPU memory$/);
+    expect(diagnosis.verdict?.evidence.map((e) => e.file)).toEqual(['artifacts/nvml-audit.jsonl', 'artifacts/nvml-audit.jsonl', 'runtime/runtime.log']);
+    expect(diagnosis.verdict?.evidence[2]?.text).toMatch(/ exit code=137 stopping=0 /);
     const runtimeLog = await readFile(join(dir, 'runtime/runtime.log'), 'utf8');
     expect(runtimeLog).toMatch(/ probe .* gpus=1\n/);
     expect(await readFile(join(dir, 'artifacts/runtime-precheck.log'), 'utf8')).toContain('[info] driver: nvidia_driver=550.54.15');
     const text = formatDiagnosis(diagnosis);
+    // The header's question is answered "no" by a failure, for the GPU layer too.
+    expect(text.split('\n')[0]).toBe(`${dir}: FAILED at gpu (did GPU memory stay clear of the limit to the end? no)`);
     expect(text).toContain('evidence (gpu):');
     expect(text).toContain('evidence (task):');
   });

@@ -1,5 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -164,7 +165,7 @@ describe('GPU audit (scripts/orbit/gpu_audit.py)', () => {
     expect(auditPid).toBeGreaterThan(0);
     expect(alive(auditPid)).toBe(false);
     for (const line of await readLines(pids)) expect(alive(Number(line.split(' ')[0])), line).toBe(false);
-    expect(log).toMatch(/stop requested: forwarding TERM[\s\S]*exit code=143 stopping=1\n.*audit stopped\n.*manifest written\n.*done\n$/);
+    expect(log).toMatch(/stop requested: forwarding TERM[\s\S]*exit code=143 stopping=1 disk_free_mb=\d+ disk_total_mb=\d+\n.*audit stopped\n.*manifest written\n.*done\n$/);
     const manifest = JSON.parse(await readFile(join(dir, 'artifacts/manifest.json'), 'utf8'));
     expect(manifest.files.map((f: { path: string }) => f.path)).toEqual(['nvml-audit.jsonl', 'runtime-precheck.log', 'task.log']);
     expect(parseGpuAudit(await readFile(join(dir, 'artifacts/nvml-audit.jsonl'), 'utf8')).samples.length).toBeGreaterThan(2);
@@ -177,6 +178,9 @@ describe('GPU audit (scripts/orbit/gpu_audit.py)', () => {
     const phases = (await readLines(join(dir, 'runtime/runtime.log'))).map((l) => l.split(' ')[1]);
     expect(phases).toEqual(['staged', 'probe', 'precheck', 'audit', 'start', 'exec', 'exit', 'audit', 'manifest', 'done']);
     const probe = (await readLines(join(dir, 'runtime/runtime.log')))[1]!;
-    expect(probe).toMatch(/ probe host=\S+ os=".+" python3=\S+\/python3 python_version=3\.\d+\.\d+ disk_free_mb=\d+ gpus=0 nvidia_smi=none$/);
+    expect(probe).toMatch(/ probe host=\S+ os=".+" python3=\S+\/python3 python_version=3\.\d+\.\d+ disk_free_mb=\d+ disk_total_mb=\d+ gpus=0 nvidia_smi=none$/);
+    // The exit line carries the disk as the job left it; the reserve the wrapper held for its own records is given back.
+    expect((await readLines(join(dir, 'runtime/runtime.log')))[6]).toMatch(/ exit code=0 stopping=0 disk_free_mb=\d+ disk_total_mb=\d+$/);
+    expect(existsSync(join(dir, '.orbit-disk-reserve'))).toBe(false);
   });
 });

@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, statfs, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShellHost } from '../../src/hosts/shell-host';
@@ -110,6 +110,16 @@ function hostContract(label: string, setup: () => Promise<HostUnderTest>): void 
       const collected = await host.collect('run-fail', bundleDir);
       expect(collected.manifest.verified).toBe(true);
       expect(await readFile(join(bundleDir, 'artifacts/job.log'), 'utf8')).toContain('about to fail');
+    });
+
+    it('the probe reports the free and total space of the filesystem holding the run folder', async () => {
+      const { probe } = await finishedRun('run-disk', 'disk', 'echo hi');
+      const fs = await statfs(join(sut.workRoot, 'run-disk'));
+      const mb = (blocks: number) => Math.floor((blocks * fs.bsize) / 1024 / 1024);
+      expect(probe.diskTotalMb).toBe(mb(fs.blocks));
+      // Free space moves as other tests write: near what statfs says, never above the total.
+      expect(Math.abs(probe.diskFreeMb! - mb(fs.bavail))).toBeLessThan(512);
+      expect(probe.diskFreeMb!).toBeLessThanOrEqual(probe.diskTotalMb!);
     });
 
     it('cancel stops the whole process group: the job and its child sleep', async () => {

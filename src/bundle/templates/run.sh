@@ -11,9 +11,14 @@
 #   audit     scripts/orbit/gpu_audit.py samples every GPU once a second -> artifacts/nvml-audit.jsonl,
 #             in the background, stopped when the entrypoint ends (and it stops itself if this script dies)
 #   start     the entrypoint starts; stdout and stderr go to artifacts/@@LOG_FILE@@
-#   exit      its exit code
+#   exit      its exit code, and the free and total disk space (MB) the job left
 # then artifacts/manifest.json (path, size, sha256 of every artifact), runtime/last_run.json and, last
 # of all, runtime/exit_code.
+#
+# A job that fills the disk must not take the wrapper's own records with it: 2 MB are held in
+# .orbit-disk-reserve (in the bundle folder, outside its five parts: never collected) while the job
+# runs, and given back when it ends, before the exit line, the manifest, last_run.json and exit_code
+# are written. The exit line is in runtime.log before any of those files.
 #
 # Exit codes: the entrypoint's own; 86 when the precheck failed; 143 when stopped by TERM before the start.
 #
@@ -31,6 +36,11 @@ write_atomic() { printf '%s\n' "$2" > "$1.tmp" && mv -f "$1.tmp" "$1"; }
 # A value for a key=value log field: quoted when it holds a space.
 field() { case "$1" in *[[:space:]]*|'') printf '"%s"' "$(printf '%s' "$1" | tr -d '"\n')" ;; *) printf '%s' "$1" ;; esac; }
 count_files() { find "$1" -type f 2>/dev/null | wc -l | tr -d ' '; }
+# "FREE TOTAL" in MB of the filesystem holding the bundle (empty when df cannot say).
+disk_mb() { df -Pk . 2>/dev/null | awk 'NR==2 && $2 ~ /^[0-9]+$/ && $4 ~ /^[0-9]+$/ {printf "%d %d", $4/1024, $2/1024}'; }
+# Beside the bundle's parts, not in runtime/: never synced or collected.
+DISK_RESERVE=.orbit-disk-reserve
+reserve_disk() { head -c 2097152 /dev/urandom > "$DISK_RESERVE" 2>/dev/null || rm -f "$DISK_RESERVE"; }
 
 PRECHECK_FAILED=86
 STARTED_AT=$(now)
@@ -45,6 +55,7 @@ on_term() {
 trap on_term TERM INT HUP
 write_atomic runtime/pid "$$"
 write_atomic runtime/started_at "$STARTED_AT"
+reserve_disk
 log "staged bundle=$(field "$BUNDLE") job=$(field "$(sed -n 's/^  "jobId": "\(.*\)",$/\1/p' job.json 2>/dev/null)") inputs=$(count_files inputs) scripts=$(count_files scripts)"
 
 # Secrets arrive from the worker in a 0600 file that lives only until this line.
@@ -67,13 +78,15 @@ PY=$(command -v python3 2>/dev/null || true)
 if [ -n "$PY" ]; then PYVER=$("$PY" -c 'import platform; print(platform.python_version())' 2>/dev/null || echo unknown); else PY=none; PYVER=none; fi
 OS="$(uname -srm 2>/dev/null)"
 if [ -r /etc/os-release ]; then OS="$OS $(. /etc/os-release 2>/dev/null; printf '%s' "${PRETTY_NAME:-}")"; fi
-DISK_FREE_MB=$(df -Pk . 2>/dev/null | awk 'NR==2 {printf "%d", $4/1024}')
+DISK=$(disk_mb)
+DISK_FREE_MB=${DISK%% *}
+DISK_TOTAL_MB=${DISK##* }
 if command -v nvidia-smi >/dev/null 2>&1; then
   GPUS=$(timeout 20 nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)
 else
   GPUS="0 nvidia_smi=none"
 fi
-log "probe host=$(field "$(hostname)") os=$(field "$OS") python3=$(field "$PY") python_version=$PYVER disk_free_mb=${DISK_FREE_MB:-unknown} gpus=$GPUS"
+log "probe host=$(field "$(hostname)") os=$(field "$OS") python3=$(field "$PY") python_version=$PYVER disk_free_mb=${DISK_FREE_MB:-unknown} disk_total_mb=${DISK_TOTAL_MB:-unknown} gpus=$GPUS"
 
 # precheck: dependency provenance; the entrypoint starts only if it passes.
 PRECHECK_PY=@@PRECHECK_PYTHON@@
@@ -130,7 +143,10 @@ if [ "$CODE" = 0 ]; then
   done
 fi
 ENDED_AT=$(now)
-log "exit code=$CODE stopping=$STOPPING"
+# The disk as the job left it, then the reserve given back for the records that follow.
+DISK=$(disk_mb)
+rm -f "$DISK_RESERVE"
+log "exit code=$CODE stopping=$STOPPING${DISK:+ disk_free_mb=${DISK%% *} disk_total_mb=${DISK##* }}"
 
 # The audit never outlives the job: stop it before the manifest hashes its file.
 if [ -n "$AUDIT" ]; then

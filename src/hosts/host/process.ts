@@ -114,7 +114,10 @@ echo "pid=${RUN_PID}"
   return { pid: pid ? Number(pid) : null, alreadyLaunched: r.stdout.includes(MARK.existing) };
 }
 
-/** One cheap look at the run: alive (its leader runs and is this run's, RUN_GROUP), exit code, artifact bytes and log tails. */
+/**
+ * One cheap look at the run: alive (its leader runs and is this run's, RUN_GROUP), exit code, artifact
+ * bytes, the free and total space of the filesystem holding the run folder (df), and log tails.
+ */
 export async function probeRun(host: HostContext, runId: string, taskLogFile: string, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Probe> {
   const dir = host.runDir(runId);
   const logPath = `${ARTIFACTS_DIR}/${isSafeRelativePath(taskLogFile) ? taskLogFile : 'task.log'}`;
@@ -128,6 +131,7 @@ code=$(cat ${EXIT_CODE_FILE} 2>/dev/null)
 launched=0; [ -d ${LAUNCH_MARKER_DIR} ] && launched=1
 echo "pid=$pid"; echo "alive=$alive"; echo "exit=$code"; echo "launched=$launched"
 echo "bytes=$(du -sb ${ARTIFACTS_DIR} 2>/dev/null | cut -f1)"
+echo "disk=$(df -Pk . 2>/dev/null | awk 'NR==2 {print $4, $2}')"
 echo "${PROBE_SECTION.runtimeLog}"; ${tail(RUNTIME_LOG)}
 echo "${PROBE_SECTION.taskLog}"; ${tail(q(logPath))}
 `;
@@ -199,5 +203,19 @@ export function parseProbe(stdout: string): Probe {
   else if (pid !== null) state = 'vanished';
   else if (kv.get('launched') === '1') state = 'starting';
   else state = 'not-launched';
-  return { state, pid, exitCode, artifactBytes: int('bytes') ?? 0, runtimeLogTail: lines(runtimeLog), taskLogTail: lines(taskLog) };
+  const disk = parseDisk(kv.get('disk'));
+  return { state, pid, exitCode, artifactBytes: int('bytes') ?? 0, ...disk, runtimeLogTail: lines(runtimeLog), taskLogTail: lines(taskLog) };
+}
+
+/**
+ * `disk=AVAILABLE TOTAL` (KiB, from `df -Pk`) as whole MB; nothing when the host's answer is not two
+ * plain numbers with the free space no larger than the total.
+ */
+function parseDisk(value: string | undefined): Pick<Probe, 'diskFreeMb' | 'diskTotalMb'> {
+  const m = /^(\d{1,18}) (\d{1,18})$/.exec(value?.trim() ?? '');
+  if (!m) return {};
+  const freeKb = Number(m[1]);
+  const totalKb = Number(m[2]);
+  if (!Number.isSafeInteger(freeKb) || !Number.isSafeInteger(totalKb) || totalKb === 0 || freeKb > totalKb) return {};
+  return { diskFreeMb: Math.floor(freeKb / 1024), diskTotalMb: Math.floor(totalKb / 1024) };
 }
