@@ -8,7 +8,9 @@
 import { CancelledFailure, Context, log } from '@temporalio/activity';
 import type { MonitorHeartbeat, MonitorInput, MonitorResult } from '../common/activities';
 import type { JobSpec } from '../bundle';
+import { sameHealth } from '../common/health';
 import { STOP_REASON } from '../common/protocol';
+import { HealthWatch } from '../health/watch';
 import type { ShellHost } from '../hosts/shell-host';
 import type { ActivityKit } from './support';
 
@@ -24,6 +26,9 @@ export async function monitorRun(kit: ActivityKit, input: MonitorInput): Promise
   };
   const initialState = beat.hostState;
   const synced = { files: 0, bytes: 0 };
+  // The health rules, on what the syncs bring; the workflow hears of every change of verdict at once.
+  const known = input.health?.report;
+  const watch = HealthWatch.wanted(spec) ? new HealthWatch(bundle.dir, spec, beat.health ?? input.health) : undefined;
   const result = (finished: boolean, extra: Partial<MonitorResult> = {}): MonitorResult => ({
     finished,
     timedOut: false,
@@ -32,6 +37,7 @@ export async function monitorRun(kit: ActivityKit, input: MonitorInput): Promise
     probe: beat.probe,
     synced,
     unreachableSince: beat.unreachableSince,
+    ...(watch ? { health: watch.state() } : {}),
     ...extra,
   });
   // Heartbeat all along, not only between probes: a probe or a sync to a frozen host can take longer
@@ -55,10 +61,17 @@ export async function monitorRun(kit: ActivityKit, input: MonitorInput): Promise
           await h.cancel(input.runId, input.killGraceSeconds, STOP_REASON.timedOut);
           return result(true, { timedOut: true, probe: await h.probe(input.runId, input.logFile) });
         }
+        let fetched = false;
         if (input.syncIntervalMs > 0 && Date.now() - (beat.lastSyncAt ?? 0) >= input.syncIntervalMs) {
           const r = await syncOnce(kit, h, input, bundle.dir, spec, beat);
           synced.files += r.files;
           synced.bytes += r.bytes;
+          fetched = r.files > 0;
+        }
+        if (watch) {
+          const report = await watch.check(p, fetched);
+          beat.health = watch.state();
+          if (!sameHealth(report, known)) return result(false);
         }
       }
       if (Date.now() - started >= input.chunkMs) return result(false);

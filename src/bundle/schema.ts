@@ -193,6 +193,65 @@ export const progressSchema = z
 export type ProgressSpec = z.infer<typeof progressSchema>;
 export type ProgressSpecInput = z.input<typeof progressSchema>;
 
+/** What a run does when a health rule finds it unhealthy: warn only, stop it (fail naming the rule), or relaunch it elsewhere from its newest synced checkpoint. */
+export const ON_UNHEALTHY = ['warn', 'stop', 'relaunch'] as const;
+const onUnhealthy = z.enum(ON_UNHEALTHY, { error: `onUnhealthy must be one of ${ON_UNHEALTHY.join(', ')}` }).default('warn');
+const minutes = (what: string) => z.number({ error: `${what} must be a number of minutes` }).positive(`${what} must be above 0`).max(7 * 24 * 60, `${what} must be at most a week`);
+
+/**
+ * The health rules (docs/health.md). Each rule reads what the monitor syncs (the task log's growth,
+ * the progress series, artifacts/nvml-audit.jsonl, the probe's free disk) and finds the run ok, in
+ * warning or unhealthy; `onUnhealthy` says what an unhealthy verdict does. The live monitor and
+ * `orbit diagnose` evaluate the same rules (src/health/rules.ts).
+ */
+function healthRules<P extends z.ZodType>(onUnhealthy: P) {
+  return z.discriminatedUnion('rule', [
+  /** No new task-log byte or progress record for `minutes` (warning at half of it). */
+  z.object({ rule: z.literal('no-output'), minutes: minutes('minutes').default(10), onUnhealthy }).strict(),
+  /** A progress metric became NaN or infinite. */
+  z.object({ rule: z.literal('not-finite'), metric: z.string().min(1), onUnhealthy }).strict(),
+  /**
+   * A progress metric with a goal has not improved beyond its noise: the least-squares trend over the
+   * last half of its points (at least `minPoints`) is under `tStat` standard errors the right way.
+   * Warning when it is so now; unhealthy when it was so `patience` points ago too.
+   */
+  z
+    .object({
+      rule: z.literal('stalled'),
+      metric: z.string().min(1),
+      minPoints: z.number().int().min(5).max(1_000_000).default(40),
+      patience: z.number().int().min(1).max(10_000_000).default(100),
+      tStat: z.number().positive().max(100).default(3),
+      onUnhealthy,
+    })
+    .strict(),
+  /** Utilization below `belowPct` on every GPU of the run for `minutes` (warning at half of it). */
+  z.object({ rule: z.literal('gpu-idle'), belowPct: z.number().min(0).max(100).default(5), minutes: minutes('minutes').default(10), onUnhealthy }).strict(),
+  /** GPU memory at `limitFraction` of the total and climbing (warning within 5 points of it). */
+  z.object({ rule: z.literal('gpu-memory'), limitFraction: z.number().gt(0).max(1).default(0.95), onUnhealthy }).strict(),
+  /** The host's disk under the run folder has less than `minFreeMb` free (warning under twice that). */
+  z.object({ rule: z.literal('disk'), minFreeMb: z.number().min(0).max(1e9).default(1024), onUnhealthy }).strict(),
+  ]);
+}
+export const healthRuleSchema = healthRules(onUnhealthy);
+/** A rule as a request writes it: without `onUnhealthy` it takes the request's `health.onUnhealthy`, else the task's. */
+export const requestHealthRuleSchema = healthRules(z.enum(ON_UNHEALTHY, { error: `onUnhealthy must be one of ${ON_UNHEALTHY.join(', ')}` }).optional());
+export type RequestHealthRule = z.infer<typeof requestHealthRuleSchema>;
+export type HealthRule = z.infer<typeof healthRuleSchema>;
+export type HealthRuleInput = z.input<typeof healthRuleSchema>;
+export type HealthRuleName = HealthRule['rule'];
+
+export const healthSchema = z
+  .object({
+    rules: z
+      .array(healthRuleSchema)
+      .default([])
+      .refine((rs) => new Set(rs.map((r) => ('metric' in r ? `${r.rule}:${r.metric}` : r.rule))).size === rs.length, { message: 'health.rules lists the same rule twice' }),
+  })
+  .strict();
+export type HealthSpec = z.infer<typeof healthSchema>;
+export type HealthSpecInput = z.input<typeof healthSchema>;
+
 export const jobSpecSchema = z
   .object({
     schemaVersion: z.literal(JOB_SCHEMA_VERSION, { error: `schemaVersion must be "${JOB_SCHEMA_VERSION}"` }),
@@ -228,6 +287,8 @@ export const jobSpecSchema = z
     precheck: precheckSchema.default(precheckSchema.parse({})),
     /** The progress series the diagnosis judges and the report charts; absent in bundles without one (and older ones). */
     progress: progressSchema.optional(),
+    /** Health rules the monitor evaluates live and `orbit diagnose` after the fact; absent in older bundles (no rules). */
+    health: healthSchema.optional(),
     sync: syncSchema.default(syncSchema.parse({})),
     metadata: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
   })

@@ -3,6 +3,7 @@
  * interrupt a line saying the run goes on. Returns when the workflow has ended.
  */
 import type { Client, WorkflowHandle } from '@temporalio/client';
+import { healthLine, sameHealth, type HealthReport } from '../common/health';
 import { isOutcome, type RunStatus } from '../common/run';
 import { formatTime, type Io } from './io';
 import { queryStatus } from './status';
@@ -22,6 +23,7 @@ export async function follow(client: Client, handle: WorkflowHandle, io: Io, opt
   const log = options.streamLog?.(stopLog.signal).catch((e: unknown) => io.note(`orbit: the task log could not be streamed: ${(e as Error).message.split('\n')[0]}`));
   try {
     let shown = 0;
+    let health: HealthReport | undefined;
     for (;;) {
       const status: RunStatus | undefined = await queryStatus(client, handle.workflowId, 5000);
       for (const p of status?.phases.slice(shown) ?? []) {
@@ -29,6 +31,11 @@ export async function follow(client: Client, handle: WorkflowHandle, io: Io, opt
         io.out(`[${formatTime(p.at)}] ${p.phase}${pid}`);
       }
       shown = status?.phases.length ?? shown;
+      // A change of the health verdict gets a line of its own (the first ok stays quiet).
+      if (status?.health && !sameHealth(status.health, health)) {
+        if (health || status.health.state !== 'ok') io.out(`[${formatTime(status.health.at)}] health ${healthLine(status.health)}`);
+        health = status.health;
+      }
       if (status && isOutcome(status.phase)) break;
       const d = await handle.describe();
       if (d.status.name !== 'RUNNING') break;

@@ -5,7 +5,8 @@
  * heartbeat), so the answer comes in about a second either way.
  */
 import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
-import type { Probe } from '../common/activities';
+import type { MonitorHealth, Probe } from '../common/activities';
+import { healthLine, type HealthReport } from '../common/health';
 import type { PhaseEntry, RunStatus } from '../common/run';
 import { taskQueue, workflowUiUrl, type TemporalTarget } from '../config';
 import { CliError, EXIT_TEMPORAL, temporalCliError } from './errors';
@@ -28,6 +29,8 @@ export interface StatusReport {
   queued?: NonNullable<RunStatus['queued']> & { place?: string };
   lease?: RunStatus['lease'];
   synced?: RunStatus['synced'];
+  /** The health rules' latest verdict: from the query, the monitor's heartbeat, or the memo (its headline only). */
+  health?: HealthReport | HealthHeadline;
   phases: PhaseEntry[];
   /** Why a run that ended did not succeed. */
   reason?: string;
@@ -42,19 +45,46 @@ export interface StatusReport {
   closedAt?: string;
 }
 
-/** The newest probe a running monitor heartbeated (fresher than the workflow's own status between returns). */
-export function liveProbe(d: WorkflowExecutionDescription): Probe | undefined {
+/** The health verdict as the memo keeps it: its level and its first finding. */
+export interface HealthHeadline {
+  state: HealthReport['state'];
+  rule?: string;
+  summary?: string;
+  evidence?: string;
+  at?: string;
+}
+
+/** The newest monitor heartbeat of a running run (fresher than the workflow's own status between returns). */
+function liveBeat(d: WorkflowExecutionDescription): { probe?: Probe; health?: MonitorHealth } | undefined {
   for (const a of d.raw.pendingActivities ?? []) {
     const data = a.heartbeatDetails?.payloads?.[0]?.data;
     if (!data) continue;
     try {
-      const beat = JSON.parse(Buffer.from(data).toString('utf8')) as { probe?: Probe };
-      if (beat.probe) return beat.probe;
+      const beat = JSON.parse(Buffer.from(data).toString('utf8')) as { probe?: Probe; health?: MonitorHealth };
+      if (beat.probe) return beat;
     } catch {
       /* not a monitor heartbeat */
     }
   }
   return undefined;
+}
+
+/** The newest probe a running monitor heartbeated. */
+export function liveProbe(d: WorkflowExecutionDescription): Probe | undefined {
+  return liveBeat(d)?.probe;
+}
+
+function memoHealth(memo: Record<string, unknown>): HealthHeadline | undefined {
+  const h = memo.health as Partial<HealthHeadline> | undefined;
+  if (!h || (h.state !== 'ok' && h.state !== 'warning' && h.state !== 'unhealthy')) return undefined;
+  const s = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  return { state: h.state, ...(s(h.rule) ? { rule: s(h.rule) } : {}), ...(s(h.summary) ? { summary: s(h.summary) } : {}), ...(s(h.evidence) ? { evidence: s(h.evidence) } : {}), ...(s(h.at) ? { at: s(h.at) } : {}) };
+}
+
+/** One line of the verdict, whichever source it came from. */
+export function healthText(h: HealthReport | HealthHeadline): string {
+  if ('findings' in h) return healthLine(h);
+  return h.rule ? `${h.state}: ${h.rule}: ${h.summary ?? ''}` : h.state;
 }
 
 /** The run's status query, or undefined when no answer comes within the deadline. */
@@ -76,7 +106,9 @@ export async function statusReport(client: Client, id: string, target: TemporalT
   const attr = (name: string) => d.typedSearchAttributes.getAll().find((p) => p.key.name === name)?.value as string | undefined;
   const memo = (d.memo ?? {}) as Record<string, unknown>;
   const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
-  const probe = (running ? liveProbe(d) : undefined) ?? status?.probe;
+  const beat = running ? liveBeat(d) : undefined;
+  const probe = beat?.probe ?? status?.probe;
+  const health = beat?.health?.report ?? status?.health ?? memoHealth(memo);
   const report: StatusReport = {
     runId: id,
     execution: d.status.name.toLowerCase(),
@@ -88,6 +120,7 @@ export async function statusReport(client: Client, id: string, target: TemporalT
     queued: status?.queued ? { ...status.queued, place: await (await import('./fleet')).queuePlace(client, id, status.queued) } : undefined,
     lease: status?.lease,
     synced: status?.synced.files ? status.synced : undefined,
+    ...(health ? { health } : {}),
     phases: status?.phases ?? [],
     store: str(memo.store),
     digest: str(memo.digest),
@@ -116,6 +149,12 @@ export function printStatus(r: StatusReport, io: Io): void {
   if (r.queued?.place) io.out(`  ${r.queued.place}`);
   if (r.lease) io.out(`  lease: ${r.lease.host} gpus [${r.lease.gpus.join(',')}] since ${formatTime(r.lease.grantedAt)} (token ${r.lease.token})`);
   if (r.synced) io.out(`  synced while running: ${r.synced.files} files, ${r.synced.bytes} bytes`);
+  if (r.health) {
+    io.out(`  health: ${healthText(r.health)}`);
+    const f = 'findings' in r.health ? r.health.findings : [];
+    if (f[0]?.evidence) io.out(`    ${f[0].evidence.file ? `${f[0].evidence.file}${f[0].evidence.line ? `:${f[0].evidence.line}` : ''}: ` : ''}${f[0].evidence.text.slice(0, 300)}`);
+    for (const more of f.slice(1)) io.out(`    also ${more.level}: ${more.rule}: ${more.summary}`);
+  }
   for (const p of r.phases) io.out(`  ${formatTime(p.at)}  ${p.phase}`);
   if (r.reason) io.out(`  reason: ${r.reason}`);
   if (r.store) io.out(`  store: ${r.store} (bundle ${r.digest}; orbit pull ${r.runId} brings it here)`);

@@ -11,6 +11,7 @@ import { noWorkerWarning, workerPresence } from './presence';
 import { loadRequest } from './request';
 import { connectClient, prepareRun, startRun } from './submit';
 import type { OnHostLost } from '../common/run';
+import type { OnUnhealthy } from '../common/health';
 
 export interface SubmitFlags {
   host?: string;
@@ -20,6 +21,7 @@ export interface SubmitFlags {
   hosts?: string;
   onHostLost: OnHostLost;
   maxRelaunches: number;
+  onUnhealthy?: OnUnhealthy;
   quiet?: boolean;
 }
 
@@ -35,6 +37,7 @@ export async function submitCommand(file: string, flags: SubmitFlags, io: Io): P
     hostsFile: flags.hosts,
     onHostLost: flags.onHostLost,
     maxRelaunches: flags.maxRelaunches,
+    ...(flags.onUnhealthy ? { onUnhealthy: flags.onUnhealthy } : {}),
     localMachine: target.embedded,
   });
   const { handle, uiUrl } = await startRun(client, prepared, target).catch(async (e: unknown) => {

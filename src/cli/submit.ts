@@ -7,6 +7,7 @@ import { orbitHome, taskQueue, temporalTarget, workflowUiUrl, type TemporalTarge
 import { AUTO_HOST, LOCAL_HOST, loadInventory, placeJob, PlacementError, unmetRequirements, type JobRequirements } from '../hosts/inventory';
 import { runBundle, type OnHostLost, type RunBundleInput } from '../workflows';
 import { runInputFor, runLabelsFor, runSpecOf } from '../common/run-input';
+import type { OnUnhealthy } from '../common/health';
 import { describeResources, unmetBy } from '../common/fleet';
 import { localHostSpec } from '../hosts/local-resources';
 import { pushBundle, writeRunRecord, type Transfer } from '../store/cas';
@@ -51,6 +52,8 @@ export interface RunOptions {
   hostsFile?: string;
   onHostLost?: OnHostLost;
   maxRelaunches?: number;
+  /** What an unhealthy verdict does, for every rule (`--on-unhealthy`); absent: each rule's own (job.json). */
+  onUnhealthy?: OnUnhealthy;
 }
 
 /**
@@ -124,6 +127,7 @@ export async function prepareRun(loaded: LoadedRequest, options: RunOptions): Pr
     onHostLost: options.onHostLost,
     maxRelaunches: options.maxRelaunches,
     relaunchHosts: placed.relaunchHosts,
+    ...(options.onUnhealthy ? { onUnhealthy: options.onUnhealthy } : {}),
   });
   return { runId, bundle, digest, input, upload };
 }

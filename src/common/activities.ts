@@ -1,4 +1,5 @@
 /** Activity inputs and results: plain data, shared by workflows, activities, hosts and the CLI. Node-free. */
+import type { HealthReport } from './health';
 import type { StopReason } from './protocol';
 
 /** What the workflow knows of the run's host: it answers; it did not answer lately; it stayed silent past hostLostAfterMs. */
@@ -23,6 +24,10 @@ export interface Probe {
   pid: number | null;
   exitCode: number | null;
   artifactBytes: number;
+  /** Free space (MB, df's "available") of the filesystem holding the run folder; absent when the host could not say. */
+  diskFreeMb?: number;
+  /** Total size (MB) of that filesystem; absent when the host could not say. */
+  diskTotalMb?: number;
   runtimeLogTail: string[];
   taskLogTail: string[];
 }
@@ -71,6 +76,17 @@ export interface MonitorInput extends RunRef, BundleAt {
   /** The host state the workflow knows, and since when it has not answered: the loss clock runs across calls. */
   hostState?: HostState;
   unreachableSince?: number;
+  /** The health verdict so far and when output last grew: the rules' clocks run across calls (absent: the job just started). */
+  health?: MonitorHealth;
+}
+
+/** What the monitor carries of a run's health between calls (and in its heartbeat). */
+export interface MonitorHealth {
+  report?: HealthReport;
+  /** Epoch ms when the task log or the progress series last grew (the job's launch before). */
+  lastOutputMs?: number;
+  /** What was seen then: a digest of the probe's task-log tail, and the progress series' length. */
+  seen?: { tail: string; points: number };
 }
 
 export interface MonitorResult {
@@ -86,6 +102,8 @@ export interface MonitorResult {
   synced: { files: number; bytes: number };
   /** Epoch ms since when the host has not answered, when unreachable. */
   unreachableSince?: number;
+  /** The health rules' verdict (bundles with rules); the call returns early when it changes. */
+  health?: MonitorHealth;
 }
 
 /** What a monitor heartbeats, and resumes from after a worker restart. */
@@ -94,6 +112,7 @@ export interface MonitorHeartbeat {
   hostState: HostState;
   unreachableSince?: number;
   lastSyncAt?: number;
+  health?: MonitorHealth;
 }
 
 export interface ProbeInput extends RunRef {

@@ -5,6 +5,7 @@
  */
 import type { SearchAttributePair } from '@temporalio/common';
 import type { LeaseResources } from './fleet';
+import type { OnUnhealthy } from './health';
 import type { OnHostLost, RunBundleInput, RunTimeouts, RunTuning } from './run';
 import { SA_BUNDLE_DIGEST, SA_HOST, SA_JOB_KIND, SA_PHASE, SA_SWEEP, SA_TASK_TYPE } from './search-attributes';
 
@@ -19,6 +20,8 @@ export interface RunSpec {
   syncIntervalSeconds?: number;
   /** job.json resources: what the run leases; absent in sweeps created before leases (the fleet's default then). */
   resources?: LeaseResources;
+  /** Some health rule of job.json relaunches when unhealthy: the run keeps its relaunch hosts. */
+  relaunchWhenUnhealthy?: boolean;
 }
 
 /** The RunSpec of a bundle's JobSpec. */
@@ -29,6 +32,7 @@ export function runSpecOf(spec: {
   timeouts: RunTimeouts;
   sync: { intervalSeconds: number };
   resources: LeaseResources;
+  health?: { rules: { onUnhealthy: OnUnhealthy }[] };
 }): RunSpec {
   const { gpus, gpuType, cpus, memoryGb } = spec.resources;
   return {
@@ -38,6 +42,7 @@ export function runSpecOf(spec: {
     timeouts: spec.timeouts,
     syncIntervalSeconds: spec.sync.intervalSeconds,
     resources: { gpus, cpus, memoryGb, ...(gpuType ? { gpuType } : {}) },
+    ...(spec.health?.rules.some((r) => r.onUnhealthy === 'relaunch') ? { relaunchWhenUnhealthy: true } : {}),
   };
 }
 
@@ -47,8 +52,10 @@ export interface RunPlacement {
   priority?: number;
   onHostLost?: OnHostLost;
   maxRelaunches?: number;
-  /** Other hosts that fit, for relaunch; kept only when onHostLost is relaunch. */
+  /** Other hosts that fit, for relaunch; kept only when onHostLost or onUnhealthy (the run's or a rule's) is relaunch. */
   relaunchHosts?: string[];
+  /** What an unhealthy verdict does, for every rule of the run; absent: each rule's own. */
+  onUnhealthy?: OnUnhealthy;
   tuning?: RunTuning;
 }
 
@@ -67,7 +74,9 @@ export function runInputFor(run: { runId: string; store?: string; bundleDir?: st
   if (placement.priority) input.priority = placement.priority;
   if (placement.onHostLost) input.onHostLost = placement.onHostLost;
   if (placement.maxRelaunches !== undefined) input.maxRelaunches = placement.maxRelaunches;
-  if (placement.onHostLost === 'relaunch' && placement.relaunchHosts) input.relaunchHosts = placement.relaunchHosts;
+  if (placement.onUnhealthy) input.onUnhealthy = placement.onUnhealthy;
+  const relaunches = placement.onHostLost === 'relaunch' || placement.onUnhealthy === 'relaunch' || (spec.relaunchWhenUnhealthy && !placement.onUnhealthy);
+  if (relaunches && placement.relaunchHosts) input.relaunchHosts = placement.relaunchHosts;
   if (placement.tuning) input.tuning = placement.tuning;
   return input;
 }

@@ -4,6 +4,7 @@
  */
 import type { CollectSummary, HostState, LaunchResult, Probe, StageResult } from './activities';
 import type { LeaseGrant, LeaseResources } from './fleet';
+import type { HealthReport, OnUnhealthy } from './health';
 
 export type { HostState };
 
@@ -89,6 +90,8 @@ export interface RunBundleInput {
   maxRelaunches?: number;
   /** Hosts to relaunch on, in order of preference. */
   relaunchHosts?: string[];
+  /** What an unhealthy verdict does, for every rule (`--on-unhealthy`); absent: each rule's own `onUnhealthy` in job.json. */
+  onUnhealthy?: OnUnhealthy;
   tuning?: RunTuning;
 }
 
@@ -144,6 +147,8 @@ export interface RunStatus {
   queued?: { since: string; requestId: string; resources: LeaseResources; priority: number; hosts?: string[] };
   /** The lease the run holds now. */
   lease?: LeaseGrant;
+  /** The health rules' latest verdict (bundles that declare rules). */
+  health?: HealthReport;
   /** Every lease the run held, with when it ended and what it cost. */
   leases?: LeaseRecord[];
 }
@@ -185,6 +190,8 @@ export interface RunResult {
   leases?: LeaseRecord[];
   /** The sum of its leases' costs, when its hosts have a pricePerHour. */
   cost?: number;
+  /** The health rules' last verdict while the job ran. */
+  health?: HealthReport;
 }
 
 export interface JobEnding {

@@ -11,6 +11,9 @@ export const SA_SWEEP = defineSearchAttributeKey('OrbitSweep', SearchAttributeTy
 /** Set when a run ended without its job ending by itself: `stopped` (Orbit stopped it) or `orphaned` (Orbit could not: it may still run on its host). */
 export const SA_JOB_STATE = defineSearchAttributeKey('OrbitJobState', SearchAttributeType.KEYWORD);
 
+/** The health rules' verdict while the job runs: ok, warning or unhealthy (bundles that declare rules). */
+export const SA_HEALTH = defineSearchAttributeKey('OrbitHealth', SearchAttributeType.KEYWORD);
+
 /** The GPUs a run's lease gives it on its host, e.g. "0,1" (empty for none). */
 export const SA_GPUS = defineSearchAttributeKey('OrbitGpus', SearchAttributeType.KEYWORD);
 
@@ -25,4 +28,5 @@ export const ORBIT_SEARCH_ATTRIBUTES: ReadonlyArray<{ name: string; type: 'Keywo
   SA_SWEEP,
   SA_JOB_STATE,
   SA_GPUS,
+  SA_HEALTH,
 ].map((k) => ({ name: k.name, type: 'Keyword' as const }));

@@ -1,24 +1,23 @@
 /**
  * The progress layer of the diagnosis: reads the series a bundle declares in job.json (`progress`)
  * and judges each declared metric the same way, whatever the task: a NaN or infinite value fails it,
- * and a metric with a goal ('min' or 'max') that barely moved the right way over the run stalled.
+ * and a metric with a goal ('min' or 'max') whose trend did not beat its noise stalled (the stall rule of
+ * src/health/rules.ts, the one the live monitor runs).
  */
 import { join } from 'node:path';
-import type { ProgressSpec } from '../bundle/schema';
+import type { HealthSpec, ProgressSpec } from '../bundle/schema';
 import { ARTIFACTS_DIR, JOB_FILE } from '../common/layout';
+import { declaredHealth } from '../health/facts';
+import { judgeStall, STALL_DEFAULTS } from '../health/rules';
 import type { Evidence, LayerFinding } from './findings';
 import { findSeries, type MetricPoint, type MetricSeries } from './sources';
-
-/** A metric with a goal that improved by less than this share between the first and last tenth of the run stalled. */
-export const STALL_IMPROVEMENT = 0.01;
-/** Fewest points of a metric before a stall is judged. */
-export const STALL_MIN_POINTS = 20;
 
 const ev = (file: string, e: { line: number; text: string }): Evidence => ({ file, line: e.line, text: e.text });
 
 /** Layer 4: the progress series job.json declares (`spec`), judged for NaN/inf and, for metrics with a goal, a stall. */
-export async function progressLayer(dir: string, spec: ProgressSpec | undefined): Promise<LayerFinding> {
+export async function progressLayer(dir: string, spec: ProgressSpec | undefined, health?: HealthSpec): Promise<LayerFinding> {
   const base = { layer: 'progress' as const };
+  const rules = health ?? (await declaredHealth(dir));
   if (!spec) return { ...base, status: 'skipped', summary: `${JOB_FILE} declares no progress series`, evidence: [] };
   const found = await findSeries(join(dir, ARTIFACTS_DIR), spec);
   if (!found) return { ...base, status: 'skipped', summary: `no ${spec.file} under ${ARTIFACTS_DIR}/`, evidence: [] };
@@ -41,9 +40,14 @@ export async function progressLayer(dir: string, spec: ProgressSpec | undefined)
       evidence: [...(prev ? [pointEv(prev)] : []), pointEv(p)],
     };
   }
+  // The stall rule of src/health/rules.ts, as the live monitor runs it: with the bundle's own settings for the metric when it declares them.
+  const warnings: string[] = [];
   for (const m of series) {
-    const stall = stalled(m);
-    if (stall) return { ...base, status: 'failed', kind: 'stalled', summary: stall, evidence: [pointEv(m.points[0]!), pointEv(m.points.at(-1)!)] };
+    if (!m.goal) continue;
+    const declared = rules?.rules.find((r) => r.rule === 'stalled' && r.metric === m.key);
+    const stall = judgeStall(m, declared?.rule === 'stalled' ? declared : STALL_DEFAULTS);
+    if (stall?.level === 'unhealthy') return { ...base, status: 'failed', kind: 'stalled', summary: stall.summary, evidence: [pointEv(stallStart(m, stall.trend.fromStep)), pointEv(stall.last)] };
+    if (stall) warnings.push(`warning: ${stall.summary}`);
   }
   const head = series[0]!.points;
   const first = head[0]!;
@@ -52,22 +56,14 @@ export async function progressLayer(dir: string, spec: ProgressSpec | undefined)
   return {
     ...base,
     status: 'ok',
-    summary: `${moves} over ${head.length} points (${spec.step} ${first.step} to ${last.step})`,
+    summary: [`${moves} over ${head.length} points (${spec.step} ${first.step} to ${last.step})`, ...warnings].join('; '),
     evidence: [pointEv(first), pointEv(last)],
   };
 }
 
-/** Why a metric with a goal stalled (its first and last tenth less than STALL_IMPROVEMENT apart, the right way), or undefined. */
-function stalled(m: MetricSeries): string | undefined {
-  const { points, goal } = m;
-  if (!goal || points.length < STALL_MIN_POINTS) return undefined;
-  const k = Math.max(3, Math.floor(points.length / 10));
-  const mean = (xs: MetricPoint[]) => xs.reduce((a, p) => a + p.value, 0) / xs.length;
-  const head = mean(points.slice(0, k));
-  const end = mean(points.slice(-k));
-  const gain = (goal === 'min' ? head - end : end - head) / Math.max(Math.abs(head), 1e-12);
-  if (gain >= STALL_IMPROVEMENT) return undefined;
-  return `${m.label} stalled: mean of the first ${k} points ${fmt(head)}, of the last ${k} ${fmt(end)} (less than ${STALL_IMPROVEMENT * 100}% better)`;
+/** The first point at or after `step`: where the stall rule's window starts. */
+function stallStart(m: MetricSeries, step: number): MetricPoint {
+  return m.points.find((p) => p.step >= step) ?? m.points[0]!;
 }
 
 export function fmt(n: number): string {

@@ -3,7 +3,7 @@
  * its field and says what is expected, so a problem reads well as `path: message`.
  */
 import { z } from 'zod';
-import { isSafeRelativePath } from '../bundle/schema';
+import { isSafeRelativePath, ON_UNHEALTHY, requestHealthRuleSchema, type RequestHealthRule } from '../bundle/schema';
 
 const quote = (keys: readonly PropertyKey[]) => keys.map((k) => `"${String(k)}"`).join(', ');
 
@@ -93,6 +93,76 @@ export const resourceOverridesSchema = strictFields(
 );
 export type ResourceOverrides = z.infer<typeof resourceOverridesSchema>;
 
+const PYTHON_MODULE = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+const VERSION = /^\d+(\.\d+)*$/;
+
+/** A Python module name (dotted identifiers), as the precheck imports it. */
+function pythonModule(field: string, maxLength = 200) {
+  return z
+    .string({ error: (iss) => `${field} ${iss.input === undefined ? 'is required' : 'must be a string'}: a Python module name such as numpy or my_pkg.sub` })
+    .regex(PYTHON_MODULE, `${field} must be a Python module name such as numpy or my_pkg.sub (dotted identifiers, no version)`)
+    .max(maxLength, `${field} must be at most ${maxLength} characters`);
+}
+
+/** A module the job cannot run without: `numpy` or `{name: numpy, minVersion: "1.20"}`. */
+export const requestModuleSchema = z.union(
+  [
+    pythonModule('precheck.modules entries').transform((name): { name: string; minVersion?: string } => ({ name })),
+    strictFields(
+      {
+        name: pythonModule('precheck.modules[].name'),
+        minVersion: z
+          .string({ error: 'precheck.modules[].minVersion must be a string of dotted numbers; quote it in YAML, e.g. "1.20"' })
+          .regex(VERSION, 'precheck.modules[].minVersion must be dotted numbers such as "2.1" or "0.13.1"; quote it in YAML')
+          .optional(),
+      },
+      'a precheck module',
+    ),
+  ],
+  {
+    error: (iss) => {
+      if (typeof iss.input === 'string') return 'precheck.modules entries must be Python module names such as numpy or my_pkg.sub (dotted identifiers, no version: give one as {name, minVersion})';
+      // A mapping with a field of the wrong type: that field's own message (it names the field).
+      const own = iss.code === 'invalid_union' && typeof iss.input === 'object' && iss.input !== null ? iss.errors[1]?.[0]?.message : undefined;
+      return own ?? 'precheck.modules entries must be a module name such as numpy, or {name: numpy, minVersion: "1.20"}';
+    },
+  },
+);
+export type RequestModule = z.infer<typeof requestModuleSchema>;
+
+/** The file at the top of a staged fork's folder that lists its files with their sha256. */
+export const FORK_MANIFEST = 'FORK_MANIFEST.json';
+
+/** A staged fork: a folder (an import root, holding FORK_MANIFEST.json) whose copy `module` must be imported from. */
+export const requestForkSchema = strictFields(
+  {
+    /** The fork's folder, relative to the request file: it goes on the job's PYTHONPATH, so `module` is a folder or file at its top. */
+    path: requiredString('precheck.forks[].path', `the folder of a staged fork, holding ${FORK_MANIFEST}, relative to the request file`),
+    /** The module that must come from the fork (e.g. mylib for the folder's mylib/__init__.py). */
+    module: pythonModule('precheck.forks[].module', 64),
+  },
+  'a precheck fork',
+);
+export type RequestFork = z.infer<typeof requestForkSchema>;
+
+/** Dependencies a request adds to the ones its task declares; checked on the host before the entrypoint starts. */
+export const requestPrecheckSchema = strictFields(
+  {
+    /** Modules the job needs besides the task's own; a module the task declares too takes the request's minVersion. */
+    modules: z
+      .array(requestModuleSchema, { error: 'precheck.modules must be a list of module names or {name, minVersion}' })
+      .refine((ms) => new Set(ms.map((m) => m.name)).size === ms.length, { message: 'precheck.modules lists a module twice; list each module once' })
+      .default([]),
+    /** Staged forks: copied into the bundle, verified file by file on the host, their module imported from them. */
+    forks: z
+      .array(requestForkSchema, { error: `precheck.forks must be a list of {path, module}: folders holding ${FORK_MANIFEST}` })
+      .refine((fs) => new Set(fs.map((f) => f.module)).size === fs.length, { message: 'precheck.forks names a module twice; stage each module from one fork' })
+      .default([]),
+  },
+  'precheck',
+);
+export type RequestPrecheck = z.infer<typeof requestPrecheckSchema>;
+
 /** Fields every task request accepts: how to run it rather than what it does. */
 export const runOptionsShape = {
   /** Overrides of the task's default resources (gpus, gpuType, cpus, memoryGb). */
@@ -118,7 +188,27 @@ export const runOptionsShape = {
   timeoutSeconds: wholeNumber('timeoutSeconds', 1, 30 * 24 * 3600).optional(),
   /** How often outputs are copied back while the job runs; the core default (30 s) when absent. */
   syncIntervalSeconds: wholeNumber('syncIntervalSeconds', 1, 24 * 3600).optional(),
+  /** Python modules and staged forks the job needs besides the ones its task declares. */
+  precheck: requestPrecheckSchema.optional(),
+  /** Health rules over the task's own (docs/health.md): a rule replaces the task's of the same name and metric; `onUnhealthy` sets every rule's policy that does not say its own. */
+  health: requestHealthSchema().optional(),
 };
+
+function requestHealthSchema() {
+  return strictFields(
+    {
+      onUnhealthy: z.enum(ON_UNHEALTHY, { error: `health.onUnhealthy must be one of ${ON_UNHEALTHY.join(', ')}` }).optional(),
+      rules: z.array(requestHealthRuleSchema, { error: 'health.rules must be a list of rules, e.g. [{rule: no-output, minutes: 10}]' }).default([]),
+    },
+    'health',
+  );
+}
+
+/** A request's `health` field, as parsed. */
+export interface RequestHealth {
+  onUnhealthy?: (typeof ON_UNHEALTHY)[number];
+  rules: RequestHealthRule[];
+}
 
 /** The run options of any request, as parsed. */
 export interface RunOptions {
@@ -127,6 +217,8 @@ export interface RunOptions {
   secretEnv: string[];
   timeoutSeconds?: number;
   syncIntervalSeconds?: number;
+  precheck?: RequestPrecheck;
+  health?: RequestHealth;
 }
 
 /**

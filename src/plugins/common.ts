@@ -7,8 +7,20 @@ import { access, open, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { z } from 'zod';
-import { Bundle, parseWith, ValidationError, type JobSpecInput, type Problem, type ProgressSpecInput, type ProvenanceCheckInput } from '../bundle';
-import { TABLE_FORMAT, type RunOptions } from './common-schema';
+import {
+  Bundle,
+  isSafeRelativePath,
+  parseWith,
+  ValidationError,
+  type HealthRuleInput,
+  type HealthSpecInput,
+  type JobSpecInput,
+  type PrecheckModule,
+  type Problem,
+  type ProgressSpecInput,
+  type ProvenanceCheckInput,
+} from '../bundle';
+import { FORK_MANIFEST, TABLE_FORMAT, type RequestFork, type RunOptions } from './common-schema';
 import type { RunOutcome, TaskPlugin } from './types';
 
 /** Where every task's JSON config goes, relative to `inputs/`; scripts read it via `--config`. */
@@ -111,11 +123,181 @@ export interface JobParts {
   metadata?: Record<string, string | number | boolean>;
   /** The progress series the task writes under artifacts/ (job.json `progress`): what the diagnosis judges and the report charts. */
   progress?: ProgressSpecInput;
+  /**
+   * The Python modules the task's scripts cannot run without (job.json `precheck.python.modules`),
+   * imported on the host before the entrypoint starts. Required, so that every plugin says it: `[]`
+   * when its scripts need nothing beyond the standard library. A request adds to them (`precheck`).
+   */
+  modules: PrecheckModule[];
   /** Provenance the precheck verifies on the host before the entrypoint starts (job.json `precheck.provenance`). */
   provenance?: ProvenanceCheckInput[];
+  /** The task's health rules (job.json `health`, docs/health.md), before the request's changes. */
+  health?: HealthRuleInput[];
 }
 
-/** The JobSpec of a plugin's job: plugin parts plus the request's resources, env, secrets and timeout. */
+/**
+ * Health rules every task can use (docs/health.md): no output for `noOutputMinutes`, GPUs idle for
+ * `gpuIdleMinutes` (only rules: a host without GPUs records none), GPU memory climbing to the limit,
+ * and the host's disk nearly full. All warn; a task adds its metric rules.
+ */
+export function baseHealthRules(noOutputMinutes: number, gpuIdleMinutes?: number): HealthRuleInput[] {
+  return [
+    { rule: 'no-output', minutes: noOutputMinutes, onUnhealthy: 'warn' },
+    ...(gpuIdleMinutes ? [{ rule: 'gpu-idle' as const, belowPct: 5, minutes: gpuIdleMinutes, onUnhealthy: 'warn' as const }, { rule: 'gpu-memory' as const, onUnhealthy: 'warn' as const }] : []),
+    { rule: 'disk', minFreeMb: 512, onUnhealthy: 'warn' },
+  ];
+}
+
+/** The id a rule is known by (its name, with the metric for metric rules): a request's rule replaces the task's of the same id. */
+const healthRuleId = (r: { rule: string; metric?: string }) => (r.metric ? `${r.rule}:${r.metric}` : r.rule);
+
+/**
+ * The job's health rules: the task's, each replaced by the request's rule of the same id, then the
+ * request's new ones; a rule without its own policy takes the request's `onUnhealthy`, else the task's.
+ */
+export function healthFor(task: HealthRuleInput[] | undefined, run: Pick<RunOptions, 'health'>): HealthSpecInput | undefined {
+  const req = run.health;
+  if (!task?.length && !req?.rules.length) return undefined;
+  const byId = new Map<string, HealthRuleInput>();
+  for (const r of task ?? []) byId.set(healthRuleId(r), req?.onUnhealthy ? { ...r, onUnhealthy: req.onUnhealthy } : r);
+  for (const r of req?.rules ?? []) byId.set(healthRuleId(r), { ...r, onUnhealthy: r.onUnhealthy ?? req?.onUnhealthy ?? byId.get(healthRuleId(r))?.onUnhealthy ?? 'warn' } as HealthRuleInput);
+  return { rules: [...byId.values()] };
+}
+
+/** Where staged forks go, relative to `inputs/`: one folder per fork, named by its module. */
+export const FORKS_INPUT_DIR = 'forks';
+
+/** A fork's folder in the bundle, relative to the bundle: it is on the job's PYTHONPATH (relative to the bundle root, run.sh's working folder). */
+export function forkBundleDir(fork: Pick<RequestFork, 'module'>): string {
+  return `inputs/${FORKS_INPUT_DIR}/${fork.module}`;
+}
+
+/**
+ * The job's precheck: the plugin's modules with the request's merged in (the request's entry wins
+ * on the same name, new ones follow), each fork's module (when not listed) and a `tree-manifest`
+ * check per fork, after the plugin's provenance.
+ */
+export function precheckFor(parts: Pick<JobParts, 'modules' | 'provenance'>, run: Pick<RunOptions, 'precheck'>): NonNullable<JobSpecInput['precheck']> {
+  const requested = run.precheck?.modules ?? [];
+  const forks = run.precheck?.forks ?? [];
+  const byName = new Map(requested.map((m) => [m.name, m]));
+  const modules: PrecheckModule[] = parts.modules.map((m) => byName.get(m.name) ?? m);
+  for (const m of requested) if (!parts.modules.some((p) => p.name === m.name)) modules.push(m);
+  // The fork's module line records the version the job imports; the fork's own check proves where it came from.
+  for (const f of forks) if (!modules.some((m) => m.name === f.module)) modules.push({ name: f.module });
+  const forkChecks = forks.map(
+    (f): ProvenanceCheckInput => ({ kind: 'tree-manifest', label: `fork ${f.module}`, noun: 'fork', manifest: `${forkBundleDir(f)}/${FORK_MANIFEST}`, module: f.module }),
+  );
+  return { python: { modules: modules.map((m) => ({ name: m.name, ...(m.minVersion !== undefined ? { minVersion: m.minVersion } : {}) })) }, provenance: [...(parts.provenance ?? []), ...forkChecks] };
+}
+
+/** The job's env: the request's, with every fork's folder first on PYTHONPATH (before a PYTHONPATH the request sets). */
+function envWithForks(run: Pick<RunOptions, 'env' | 'precheck'>): Record<string, string> {
+  const forks = run.precheck?.forks ?? [];
+  if (!forks.length) return run.env;
+  const own = run.env['PYTHONPATH'];
+  return { ...run.env, PYTHONPATH: [...forks.map(forkBundleDir), ...(own ? [own] : [])].join(':') };
+}
+
+/** A FORK_MANIFEST.json as read: the listed files (relative to the fork's folder) and their sha256. */
+interface ForkManifest {
+  repository?: string;
+  commit?: string;
+  files: { path: string; sha256: string }[];
+}
+
+const SHA256 = /^[0-9a-fA-F]{64}$/;
+const FORK_MANIFEST_FORMAT = `{"repository": "...", "commit": "...", "files": {"mylib/__init__.py": "<sha256>", ...}}`;
+
+/** Reads a fork folder's FORK_MANIFEST.json; a problem (at `field`) says what is wrong and how to fix it. */
+async function readForkManifest(folder: string, field: string): Promise<{ problems: Problem[]; manifest?: ForkManifest }> {
+  const fail = (message: string) => ({ problems: [{ path: field, message }] });
+  const isDir = await stat(folder).then((s) => s.isDirectory(), () => undefined);
+  if (isDir === undefined) return fail(`${folder} does not exist; expected the folder of a staged fork holding ${FORK_MANIFEST} (relative to the request file)`);
+  if (!isDir) return fail(`${folder} is not a folder; expected the folder of a staged fork holding ${FORK_MANIFEST}, not a file in it`);
+  const file = join(folder, FORK_MANIFEST);
+  if (!existsSync(file)) {
+    return fail(`${folder} holds no ${FORK_MANIFEST}; add one at the fork's top listing every file of the fork with its sha256: ${FORK_MANIFEST_FORMAT}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    return fail(`${file} cannot be read as JSON (${(e as Error).message}); expected ${FORK_MANIFEST_FORMAT}`);
+  }
+  const doc = (typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? raw : {}) as Record<string, unknown>;
+  const listed = doc['files'];
+  const pairs: [unknown, unknown][] = Array.isArray(listed)
+    ? listed.map((e) => [(e as { path?: unknown } | null)?.path, (e as { sha256?: unknown } | null)?.sha256])
+    : typeof listed === 'object' && listed !== null
+      ? Object.entries(listed)
+      : [];
+  if (!pairs.length) return fail(`${file} lists no files; "files" must map each file of the fork (relative to ${folder}) to its sha256: ${FORK_MANIFEST_FORMAT}`);
+  const bad = pairs.find(([path, digest]) => typeof path !== 'string' || !isSafeRelativePath(path) || path === FORK_MANIFEST || typeof digest !== 'string' || !SHA256.test(digest));
+  if (bad) {
+    return fail(`${file} lists ${JSON.stringify(bad[0])} with ${JSON.stringify(bad[1])}; each entry must be a relative path inside the fork (no '..', not ${FORK_MANIFEST}) with a 64-hex sha256`);
+  }
+  const files = pairs.map(([path, sha256]) => ({ path: path as string, sha256: sha256 as string }));
+  return {
+    problems: [],
+    manifest: { ...(typeof doc['repository'] === 'string' ? { repository: doc['repository'] } : {}), ...(typeof doc['commit'] === 'string' ? { commit: doc['commit'] } : {}), files },
+  };
+}
+
+/**
+ * Problems of a request's run options that need the file system: each staged fork's folder and its
+ * FORK_MANIFEST.json (readable, listing files that are there, one of them the fork's module). The
+ * digests are checked on the host, by the precheck: the copy that runs is the one that counts.
+ */
+export async function runOptionProblems(run: Pick<RunOptions, 'precheck'>, baseDir: string): Promise<Problem[]> {
+  const problems: Problem[] = [];
+  for (const [i, fork] of (run.precheck?.forks ?? []).entries()) {
+    const field = `precheck.forks[${i}].path`;
+    const folder = requestPath(baseDir, fork.path);
+    const { problems: manifestProblems, manifest } = await readForkManifest(folder, field);
+    problems.push(...manifestProblems);
+    if (!manifest) continue;
+    const missing = [];
+    for (const f of manifest.files) {
+      const isFile = await stat(join(folder, f.path)).then((s) => s.isFile(), () => false);
+      if (!isFile) missing.push(f.path);
+    }
+    if (missing.length) {
+      const shown = missing.slice(0, 5).join(', ') + (missing.length > 5 ? `, ... ${missing.length - 5} more` : '');
+      problems.push({ path: field, message: `${FORK_MANIFEST} in ${folder} lists files that are not there (${shown}); regenerate it from the fork as it is` });
+      continue;
+    }
+    const top = fork.module.replaceAll('.', '/');
+    if (!manifest.files.some((f) => f.path === `${top}.py` || f.path.startsWith(`${top}/`))) {
+      problems.push({
+        path: `precheck.forks[${i}].module`,
+        message: `${FORK_MANIFEST} in ${folder} lists no file of module ${fork.module} (${top}/__init__.py or ${top}.py); the folder goes on PYTHONPATH, so the module must be at its top`,
+      });
+    }
+  }
+  return problems;
+}
+
+/** Copies each staged fork into the bundle (inputs/forks/<module>/): its FORK_MANIFEST.json and every file it lists, nothing else. */
+export async function stageForks(bundle: Bundle, run: Pick<RunOptions, 'precheck'>, baseDir: string): Promise<void> {
+  for (const [i, fork] of (run.precheck?.forks ?? []).entries()) {
+    const folder = requestPath(baseDir, fork.path);
+    const { problems, manifest } = await readForkManifest(folder, `precheck.forks[${i}].path`);
+    assertNoProblems('request', problems);
+    const rel = forkBundleDir(fork).slice('inputs/'.length);
+    await bundle.copyInput(join(folder, FORK_MANIFEST), `${rel}/${FORK_MANIFEST}`);
+    for (const f of manifest!.files) await bundle.copyInput(join(folder, f.path), `${rel}/${f.path}`);
+  }
+}
+
+/** Creates a bundle from a plugin's JobSpec and stages the request's forks into it; the caller adds its scripts and inputs. */
+export async function createTaskBundle(dir: string, spec: JobSpecInput, source: { run: Pick<RunOptions, 'precheck'>; baseDir: string }): Promise<Bundle> {
+  const bundle = await Bundle.create(dir, spec);
+  await stageForks(bundle, source.run, source.baseDir);
+  return bundle;
+}
+
+/** The JobSpec of a plugin's job: plugin parts plus the request's resources, env, secrets, timeout and precheck. */
 export function jobSpecFor(
   plugin: Pick<TaskPlugin, 'taskType' | 'jobKind'>,
   jobId: string,
@@ -130,25 +312,39 @@ export function jobSpecFor(
     taskType: plugin.taskType,
     createdAt: new Date().toISOString(),
     resources: { gpus: 0, ...parts.defaults, ...overrides },
-    env: run.env,
+    env: envWithForks(run),
     secretEnv: run.secretEnv,
-    inputs: [{ path: CONFIG_INPUT, description: 'task config read by the script' }, ...parts.inputs],
+    inputs: [
+      { path: CONFIG_INPUT, description: 'task config read by the script' },
+      ...parts.inputs,
+      ...(run.precheck?.forks ?? []).map((f) => ({
+        path: `${forkBundleDir(f).slice('inputs/'.length)}/${FORK_MANIFEST}`,
+        description: `staged fork of ${f.module}: copy of ${f.path} (the files its ${FORK_MANIFEST} lists)`,
+      })),
+    ],
     expectedOutputs: parts.expectedOutputs,
     entrypoint: { command: parts.command, logFile: parts.logFile },
     sync: { intervalSeconds: run.syncIntervalSeconds ?? 30, atomicDirs: parts.atomicDirs ?? [] },
     ...(run.timeoutSeconds !== undefined ? { timeouts: { runSeconds: run.timeoutSeconds } } : {}),
-    ...(parts.provenance?.length ? { precheck: { provenance: parts.provenance } } : {}),
+    precheck: precheckFor(parts, run),
     ...(parts.progress ? { progress: parts.progress } : {}),
+    ...(healthFor(parts.health, run) ? { health: healthFor(parts.health, run) } : {}),
     metadata: parts.metadata ?? {},
   };
 }
 
 /**
- * Creates a bundle running one of the plugins' Python scripts: job.json, the script and the shared
- * scripts/tabular.py, and inputs/config.json. The caller copies its other inputs.
+ * Creates a bundle running one of the plugins' Python scripts: job.json, the request's staged forks,
+ * the script and the shared scripts/tabular.py, and inputs/config.json. The caller copies its other inputs.
  */
-export async function createPythonBundle(dir: string, spec: JobSpecInput, script: { name: string; source: string }, config: unknown): Promise<Bundle> {
-  const bundle = await Bundle.create(dir, spec);
+export async function createPythonBundle(
+  dir: string,
+  spec: JobSpecInput,
+  script: { name: string; source: string },
+  config: unknown,
+  source: { run: Pick<RunOptions, 'precheck'>; baseDir: string },
+): Promise<Bundle> {
+  const bundle = await createTaskBundle(dir, spec, source);
   await bundle.writeScript('tabular.py', await readFile(pluginFile('python', 'tabular.py')));
   await bundle.writeScript(script.name, await readFile(script.source), true);
   await bundle.writeInput(CONFIG_INPUT, JSON.stringify(config, null, 2) + '\n');

@@ -144,6 +144,7 @@ function resultOf(ctx: RunContext, verdict: RunResult['status'], reasons: string
     ...(status.job ? { job: status.job } : {}),
     ...(ctx.leased ? { leases: ctx.leaseRecords } : {}),
     ...(costOf(ctx.leaseRecords) !== undefined ? { cost: costOf(ctx.leaseRecords) } : {}),
+    ...(status.health ? { health: status.health } : {}),
   };
 }
 

@@ -2,11 +2,12 @@
  * Everything one runBundle execution carries between its steps: the input and its tuning, the status
  * the `status` query shows, the activities, and the recovery clock shared by collection and probing.
  */
-import { condition, log, upsertSearchAttributes } from '@temporalio/workflow';
+import { condition, log, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
 import type { BundleAt, HostState, RunRef } from '../common/activities';
 import { type JobEnding, type LeaseRecord, type OnHostLost, type Phase, type RunBundleInput, type RunStatus, type RunTuning, tuningOf } from '../common/run';
 import { LeaseInbox } from './lease-inbox';
-import { SA_HOST, SA_HOST_STATE, SA_JOB_STATE, SA_PHASE } from '../common/search-attributes';
+import { healthLine, sameHealth, type HealthFinding, type HealthReport, type OnUnhealthy } from '../common/health';
+import { SA_HEALTH, SA_HOST, SA_HOST_STATE, SA_JOB_STATE, SA_PHASE } from '../common/search-attributes';
 import { runActivities, type RunActivities } from './proxies';
 
 export class RunContext {
@@ -35,6 +36,12 @@ export class RunContext {
   readonly inbox = new LeaseInbox();
   /** Every lease taken, in order (shown as status.leases). */
   readonly leaseRecords: LeaseRecord[] = [];
+  /** The monitor's health state, handed back to its next call (the rules' clocks run across calls). */
+  health: { report?: HealthReport; lastOutputMs?: number } | undefined;
+  /** Relaunches an unhealthy verdict caused. */
+  healthRelaunches = 0;
+  /** Set between an unhealthy verdict with policy relaunch and the relaunch: why. */
+  pendingHealthRelaunch: string | undefined;
   private backoffMs: number;
   private recoveryDeadline: number | undefined;
 
@@ -92,6 +99,25 @@ export class RunContext {
     this.status.job = job;
     upsertSearchAttributes([{ key: SA_JOB_STATE, value: job.state }]);
     log.warn(`run ${this.input.runId}: ${job.detail}`);
+  }
+
+  /**
+   * Records the health rules' verdict: the status query, the OrbitHealth search attribute (the Web UI
+   * lists unhealthy runs by it) and the memo; a change of verdict is logged.
+   */
+  setHealth(report: HealthReport): void {
+    const changed = !sameHealth(this.status.health, report);
+    this.status.health = report;
+    if (!changed) return;
+    upsertSearchAttributes([{ key: SA_HEALTH, value: report.state }]);
+    const top = report.findings[0];
+    upsertMemo({ health: { state: report.state, ...(top ? { rule: top.rule, summary: top.summary, ...(top.evidence ? { evidence: top.evidence.text } : {}) } : {}), at: report.at } });
+    (report.state === 'ok' ? log.info : log.warn)(`run ${this.input.runId}: health ${healthLine(report)}`);
+  }
+
+  /** What an unhealthy finding does: the run's own override (`--on-unhealthy`), else the rule's. */
+  policyOf(f: HealthFinding): OnUnhealthy {
+    return this.input.onUnhealthy ?? f.onUnhealthy;
   }
 
   moveTo(host: string): void {

@@ -5,13 +5,16 @@
  * patched().
  */
 import type { Duration } from '@temporalio/common';
-import { isCancellation, log } from '@temporalio/workflow';
+import { isCancellation, log, patched } from '@temporalio/workflow';
 import { ENV } from '../common/protocol';
 import { HOST_LOST_POLICIES } from './host-lost';
 import { acquireLease, leaseEnv, releaseLease, reportHostLost } from './lease';
 import type { RunContext } from './run-context';
 
-export type Step = 'queue' | 'launch' | 'monitor' | 'relaunch' | 'recover' | 'stop' | 'collect' | 'give-up' | 'verdict';
+export type Step = 'queue' | 'launch' | 'monitor' | 'relaunch' | 'recover' | 'stop' | 'health-stop' | 'collect' | 'give-up' | 'verdict';
+
+/** The patch that records the health rules' verdicts and acts on them (runs started before it have none). */
+export const HEALTH_VERDICTS = 'health-verdicts';
 
 const seconds = (s: number): Duration => `${s}s`;
 
@@ -63,6 +66,7 @@ export async function monitor(ctx: RunContext): Promise<Step> {
           probeTimeoutMs: tuning.probeTimeoutMs,
           hostState: status.hostState,
           unreachableSince: ctx.unreachableSince,
+          ...(ctx.health ? { health: ctx.health } : {}),
         },
       ],
     );
@@ -75,6 +79,16 @@ export async function monitor(ctx: RunContext): Promise<Step> {
       reportHostLost(ctx, status.host);
       return HOST_LOST_POLICIES[ctx.onHostLost].onLost(ctx);
     }
+    if (m.health && patched(HEALTH_VERDICTS)) {
+      ctx.health = m.health;
+      if (m.health.report) {
+        ctx.setHealth(m.health.report);
+        if (!m.finished) {
+          const next = actOnHealth(ctx);
+          if (next) return next;
+        }
+      }
+    }
     if (m.finished) {
       // The job no longer runs: its GPUs go back before collection.
       releaseLease(ctx);
@@ -83,6 +97,50 @@ export async function monitor(ctx: RunContext): Promise<Step> {
       return 'collect';
     }
   }
+}
+
+/** The step an unhealthy verdict leads to (its first finding whose policy is not warn), if any. */
+function actOnHealth(ctx: RunContext): Step | undefined {
+  const report = ctx.status.health;
+  const acted = report?.findings.find((f) => f.level === 'unhealthy' && ctx.policyOf(f) !== 'warn');
+  if (!acted) return undefined;
+  const reason = `unhealthy: ${acted.rule}: ${acted.summary}`;
+  if (ctx.policyOf(acted) === 'relaunch' && ctx.healthRelaunches < (ctx.input.maxRelaunches ?? 1) && ctx.relaunchTargets.length > 0) {
+    ctx.healthRelaunches++;
+    ctx.pendingHealthRelaunch = reason;
+    return 'health-stop';
+  }
+  ctx.pendingHealthRelaunch = undefined;
+  ctx.reasons.push(
+    ctx.policyOf(acted) === 'relaunch' ? `${reason}; stopped: no relaunch left (${ctx.healthRelaunches} of ${ctx.input.maxRelaunches ?? 1} used, ${ctx.relaunchTargets.length} host(s) left)` : `${reason}; stopped (onUnhealthy stop)`,
+  );
+  return 'health-stop';
+}
+
+/** Stops an unhealthy job (TERM, then KILL): then collects and fails, or relaunches it on another host from its newest synced checkpoint. */
+export async function healthStop(ctx: RunContext): Promise<Step> {
+  await stopJob(ctx);
+  const relaunchWhy = ctx.pendingHealthRelaunch;
+  ctx.pendingHealthRelaunch = undefined;
+  if (relaunchWhy) {
+    log.warn(`run ${ctx.input.runId}: ${relaunchWhy}; relaunching elsewhere`);
+    // The next host starts with a fresh verdict: its job has not shown anything yet.
+    ctx.health = undefined;
+    return 'relaunch';
+  }
+  releaseLease(ctx);
+  // How the stopped job ended, for the verdict (a stop answers with how it stopped, not the exit code).
+  try {
+    const p = await ctx.acts.probe.probeOnce.executeWithOptions({ startToCloseTimeout: ctx.tuning.probeTimeoutMs + 10_000, summary: `probe ${ctx.status.host}` }, [
+      { ...ctx.ref(), logFile: ctx.input.logFile, probeTimeoutMs: ctx.tuning.probeTimeoutMs },
+    ]);
+    ctx.status.probe = p;
+    ctx.status.exitCode = p.exitCode;
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    // No answer: the collection that follows retries the host, and the verdict has the rule as its reason.
+  }
+  return 'collect';
 }
 
 /**
@@ -193,6 +251,7 @@ export const STEPS: Record<Exclude<Step, 'verdict'>, (ctx: RunContext) => Promis
   relaunch,
   recover,
   stop,
+  'health-stop': healthStop,
   collect,
   'give-up': giveUp,
 };

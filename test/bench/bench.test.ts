@@ -34,6 +34,13 @@ const EXPECTED: Record<string, RegExp[]> = {
     /^\[store\] collect .* ratio local\/\(local \+ S3\) \d+\.\d+ \(target >= 0\.8\)/m,
     /^\[store\] moto RSS \d+ MiB at the end/m,
   ],
+  health: [
+    /^\[health\] detection latency not-finite \d+\.\d+ s \(ratio to the bound \d+\.\d+, target <= 1\.00\)/m,
+    /^\[health\] detection latency stalled +\d+\.\d+ s/m,
+    /^\[health\] detection latency no-output +\d+\.\d+ s/m,
+    /^\[health\] detection latency gpu-memory \d+\.\d+ s/m,
+    /^\[health\] monitor CPU per run-minute on\/off \d+\.\d+ \(medians .* target <= 1\.20\)/m,
+  ],
   cli: [
     /^\[cli\] load average \(1, 5, 15 min\): /m,
     /^\[cli\] ratio bin\/orbit --help \/ node -e 0 \d+\.\d+ \(target <= 2\.0\)/m,

@@ -54,7 +54,7 @@ describe('collection request schema', () => {
       'output',
       'output must not be manifest.json or collection.log or collection.json: the job writes those files itself; pick another name',
     ],
-    [{ rows: 5 }, '', 'unknown field "rows" in a collection request; known fields: source, output, resources, env, secretEnv, timeoutSeconds, syncIntervalSeconds'],
+    [{ rows: 5 }, '', 'unknown field "rows" in a collection request; known fields: source, output, resources, env, secretEnv, timeoutSeconds, syncIntervalSeconds, precheck, health'],
   ])('rejects %j at %s', (patch, path, message) => {
     const problems = problemsOf(plugin.parse({ ...base, ...patch }));
     expect(problems[0]).toEqual({ path, message });

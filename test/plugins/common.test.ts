@@ -48,11 +48,12 @@ describe('jobSpecFor', () => {
       defaults: { cpus: 1, memoryGb: 2 },
       command: ['true'],
       logFile: 'x.log',
+      modules: [],
       inputs: [],
       expectedOutputs: [],
     });
     expect(spec).toMatchObject({ resources: { gpus: 0, cpus: 3, memoryGb: 2 }, timeouts: { runSeconds: 9 }, inputs: [{ path: 'config.json' }] });
-    expect(jobSpecFor({ taskType: 't', jobKind: 'k' }, 'j', { env: {}, secretEnv: [] }, { defaults: { cpus: 1, memoryGb: 1 }, command: ['true'], logFile: 'x.log', inputs: [], expectedOutputs: [] })).not.toHaveProperty('timeouts');
+    expect(jobSpecFor({ taskType: 't', jobKind: 'k' }, 'j', { env: {}, secretEnv: [] }, { defaults: { cpus: 1, memoryGb: 1 }, command: ['true'], logFile: 'x.log', modules: [], inputs: [], expectedOutputs: [] })).not.toHaveProperty('timeouts');
   });
 });
 

@@ -37,6 +37,7 @@ describe('training request schema', () => {
       learningRate: 0.01,
       checkpointEvery: 100,
       seed: 0,
+      secondsPerStep: 0,
       env: {},
       secretEnv: [],
     });
@@ -67,7 +68,7 @@ describe('training request schema', () => {
     [
       { outputDir: 'metrics.json' },
       'outputDir',
-      'outputDir must not be manifest.json or training.log or metrics.json: the job writes those files itself; pick another name',
+      'outputDir must not be manifest.json or training.log or metrics.json or logging.jsonl: the job writes those files itself; pick another name',
     ],
     [{ steps: 0 }, 'steps', 'steps must be at least 1'],
     [{ steps: 2.5 }, 'steps', 'steps must be a whole number (from 1 to 10000000)'],
@@ -75,7 +76,8 @@ describe('training request schema', () => {
     [{ batchSize: 0 }, 'batchSize', 'batchSize must be at least 1'],
     [{ learningRate: 0 }, 'learningRate', 'learningRate must be greater than 0'],
     [{ learningRate: 'fast' }, 'learningRate', 'learningRate must be a number greater than 0'],
-    [{ learningRate: 11 }, 'learningRate', 'learningRate must be at most 10'],
+    [{ learningRate: 1e31 }, 'learningRate', 'learningRate must be at most 1e+30'],
+    [{ secondsPerStep: -1 }, 'secondsPerStep', 'secondsPerStep must be at least 0'],
     [{ checkpointEvery: 0 }, 'checkpointEvery', 'checkpointEvery must be at least 1'],
     [{ seed: -1 }, 'seed', 'seed must be at least 0'],
     [{ model: { hiddenSize: 0 } }, 'model.hiddenSize', 'model.hiddenSize must be at least 1'],
@@ -85,12 +87,12 @@ describe('training request schema', () => {
     [
       { epochs: 3 },
       '',
-      'unknown field "epochs" in a training request; known fields: datasetPath, outputDir, model, steps, batchSize, learningRate, checkpointEvery, seed, resources, env, secretEnv, timeoutSeconds, syncIntervalSeconds',
+      'unknown field "epochs" in a training request; known fields: datasetPath, outputDir, model, steps, batchSize, learningRate, checkpointEvery, seed, secondsPerStep, resources, env, secretEnv, timeoutSeconds, syncIntervalSeconds, precheck, health',
     ],
     [
       { task: 'training' },
       '',
-      'unknown field "task" in a training request; known fields: datasetPath, outputDir, model, steps, batchSize, learningRate, checkpointEvery, seed, resources, env, secretEnv, timeoutSeconds, syncIntervalSeconds',
+      'unknown field "task" in a training request; known fields: datasetPath, outputDir, model, steps, batchSize, learningRate, checkpointEvery, seed, secondsPerStep, resources, env, secretEnv, timeoutSeconds, syncIntervalSeconds, precheck, health',
     ],
   ])('rejects %j at %s', (patch, path, message) => {
     expect(problemsOf(plugin.parse({ ...base, ...patch }))).toEqual([{ path, message }]);
@@ -101,7 +103,7 @@ describe('training request schema', () => {
       {
         path: '',
         message:
-          'a training request must be a mapping of fields (key: value), with fields datasetPath, outputDir, model, steps, batchSize, learningRate, checkpointEvery, seed, resources, env, secretEnv, timeoutSeconds, syncIntervalSeconds',
+          'a training request must be a mapping of fields (key: value), with fields datasetPath, outputDir, model, steps, batchSize, learningRate, checkpointEvery, seed, secondsPerStep, resources, env, secretEnv, timeoutSeconds, syncIntervalSeconds, precheck, health',
       },
     ]);
   });
@@ -158,6 +160,7 @@ describe('training bundle', () => {
       learningRate: 0.01,
       checkpointEvery: 100,
       seed: 0,
+      secondsPerStep: 0,
       threads: 2,
     });
     // The series the core diagnoses and charts, declared by the plugin (the core names no file or metric).
@@ -216,9 +219,8 @@ describe('training run (real PyTorch on CPU)', () => {
     const bundle = await plugin.buildBundle(dir, { request: parsed(raw), jobId: 'demo-train', baseDir: EXAMPLES });
     const digest = await bundle.freeze();
 
-    const { exitCode, seconds } = await runBundle(dir);
+    const { exitCode } = await runBundle(dir);
     expect(exitCode, await readFile(join(dir, 'artifacts/training.log'), 'utf8')).toBe(0);
-    expect(seconds).toBeLessThan(30);
 
     const ckpt = join(dir, 'artifacts/checkpoints');
     expect((await readdir(ckpt)).sort()).toEqual(['step-100', 'step-200', 'step-300']);
@@ -253,7 +255,8 @@ describe('training run (real PyTorch on CPU)', () => {
     expect(summary.highlights).toEqual(['artifacts/metrics.json', 'artifacts/training.log', 'artifacts/checkpoints/step-300']);
     const progress = (await diagnoseBundle(dir)).layers.find((l) => l.layer === 'progress');
     expect(progress).toMatchObject({ status: 'ok', summary: expect.stringMatching(/^loss [\d.]+ -> [\d.e-]+ over 300 points \(step 1 to 300\)$/) });
-    expect(progress?.evidence[0]?.file).toBe('artifacts/checkpoints/step-300/logging.jsonl');
+    // The live series (written step by step) has as many points as the last checkpoint's copy; either is the curve.
+    expect(progress?.evidence[0]?.file).toMatch(/^artifacts\/(checkpoints\/step-300\/)?logging\.jsonl$/);
   });
 
   it('resumes from ORBIT_RESUME_FROM to the same final step, continuing the loss exactly', async () => {

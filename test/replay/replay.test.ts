@@ -16,13 +16,15 @@ function history(file: string) {
 // test/integration/store-split.test.ts). run-bundle-stored-handover is a store-held run (input `store`, no
 // `bundleDir`) whose worker was SIGKILLed mid-run and another took it over. The run-bundle-*
 // histories without "leased" are runs from before the fleet (they replay through patched('fleet-lease') = false);
-// fleet-continued is one fleet execution up to its continue-as-new. A workflow change that breaks any of them must use patched().
+// run-bundle-health-stopped (test/integration/health.test.ts) is a run its not-finite rule stopped, through
+// patched('health-verdicts'). fleet-continued is one fleet execution up to its continue-as-new. A workflow change that breaks any of them must use patched().
 describe('recorded runBundle and fleet histories replay against the current workflow code', () => {
   it('has recorded histories to replay', () => {
     expect(files.sort()).toEqual([
       'fleet-continued.json',
       'run-bundle-cancelled.json',
       'run-bundle-failed.json',
+      'run-bundle-health-stopped.json',
       'run-bundle-leased-relaunched.json',
       'run-bundle-leased.json',
       'run-bundle-lost.json',

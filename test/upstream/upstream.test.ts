@@ -194,7 +194,7 @@ describe('upstream black-box plugin, with a local git repository as the upstream
     expect(await run(bundle.dir)).toBe(0);
     const clean = await readFile(bundle.path('artifacts/runtime-precheck.log'), 'utf8');
     expect(clean).toContain(`[ok] upstream tree: repository=${repo} commit=${head} files=5 verified root=${bundle.path('inputs/upstream/tree')}`);
-    expect((await diagnoseBundle(bundle.dir)).layers.find((l) => l.layer === 'precheck')?.summary).toBe('1 required module/provenance check(s) passed: upstream tree ok');
+    expect((await diagnoseBundle(bundle.dir)).layers.find((l) => l.layer === 'precheck')?.summary).toBe('1 dependency resolved: upstream tree (5 files verified)');
 
     const patched = await build(request, join(repo, '..'));
     await appendFile(patched.path('inputs/upstream/tree/bench.py'), 'score = 1.0\n');
@@ -203,7 +203,7 @@ describe('upstream black-box plugin, with a local git repository as the upstream
     expect(log).toMatch(new RegExp(`^\\[warn\\] upstream tree: staged upstream tree ${repo}@${head} does not match its manifest: bench\\.py: expected git-blob [0-9a-f]{40}, found [0-9a-f]{40}$`, 'm'));
     expect(log).toContain('precheck: ok');
     const diagnosis = await diagnoseBundle(patched.dir);
-    expect(diagnosis.layers.find((l) => l.layer === 'precheck')).toMatchObject({ status: 'ok', summary: expect.stringMatching(/^1 warning\(s\), first: upstream tree: staged upstream tree .* does not match its manifest: bench\.py: /) });
+    expect(diagnosis.layers.find((l) => l.layer === 'precheck')).toMatchObject({ status: 'ok', summary: expect.stringMatching(/^1 warning, first: upstream tree: staged upstream tree .* does not match its manifest: bench\.py: /) });
     expect(diagnosis.verdict?.layer).toBe('task');
   });
 

@@ -10,6 +10,7 @@ interface SubmitFlags {
   hosts?: string;
   onHostLost: 'wait' | 'fail' | 'relaunch';
   maxRelaunches: number;
+  onUnhealthy?: 'warn' | 'stop' | 'relaunch';
   quiet: boolean;
 }
 
@@ -24,7 +25,8 @@ export const register: Register = (program, ctx) => {
     .option('-f, --follow', 'follow the phases and stream the task log until the run ends')
     .option('--hosts <file>', 'hosts.yaml to place with (default: ORBIT_HOSTS, ./hosts.yaml, ~/.orbit/hosts.yaml)')
     .addOption(new Option('--on-host-lost <policy>', 'when the host stops answering').choices(['wait', 'fail', 'relaunch']).default('wait'))
-    .option('--max-relaunches <n>', 'relaunches on other hosts at most (with --on-host-lost relaunch)', wholeNumber(0), 1)
+    .option('--max-relaunches <n>', 'relaunches on other hosts at most (with --on-host-lost relaunch or --on-unhealthy relaunch)', wholeNumber(0), 1)
+    .addOption(new Option('--on-unhealthy <policy>', "when a health rule finds the run unhealthy, for every rule (default: each rule's own, from the request and the task)").choices(['warn', 'stop', 'relaunch']))
     .option('-q, --quiet', 'print only the run id')
     .action(
       act(ctx, async (file: string, flags: SubmitFlags) => {

@@ -2,6 +2,7 @@ import { basename } from 'node:path';
 import type { Bundle, Problem } from '../../bundle';
 import {
   assertNoProblems,
+  baseHealthRules,
   checkTable,
   createPythonBundle,
   existingPaths,
@@ -12,10 +13,14 @@ import {
   pythonCommand,
   readJson,
   requestPath,
+  runOptionProblems,
   SchemaPlugin,
 } from '../common';
 import type { RunOutcome, TaskPlugin, TaskSubmission, TaskSummary } from '../types';
 import { COLLECTION_LOG, COLLECTION_STATS, collectionRequestSchema, type CollectionRequest } from './schema';
+
+/** What collector.py and scripts/tabular.py import beyond the standard library: nothing (csv, json, random, ...), so no module is required. */
+export const COLLECTION_MODULES: { name: string; minVersion?: string }[] = [];
 
 /** Collects a CSV table into artifacts/: generated (synthetic) or copied and cleaned from a local file. */
 export class CollectionPlugin extends SchemaPlugin<typeof collectionRequestSchema> implements TaskPlugin<typeof collectionRequestSchema> {
@@ -25,9 +30,10 @@ export class CollectionPlugin extends SchemaPlugin<typeof collectionRequestSchem
   override readonly requestSchema = collectionRequestSchema;
 
   async validate(request: CollectionRequest, baseDir: string): Promise<Problem[]> {
-    if (request.source.kind !== 'file') return [];
+    const options = await runOptionProblems(request, baseDir);
+    if (request.source.kind !== 'file') return options;
     const { problems } = await checkTable(requestPath(baseDir, request.source.path), 'source.path', { numericRows: false });
-    return problems;
+    return [...problems, ...options];
   }
 
   async buildBundle(bundleDir: string, submission: TaskSubmission<CollectionRequest>): Promise<Bundle> {
@@ -39,6 +45,8 @@ export class CollectionPlugin extends SchemaPlugin<typeof collectionRequestSchem
       defaults: { cpus: 1, memoryGb: 1 },
       command: pythonCommand('collector.py'),
       logFile: COLLECTION_LOG,
+      modules: COLLECTION_MODULES,
+      health: baseHealthRules(30),
       inputs: copied ? [{ path: copied.to, description: `copy of ${copied.from}` }] : [],
       expectedOutputs: [
         { path: request.output, required: true },
@@ -51,7 +59,7 @@ export class CollectionPlugin extends SchemaPlugin<typeof collectionRequestSchem
       output: request.output,
       source: copied && source.kind === 'file' ? { kind: 'file', path: `inputs/${copied.to}`, limit: source.limit ?? null } : source,
     };
-    const bundle = await createPythonBundle(bundleDir, spec, { name: 'collector.py', source: pluginFile('collection', 'collector.py') }, config);
+    const bundle = await createPythonBundle(bundleDir, spec, { name: 'collector.py', source: pluginFile('collection', 'collector.py') }, config, { run: request, baseDir });
     if (copied) await bundle.copyInput(requestPath(baseDir, copied.from), copied.to);
     return bundle;
   }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Bundle, Problem } from '../../bundle';
 import {
   assertNoProblems,
+  baseHealthRules,
   checkReadableFile,
   checkTable,
   createPythonBundle,
@@ -16,6 +17,7 @@ import {
   pythonCommand,
   readJson,
   requestPath,
+  runOptionProblems,
   SchemaPlugin,
 } from '../common';
 import type { RunOutcome, TaskPlugin, TaskSubmission, TaskSummary } from '../types';
@@ -29,6 +31,8 @@ const CHECKPOINT_INPUT = 'checkpoint';
  */
 const CHECKPOINT_FILES = ['model.pt', 'meta.json', 'COMPLETE'] as const;
 const TEXT_WEIGHTS = 'model.json';
+/** What evaluator.py and scripts/tabular.py import beyond the standard library: torch (torch.load(weights_only=...), as the trainer). */
+export const EVALUATION_MODULES = [{ name: 'torch', minVersion: '2.0' }];
 
 /** The checkpoint's files as staged: model.pt, or model.json when only that is there. */
 function checkpointFiles(dir: string): string[] {
@@ -57,6 +61,7 @@ export class EvaluationPlugin extends SchemaPlugin<typeof evaluationRequestSchem
         });
       }
     }
+    problems.push(...(await runOptionProblems(request, baseDir)));
     return problems;
   }
 
@@ -69,6 +74,8 @@ export class EvaluationPlugin extends SchemaPlugin<typeof evaluationRequestSchem
       defaults: { cpus: 2, memoryGb: 2 },
       command: pythonCommand('evaluator.py'),
       logFile: EVALUATION_LOG,
+      modules: EVALUATION_MODULES,
+      health: baseHealthRules(30, 15),
       inputs: [
         ...checkpointFiles(checkpointDir).map((f) => ({ path: `${CHECKPOINT_INPUT}/${f}`, description: `copy of ${request.checkpoint}/${f}` })),
         ...environments.map((env) => ({ path: env.input, description: `copy of ${env.datasetPath}` })),
@@ -84,7 +91,7 @@ export class EvaluationPlugin extends SchemaPlugin<typeof evaluationRequestSchem
       environments: environments.map((env) => ({ name: env.name, data: `inputs/${env.input}` })),
       threads: Math.min(2, request.resources?.cpus ?? 2),
     };
-    const bundle = await createPythonBundle(bundleDir, spec, { name: 'evaluator.py', source: pluginFile('evaluation', 'evaluator.py') }, config);
+    const bundle = await createPythonBundle(bundleDir, spec, { name: 'evaluator.py', source: pluginFile('evaluation', 'evaluator.py') }, config, { run: request, baseDir });
     for (const f of checkpointFiles(checkpointDir)) await bundle.copyInput(join(checkpointDir, f), `${CHECKPOINT_INPUT}/${f}`);
     for (const env of environments) await bundle.copyInput(requestPath(baseDir, env.datasetPath), env.input);
     return bundle;

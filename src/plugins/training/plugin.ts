@@ -4,6 +4,7 @@ import { basename, join } from 'node:path';
 import type { Bundle, Problem } from '../../bundle';
 import {
   assertNoProblems,
+  baseHealthRules,
   checkTable,
   createPythonBundle,
   existingPaths,
@@ -16,12 +17,15 @@ import {
   readJsonLines,
   readTail,
   requestPath,
+  runOptionProblems,
   SchemaPlugin,
 } from '../common';
 import type { RunOutcome, TaskPlugin, TaskSubmission, TaskSummary } from '../types';
 import { TRAINING_LOG, TRAINING_METRICS, TRAINING_SERIES, trainingRequestSchema, type TrainingRequest } from './schema';
 
 const DATA_INPUT_DIR = 'data';
+/** What trainer.py and scripts/tabular.py import beyond the standard library (torch.load(weights_only=...) needs 1.13; 2.0 is the floor tested). */
+export const TRAINING_MODULES = [{ name: 'torch', minVersion: '2.0' }];
 
 /** Trains a small MLP regressor on a CSV table (PyTorch, CPU) with resumable step-N checkpoints. */
 export class TrainingPlugin extends SchemaPlugin<typeof trainingRequestSchema> implements TaskPlugin<typeof trainingRequestSchema> {
@@ -32,7 +36,7 @@ export class TrainingPlugin extends SchemaPlugin<typeof trainingRequestSchema> i
 
   async validate(request: TrainingRequest, baseDir: string): Promise<Problem[]> {
     const { problems } = await checkTable(requestPath(baseDir, request.datasetPath), 'datasetPath');
-    return problems;
+    return [...problems, ...(await runOptionProblems(request, baseDir))];
   }
 
   async buildBundle(bundleDir: string, submission: TaskSubmission<TrainingRequest>): Promise<Bundle> {
@@ -44,6 +48,7 @@ export class TrainingPlugin extends SchemaPlugin<typeof trainingRequestSchema> i
       defaults: { cpus: 2, memoryGb: 2 },
       command: pythonCommand('trainer.py'),
       logFile: TRAINING_LOG,
+      modules: TRAINING_MODULES,
       inputs: [{ path: dataset, description: `copy of ${request.datasetPath}` }],
       expectedOutputs: [
         { path: TRAINING_METRICS, required: true },
@@ -55,6 +60,8 @@ export class TrainingPlugin extends SchemaPlugin<typeof trainingRequestSchema> i
       metadata: { outputDir: request.outputDir, steps: request.steps, datasetFile: basename(request.datasetPath) },
       // Every checkpoint holds the log up to its step: the longest copy is the run's curve.
       progress: { file: TRAINING_SERIES, format: 'jsonl', step: 'step', metrics: [{ key: 'loss', goal: 'min' }] },
+      // A NaN loss never recovers: stop paying for it. A stall only warns (a learning-rate schedule may be at fault, not the run).
+      health: [{ rule: 'not-finite', metric: 'loss', onUnhealthy: 'stop' }, { rule: 'stalled', metric: 'loss', onUnhealthy: 'warn' }, ...baseHealthRules(30, 15)],
     });
     const config = {
       dataset: `inputs/${dataset}`,
@@ -65,9 +72,10 @@ export class TrainingPlugin extends SchemaPlugin<typeof trainingRequestSchema> i
       learningRate: request.learningRate,
       checkpointEvery: request.checkpointEvery,
       seed: request.seed,
+      secondsPerStep: request.secondsPerStep,
       threads: Math.min(2, request.resources?.cpus ?? 2),
     };
-    const bundle = await createPythonBundle(bundleDir, spec, { name: 'trainer.py', source: pluginFile('training', 'trainer.py') }, config);
+    const bundle = await createPythonBundle(bundleDir, spec, { name: 'trainer.py', source: pluginFile('training', 'trainer.py') }, config, { run: request, baseDir });
     await bundle.copyInput(requestPath(baseDir, request.datasetPath), dataset);
     return bundle;
   }

@@ -10,7 +10,7 @@
  * number in every cell; the last column is the regression target, the others are features.
  * `task` and `jobId` belong to the request file, not to this schema: the CLI strips them.
  */
-import type { z } from 'zod';
+import { z } from 'zod';
 import {
   artifactPath,
   positiveNumber,
@@ -42,16 +42,18 @@ export const trainingRequestSchema = strictFields(
     /** The table to fit, copied into the bundle's inputs/. */
     datasetPath: requiredString('datasetPath', TABLE_FORMAT),
     /** Folder under artifacts/ that receives step-N checkpoints. */
-    outputDir: artifactPath('outputDir', 'the folder under artifacts/ for checkpoints, e.g. checkpoints', [TRAINING_LOG, TRAINING_METRICS]),
+    outputDir: artifactPath('outputDir', 'the folder under artifacts/ for checkpoints, e.g. checkpoints', [TRAINING_LOG, TRAINING_METRICS, TRAINING_SERIES]),
     model: modelSchema.default({ hiddenSize: 32, layers: 2 }),
     /** Optimizer steps in all. */
     steps: wholeNumber('steps', 1, 10_000_000).default(300),
     batchSize: wholeNumber('batchSize', 1, 1_000_000).default(64),
     /** Peak learning rate (Adam, cosine decay to a tenth). */
-    learningRate: positiveNumber('learningRate', 10).default(0.01),
+    learningRate: positiveNumber('learningRate', 1e30).default(0.01),
     /** A checkpoint every this many steps, and one at the last step. */
     checkpointEvery: wholeNumber('checkpointEvery', 1, 10_000_000).default(100),
     seed: wholeNumber('seed', 0, 2 ** 31 - 1).default(0),
+    /** Sleep this long after each step (0: none): makes a demo run last long enough to watch, as a real model's steps would. */
+    secondsPerStep: z.number({ error: 'secondsPerStep must be a number of seconds' }).min(0, 'secondsPerStep must be at least 0').max(60, 'secondsPerStep must be at most 60').default(0),
     ...runOptionsShape,
   },
   'a training request',

@@ -125,6 +125,14 @@ def train(config):
     every = config["checkpointEvery"]
     report_every = max(1, steps // 20)
     run_started = time.time()
+    # The live progress series (artifacts/logging.jsonl): one record per step, flushed a few times a
+    # second, so the monitor's syncs bring the loss while the job runs (the health rules read it).
+    live = open(os.path.join(ARTIFACTS, "logging.jsonl"), "w", encoding="utf-8")
+    for entry in history:
+        live.write(json.dumps(entry) + "\n")
+    live.flush()
+    flushed = time.time()
+    pace = float(config.get("secondsPerStep") or 0)
     for step in range(start + 1, steps + 1):
         generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
         batch = torch.randint(0, len(rows), (batch_size,), generator=generator)
@@ -137,12 +145,19 @@ def train(config):
         optimizer.step()
         elapsed = round(time_offset + time.time() - run_started, 4)
         history.append({"step": step, "loss": loss.item(), "lr": lr, "time": elapsed})
+        live.write(json.dumps(history[-1]) + "\n")
+        if time.time() - flushed >= 0.2:
+            live.flush()
+            flushed = time.time()
         if step % report_every == 0 or step == start + 1 or step == steps:
             print(f"step {step}/{steps} loss {loss.item():.5f} lr {lr:.5f}", flush=True)
         if step % every == 0 or step == steps:
             folder = os.path.join(out_dir, f"step-{step}")
             save_checkpoint(folder, model, optimizer, dict(meta, step=step), history)
             print(f"checkpoint {folder}", flush=True)
+        if pace > 0:
+            time.sleep(pace)
+    live.close()
     final = os.path.join(out_dir, f"step-{steps}")
     if not os.path.isfile(os.path.join(final, COMPLETE)):  # resumed at the last step from another folder
         save_checkpoint(final, model, optimizer, dict(meta, step=steps), history)

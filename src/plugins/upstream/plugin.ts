@@ -2,8 +2,22 @@ import { existsSync, statSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Bundle, isSafeRelativePath, type Problem } from '../../bundle';
-import { assertNoProblems, CONFIG_INPUT, existingPaths, jobSpecFor, outcomePrefix, pluginFile, pythonCommand, readJson, requestPath, SchemaPlugin } from '../common';
+import { isSafeRelativePath, type Bundle, type Problem } from '../../bundle';
+import {
+  assertNoProblems,
+  baseHealthRules,
+  CONFIG_INPUT,
+  createTaskBundle,
+  existingPaths,
+  jobSpecFor,
+  outcomePrefix,
+  pluginFile,
+  pythonCommand,
+  readJson,
+  requestPath,
+  runOptionProblems,
+  SchemaPlugin,
+} from '../common';
 import type { RunOutcome, TaskPlugin, TaskSubmission, TaskSummary } from '../types';
 import { git, GitError, hasCommit, isGitUrl, lsTree, porcelain, readBlobs, type TreeEntry } from './git';
 import {
@@ -21,6 +35,11 @@ export const UPSTREAM_TREE_INPUT = 'upstream/tree';
 /** The commit's tree as git records it (path, mode, blob id), relative to inputs/; the host checks the staged copy against it. */
 export const UPSTREAM_TREE_MANIFEST = 'upstream/UPSTREAM_TREE.json';
 const RUNNER = 'upstream_runner.py';
+/**
+ * What upstream_runner.py imports beyond the standard library: nothing. The upstream's own
+ * dependencies are its business; a request names the ones it cannot run without in `precheck.modules`.
+ */
+export const UPSTREAM_MODULES: { name: string; minVersion?: string }[] = [];
 
 /** Files Orbit itself writes under artifacts/; everything else there is the upstream's raw output. */
 const ORBIT_ARTIFACTS = [UPSTREAM_LOG, UPSTREAM_RUN_FILE, 'manifest.json', 'runtime-precheck.log', 'nvml-audit.jsonl'];
@@ -37,6 +56,10 @@ export class UpstreamPlugin extends SchemaPlugin<typeof upstreamRequestSchema> i
   override readonly requestSchema = upstreamRequestSchema;
 
   async validate(request: UpstreamRequest, baseDir: string): Promise<Problem[]> {
+    return [...(await this.repositoryProblems(request, baseDir)), ...(await runOptionProblems(request, baseDir))];
+  }
+
+  private async repositoryProblems(request: UpstreamRequest, baseDir: string): Promise<Problem[]> {
     if (isGitUrl(request.repository)) return [];
     const repo = requestPath(baseDir, request.repository);
     if (!existsSync(repo) || !statSync(repo).isDirectory()) return [{ path: 'repository', message: `${repo} is not a folder; expected a git checkout of the upstream repository` }];
@@ -81,6 +104,9 @@ export class UpstreamPlugin extends SchemaPlugin<typeof upstreamRequestSchema> i
         defaults: { cpus: 1, memoryGb: 1 },
         command: pythonCommand(RUNNER),
         logFile: UPSTREAM_LOG,
+        modules: UPSTREAM_MODULES,
+        // A black box: it may print little; only a long silence, idle GPUs or a full disk are named.
+        health: baseHealthRules(60, 30),
         inputs: [{ path: UPSTREAM_TREE_MANIFEST, description: `tree of ${repository} at ${request.commit}` }],
         expectedOutputs: [
           { path: UPSTREAM_RUN_FILE, required: true },
@@ -113,7 +139,7 @@ export class UpstreamPlugin extends SchemaPlugin<typeof upstreamRequestSchema> i
         dirtyExitCode: UPSTREAM_DIRTY_EXIT_CODE,
         schemaVersion: UPSTREAM_RUN_SCHEMA_VERSION,
       };
-      const bundle = await Bundle.create(bundleDir, spec);
+      const bundle = await createTaskBundle(bundleDir, spec, { run: request, baseDir });
       await bundle.writeScript(RUNNER, await readFile(pluginFile('upstream', RUNNER)), true);
       await bundle.writeInput(CONFIG_INPUT, JSON.stringify(config, null, 2) + '\n');
       const files = entries.filter((e) => e.mode !== '120000');

@@ -183,6 +183,9 @@ def main():
     try:
         copy_tree(tree, manifest, work)
         env = dict(os.environ)
+        # Relative PYTHONPATH entries (staged forks: inputs/forks/<module>) name bundle folders; the entry runs elsewhere.
+        if env.get("PYTHONPATH"):
+            env["PYTHONPATH"] = os.pathsep.join(p if not p or os.path.isabs(p) else os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep))
         env["ORBIT_UPSTREAM_COMMIT"] = config["commit"]
         env["ORBIT_UPSTREAM_REPOSITORY"] = config["repository"]
         say(f"running {json.dumps(config['entry'])} in a copy of the tree")
