@@ -10,8 +10,8 @@
  *                (e.g. artifacts/** /logging.jsonl, key loss: the training plugin's declaration)
  *   5. gpu       artifacts/nvml-audit.jsonl       did GPU memory climb to the limit just before the exit? (../health/gpu-memory.ts)
  *
- * The verdict is the first layer that failed, except that a process killed by a signal, with no
- * traceback of its own, defers to a later failed layer that explains the kill. A cancelled run
+ * The verdict is the first layer that failed, except that a process killed by a signal (with no
+ * traceback of its own) or stopped by Orbit defers to a later failed layer that explains it. A cancelled run
  * (./cancel.ts) is not healthy and not a failure: its verdict is `cancelled`.
  * Reads files only; changes nothing.
  */
@@ -104,7 +104,8 @@ export async function diagnoseBundle(bundleDir: string, run?: RunEnding): Promis
   const layers = cancelled ? found.map((l) => afterCancel(l, ctx.runtime)) : found;
   const failed = layers.filter((l) => l.status === 'failed');
   let verdict = failed[0];
-  if (verdict?.layer === 'task' && (verdict.kind === 'signal' || verdict.kind === 'no-exit-code')) verdict = failed.find((l) => l.layer === 'progress' || l.layer === 'gpu') ?? verdict;
+  // A kill, a missing exit code or an Orbit stop (a health rule stops the job) is explained by a later failed layer, when one is.
+  if (verdict?.layer === 'task' && (verdict.kind === 'signal' || verdict.kind === 'no-exit-code' || verdict.kind === 'stopped')) verdict = failed.find((l) => l.layer === 'progress' || l.layer === 'gpu') ?? verdict;
   return {
     bundleDir: dir,
     healthy: failed.length === 0 && !cancelled && run?.health?.state !== 'unhealthy',

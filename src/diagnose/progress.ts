@@ -36,7 +36,7 @@ export async function progressLayer(dir: string, spec: ProgressSpec | undefined,
       ...base,
       status: 'failed',
       kind: what === 'NaN' ? 'nan' : 'inf',
-      summary: `${m.label} became ${what} at ${spec.step} ${p.step}${prev ? ` (it was ${prev.value} at ${spec.step} ${prev.step})` : ''}; ${points.length - bad} of ${points.length} points are not finite`,
+      summary: `${m.label} became ${what} at ${spec.step} ${p.step}${prev ? ` (it was ${fmt(prev.value)} at ${spec.step} ${prev.step})` : ''}; ${points.length - bad} of ${points.length} points are not finite`,
       evidence: [...(prev ? [pointEv(prev)] : []), pointEv(p)],
     };
   }

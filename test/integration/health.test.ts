@@ -4,7 +4,8 @@
  * unhealthy, a hang caught by no-output, GPU idle against the recorded nvidia-smi, and a healthy run
  * that stays ok; afterwards `orbit diagnose` says the same.
  */
-import type { Client } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,7 +21,11 @@ import { scriptBundle, tempDir } from '../helpers/bundles';
 import { FAKE_GPU_BIN } from '../diagnose/helpers';
 import { recordHistory } from '../helpers/histories';
 import { runOutcome } from '../helpers/run-outcome';
-import { startInProcessWorker, type InProcessWorker } from '../helpers/worker';
+import { ROOMY_LOCAL, startInProcessWorker, type InProcessWorker } from '../helpers/worker';
+import { LocalTransport } from '../../src/hosts/local-transport';
+import { HostRegistry } from '../../src/hosts/registry';
+import { ShellHost } from '../../src/hosts/shell-host';
+import { createOrbitWorker, localHost } from '../../src/worker/worker';
 
 const EXAMPLES = join(__dirname, '../../examples');
 const SYNC_MS = 1_000;
@@ -100,6 +105,8 @@ describe('health rules, live: the monitor judges what each sync brings', () => {
     expect((d.memo as { health?: { rule?: string } }).health?.rule).toBe('not-finite:loss');
     const diagnosis = await diagnoseBundle(dir);
     expect(diagnosis.layers.find((l) => l.layer === 'progress')).toMatchObject({ status: 'failed', kind: 'inf' });
+    // The stop is explained by the loss, not named as the failure.
+    expect(diagnosis.verdict).toMatchObject({ layer: 'progress', kind: 'inf' });
     await recordHistory('run-bundle-health-stopped', handle);
   }, 120_000);
 
@@ -174,4 +181,77 @@ describe('health rules, live: the monitor judges what each sync brings', () => {
     expect(await healthTrail(handle)).toEqual(['ok']);
     expect((await diagnoseBundle(dir)).healthy).toBe(true);
   }, 120_000);
+});
+
+describe('health rules, live: onUnhealthy relaunch', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let nativeConnection: NativeConnection;
+  let connection: Connection;
+  let worker: Worker;
+  let running: Promise<void>;
+  const taskQueue = `health-relaunch-${randomUUID().slice(0, 8)}`;
+
+  beforeAll(async () => {
+    tmp = await tempDir('orbit-health-relaunch-');
+    // Two hosts on this machine: the embedded local one and a spare with its own work root.
+    const spare = new ShellHost({ name: 'spare', transport: new LocalTransport(), workRoot: join(tmp.dir, 'spare-work') });
+    nativeConnection = await NativeConnection.connect({ address: inject('temporalAddress') });
+    worker = await createOrbitWorker({
+      connection: nativeConnection,
+      namespace: 'default',
+      taskQueue,
+      hosts: new HostRegistry([localHost(join(tmp.dir, 'home')), spare]),
+      home: join(tmp.dir, 'home'),
+      fleetHosts: async () => [ROOMY_LOCAL, { ...ROOMY_LOCAL, name: 'spare' }],
+      fleetSettings: { reconcileEveryMs: 1_000 },
+    });
+    running = worker.run();
+    connection = await Connection.connect({ address: inject('temporalAddress') });
+  });
+  afterAll(async () => {
+    worker?.shutdown();
+    await running;
+    await connection?.close();
+    await nativeConnection?.close();
+    await tmp?.cleanup();
+  });
+
+  it('a NaN loss is stopped and relaunched on the other host, once (maxRelaunches 1); then stopped for good, naming the rule', async () => {
+    const plugin = new TrainingPlugin();
+    const parsed = plugin.parse({
+      datasetPath: 'data/regression.csv',
+      outputDir: 'checkpoints',
+      syncIntervalSeconds: 1,
+      learningRate: 1e20,
+      steps: 3000,
+      secondsPerStep: 0.02,
+      health: { rules: [{ rule: 'not-finite', metric: 'loss', onUnhealthy: 'relaunch' }] },
+    });
+    if (!parsed.ok) throw new Error(parsed.problems.map((p) => p.message).join('; '));
+    const bundle = await plugin.buildBundle(join(tmp.dir, 'bundles', 'nan-relaunch'), { request: parsed.value, baseDir: EXAMPLES, jobId: 'nan-relaunch' });
+    const digest = await bundle.freeze();
+    const input: RunBundleInput = {
+      runId: `nan-relaunch-${randomUUID().slice(0, 6)}`,
+      bundleDir: bundle.dir,
+      digest,
+      host: 'local',
+      relaunchHosts: ['spare'],
+      maxRelaunches: 1,
+      logFile: bundle.spec.entrypoint.logFile,
+      timeouts: { ...bundle.spec.timeouts, killGraceSeconds: 2 },
+      syncIntervalMs: SYNC_MS,
+      tuning: { pollIntervalMs: POLL_MS, progressEveryMs: 60_000, heartbeatTimeoutMs: 10_000 },
+    };
+    const client = new Client({ connection });
+    const handle = await client.workflow.start(runBundle, { taskQueue, workflowId: input.runId, args: [input] });
+    const result = await runOutcome(handle);
+    expect(result.status).toBe('failed');
+    expect(result.relaunches.map((r) => [r.from, r.to])).toEqual([['local', 'spare']]);
+    expect(result.leases?.map((l) => l.host)).toEqual(['local', 'spare']);
+    expect(result.host).toBe('spare');
+    expect(result.reasons[0]).toMatch(/^unhealthy: not-finite:loss: loss became inf at step 2 .*; stopped: no relaunch left \(1 of 1 used, 0 host\(s\) left\)$/);
+    // The job ran on both hosts and was stopped on each.
+    expect(await readFile(join(tmp.dir, 'spare-work', input.runId, 'runtime/runtime.log'), 'utf8')).toMatch(/ stop requested/);
+    expect(await readFile(join(tmp.dir, 'home', 'work', input.runId, 'runtime/runtime.log'), 'utf8')).toMatch(/ stop requested/);
+  }, 180_000);
 });
