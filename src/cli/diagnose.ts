@@ -41,7 +41,7 @@ export async function resolveRun(runOrPath: string, target: TemporalTarget): Pro
   const local = join(orbitHome(), 'runs', runOrPath);
   const { connectClient } = await import('./connect');
   const { runFolder } = await import('./outcome');
-  const { runEnding } = await import('./run-history');
+  const { runEnding } = await import('./run-ending');
   const { StoreError } = await import('../store/store');
   let client;
   try {

@@ -6,7 +6,7 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { healthLine, sameHealth, type HealthReport } from '../common/health';
 import { isOutcome, type RunStatus } from '../common/run';
 import { formatTime, type Io } from './io';
-import { queryStatus } from './status';
+import { queryStatus } from './status-query';
 
 export interface FollowOptions {
   /** Streams the task log under the phase lines (orbit logs -f); resolves when the run has ended. */

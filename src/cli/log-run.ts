@@ -8,7 +8,7 @@ import type { Payload } from '@temporalio/common';
 import { isOutcome, type Phase, type RunBundleInput } from '../common/run';
 import { SA_HOST, SA_PHASE } from '../common/search-attributes';
 import { CliError, temporalCliError, type TemporalWhere } from './errors';
-import { queryStatus } from './status';
+import { queryStatus } from './status-query';
 
 /** How long the status query may take before the search attributes answer instead (no worker polls, say). */
 const QUERY_TIMEOUT_MS = 5_000;

@@ -12,9 +12,10 @@ import { taskQueue, workflowUiUrl, type TemporalTarget } from '../config';
 import { CliError, EXIT_TEMPORAL, temporalCliError } from './errors';
 import { emit, formatTime, type Io, type OutputFormat } from './io';
 import { noWorkerWarning, workerPresence } from './presence';
+import { queryStatus } from './status-query';
 
-/** How long a status query may take before the workflow's own state answers instead. */
-const QUERY_DEADLINE_MS = 3000;
+export { queryStatus };
+
 
 export interface StatusReport {
   runId: string;
@@ -87,10 +88,6 @@ export function healthText(h: HealthReport | HealthHeadline): string {
   return h.rule ? `${h.state}: ${h.rule}: ${h.summary ?? ''}` : h.state;
 }
 
-/** The run's status query, or undefined when no answer comes within the deadline. */
-export async function queryStatus(client: Client, id: string, deadlineMs = QUERY_DEADLINE_MS): Promise<RunStatus | undefined> {
-  return client.connection.withDeadline(Date.now() + deadlineMs, () => client.workflow.getHandle(id).query<RunStatus>('status')).catch(() => undefined);
-}
 
 export async function statusReport(client: Client, id: string, target: TemporalTarget): Promise<StatusReport> {
   const handle = client.workflow.getHandle(id);

@@ -11,7 +11,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { runDiagnose } from '../../src/cli/diagnose';
-import { lostAtOf, runEnding } from '../../src/cli/run-history';
+import { lostAtOf, runEnding } from '../../src/cli/run-ending';
 import { COLLECTION_REPORT } from '../../src/common/protocol';
 import type { RunResult, RunStatus } from '../../src/common/run';
 import { temporalTarget } from '../../src/config';
@@ -119,7 +119,7 @@ describe('diagnose of a run whose host was lost', () => {
   });
 });
 
-describe('runEnding (src/cli/run-history.ts): the host state the diagnosis gets from Temporal', () => {
+describe('runEnding (src/cli/run-ending.ts): the host state the diagnosis gets from Temporal', () => {
   const attrs = (m: Record<string, string>) => ({ get: (k: { name: string }) => m[k.name] });
   const phases = [
     { phase: 'running' as const, at: '2026-11-25T10:00:00.000Z', host: 'gpu-1' },

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Bundle, JobSpecInput } from '../../src/bundle';
 import type { HealthReport } from '../../src/common/health';
 import type { RunBundleInput, RunResult } from '../../src/common/run';
-import { runEnding } from '../../src/cli/run-history';
+import { runEnding } from '../../src/cli/run-ending';
 import { diagnoseBundle, formatDiagnosis } from '../../src/diagnose';
 import { TrainingPlugin } from '../../src/plugins/training/plugin';
 import { runBundle, statusQuery } from '../../src/workflows';
