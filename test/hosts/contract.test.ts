@@ -122,6 +122,19 @@ function hostContract(label: string, setup: () => Promise<HostUnderTest>): void 
       expect(probe.diskFreeMb!).toBeLessThanOrEqual(probe.diskTotalMb!);
     });
 
+    it('cancel KILLs a job that ignores TERM after the grace, and frees the killed wrapper\'s disk reserve', async () => {
+      const bundleDir = join(tmp.dir, 'kill');
+      await scriptBundle(bundleDir, "trap '' TERM\necho ready\nwhile true; do sleep 0.2; done");
+      await host.stage('run-kill', bundleDir);
+      await host.launch('run-kill');
+      await waitFor(() => host.probe('run-kill', 'job.log'), (p) => p.state === 'running' && p.taskLogTail.includes('ready'));
+      const reserve = join(sut.workRoot, 'run-kill', '.orbit-disk-reserve');
+      expect(existsSync(reserve)).toBe(true);
+      expect(await host.cancel('run-kill', 1)).toBe('killed');
+      expect(existsSync(reserve)).toBe(false);
+      expect((await host.probe('run-kill', 'job.log')).exitCode).toBe(137);
+    });
+
     it('cancel stops the whole process group: the job and its child sleep', async () => {
       const bundleDir = join(tmp.dir, 'cancel');
       await scriptBundle(bundleDir, 'sleep 300 &\necho $! > artifacts/child.pid\nwait');

@@ -163,6 +163,8 @@ running || { echo ${MARK.stopped}; exit 0; }
 echo "$(stamp) grace of ${grace}s over: KILL to process group $pid" >> ${RUNTIME_LOG}
 kill -KILL -- "-$pid" 2>/dev/null
 sleep 0.2
+# The killed wrapper could not free its disk reserve (run.sh): free it, so the manifest has room on a full disk.
+rm -f .orbit-disk-reserve
 if [ ! -s ${EXIT_CODE_FILE} ]; then
   ${WRITE_MANIFEST}
   echo ${EXIT.killed} > ${EXIT_CODE_FILE}
