@@ -17,40 +17,36 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { ARTIFACTS_DIR, EXIT_CODE_FILE, GPU_AUDIT_LOG, JOB_FILE, LAST_RUN_FILE, PRECHECK_LOG, RUNTIME_LOG } from '../common/layout';
-import { COLLECTION_REPORT, EXIT, STOP_REASON, WRAPPER_OUT_FILE } from '../common/protocol';
-import { GPU_MEMORY_DEFAULTS, judgeGpuMemory } from '../health/gpu-memory';
+import { ARTIFACTS_DIR, EXIT_CODE_FILE, JOB_FILE, LAST_RUN_FILE, PRECHECK_LOG, RUNTIME_LOG } from '../common/layout';
+import { COLLECTION_REPORT, EXIT, STOP_REASON } from '../common/protocol';
 import {
   numberedLines,
   declaredProgress,
   declaredProvenance,
-  diskReadings,
-  DISK_FULL_LINE,
   parseCollectionReport,
-  parseGpuAudit,
   parsePrecheckLog,
   parseRuntimeLog,
+  lastTraceback,
   readText,
   runtimeExitCode,
   type CollectionReport,
-  type DiskReading,
   type PrecheckEntry,
   type RuntimeEvent,
 } from './sources';
 import type { Diagnosis, Evidence, LayerFinding, RunEnding } from './findings';
 import { afterCancel, cancelFinding } from './cancel';
-import { dedupeEvidence, LAYER_QUESTIONS, LAYERS } from './findings';
+import { dedupeEvidence } from './findings';
 import { progressLayer } from './progress';
+import { gpuLayer } from './gpu-layer';
+import { diskFullFinding } from './disk';
 import type { ProgressSpec, ProvenanceCheck } from '../bundle/schema';
 
 export * from './findings';
 
-/** GPU memory at or above this share of the total, near the end, counts as "at the limit". */
-export const GPU_LIMIT_FRACTION = GPU_MEMORY_DEFAULTS.limitFraction;
+export { GPU_LIMIT_FRACTION } from './gpu-layer';
+export { formatDiagnosis } from './format';
 
-/** A disk with at most this much free (MB), or this share of its total (capped at 1 GB), counts as full. */
-export const DISK_FULL_MB = 8;
-export const DISK_FULL_FRACTION = 0.01;
+export { DISK_FULL_FRACTION, DISK_FULL_MB } from './disk';
 
 const SIGNALS: Record<number, string> = { 1: 'SIGHUP', 2: 'SIGINT', 6: 'SIGABRT', 9: 'SIGKILL', 11: 'SIGSEGV', 13: 'SIGPIPE', 15: 'SIGTERM' };
 
@@ -181,50 +177,6 @@ function wrapperFinding(ctx: Context): LayerFinding {
     status: 'ok',
     summary: `staged and probed on ${f['host'] ?? '?'}: python3 ${f['python_version'] ?? '?'}, ${f['gpus'] ?? '?'} GPU(s), ${f['disk_free_mb'] ?? '?'} MB free${f['disk_total_mb'] ? ` of ${f['disk_total_mb']} MB` : ''}`,
     evidence: [runtimeEv(staged), runtimeEv(probe)],
-  };
-}
-
-/** Whether a disk reading is (nearly) full: at most DISK_FULL_MB free, or DISK_FULL_FRACTION of its total (up to 1 GB). */
-const nearlyFull = (r: DiskReading) => r.freeMb <= Math.max(DISK_FULL_MB, Math.min(1024, (r.totalMb ?? 0) * DISK_FULL_FRACTION));
-
-/**
- * The host's disk filled up: a write failed with ENOSPC (in the task log, runtime.log, the wrapper's
- * own output or the precheck's), the wrapper's disk reading (probe or exit line) is near 0, or the
- * wrapper could write neither the manifest nor runtime/exit_code. Only for a run that did not end
- * cleanly: a healthy run on a nearly full disk is still healthy.
- */
-async function diskFullFinding(ctx: Context): Promise<LayerFinding | undefined> {
-  const logRel = `${ARTIFACTS_DIR}/${ctx.logFile}`;
-  const enospc: Evidence[] = [];
-  const inFiles: string[] = [];
-  for (const file of [logRel, RUNTIME_LOG, WRAPPER_OUT_FILE, PRECHECK_LOG, 'runtime/precheck.out', 'runtime/gpu_audit.out']) {
-    const text = file === RUNTIME_LOG ? ctx.runtimeText : await readText(join(ctx.dir, file));
-    const hits = text === undefined ? [] : numberedLines(text).filter((l) => DISK_FULL_LINE.test(l.text));
-    if (!hits.length) continue;
-    inFiles.push(file);
-    // The first and the last of each file: where it began, and what it did last.
-    enospc.push(...dedupeEvidence([hits[0]!, hits.at(-1)!].map((l) => ev(file, { line: l.line, text: l.text.slice(0, 400) }))));
-  }
-  const manifestFailed = [...ctx.runtime].reverse().find((e) => e.phase === 'manifest' && /^manifest FAILED/.test(e.text) && !/python3 not found/.test(e.text));
-  const unwritten = ctx.exitCodeFrom === 'runtime.log';
-  const readings = diskReadings(ctx.runtime);
-  const full = readings.filter(nearlyFull);
-  if (ctx.exitCode === 0 && !manifestFailed && !unwritten) return undefined;
-  if (!enospc.length && !full.length && !(manifestFailed && unwritten)) return undefined;
-  const reading = full.at(-1) ?? readings.at(-1);
-  const amount = reading ? `${reading.freeMb} MB free of ${reading.totalMb ?? '?'} MB ${reading.event.phase === 'exit' ? 'when the job ended' : 'when the wrapper started'}` : 'free space not recorded';
-  const said = [
-    ...(enospc.length ? [`"No space left on device" in ${inFiles.join(', ')}`] : []),
-    ...(manifestFailed ? [`the wrapper could not write ${ARTIFACTS_DIR}/manifest.json`] : []),
-    ...(unwritten ? [`${EXIT_CODE_FILE} was not written: exit code ${ctx.exitCode} is from the exit line of ${RUNTIME_LOG}`] : []),
-  ];
-  const exitLine = ctx.runtime.find((e) => e.phase === 'exit');
-  return {
-    layer: 'runtime',
-    status: 'failed',
-    kind: 'disk-full',
-    summary: `the host's disk filled up (${amount})${said.length ? `: ${said.join('; ')}` : ''}`,
-    evidence: [...enospc, ...(exitLine ? [runtimeEv(exitLine)] : []), ...(manifestFailed ? [runtimeEv(manifestFailed)] : []), ...(reading ? [runtimeEv(reading.event)] : [])],
   };
 }
 
@@ -420,87 +372,4 @@ async function taskLayer(ctx: Context, precheck: LayerFinding): Promise<LayerFin
   return { ...base, status: 'failed', kind: 'exit', summary: `exited with code ${code}${timing}; last lines of ${logRel} follow`, evidence: [...tail, ...exitEv] };
 }
 
-/** The last Python traceback in a log: its header, its innermost frame and its exception line. */
-function lastTraceback(lines: { line: number; text: string }[]) {
-  let header = -1;
-  for (let i = lines.length - 1; i >= 0; i--) {
-    if (/^Traceback \(most recent call last\):/.test(lines[i]!.text)) {
-      header = i;
-      break;
-    }
-  }
-  if (header < 0) return undefined;
-  let where: { line: number; text: string } | undefined;
-  for (let i = header + 1; i < lines.length; i++) {
-    const l = lines[i]!;
-    if (/^\s+File "/.test(l.text)) where = l;
-    else if (/^\S/.test(l.text) && !/^During handling|^The above exception/.test(l.text)) return { header: lines[header]!, where, error: l };
-  }
-  return { header: lines[header]!, where, error: lines.at(-1)! };
-}
 
-async function gpuLayer(ctx: Context): Promise<LayerFinding> {
-  const base = { layer: 'gpu' as const };
-  const text = await readText(join(ctx.dir, GPU_AUDIT_LOG));
-  if (text === undefined) return { ...base, status: 'skipped', summary: `no ${GPU_AUDIT_LOG}`, evidence: [] };
-  const audit = parseGpuAudit(text);
-  if (!audit.samples.length) {
-    if (audit.noGpu) return { ...base, status: 'skipped', summary: `no GPU on the host: ${audit.noGpu.reason}`, evidence: [ev(GPU_AUDIT_LOG, { line: audit.noGpu.line, text: audit.noGpu.raw })] };
-    return { ...base, status: 'skipped', summary: `${GPU_AUDIT_LOG} has no samples`, evidence: [] };
-  }
-  // The end the samples are measured against: the wrapper's exit line (undefined when it never wrote one).
-  const exitAt = [...ctx.runtime].reverse().find((e) => e.phase === 'exit' && Number.isFinite(e.ms))?.ms;
-  const verdicts = judgeGpuMemory(audit.samples, exitAt);
-  const sampleEv = (s: { line: number; raw: string }) => ev(GPU_AUDIT_LOG, { line: s.line, text: s.raw });
-  const exitEv = [...ctx.runtime].reverse().find((e) => e.phase === 'exit');
-  const oom = ctx.exitCode === 0 ? undefined : verdicts.find((v) => v.outOfMemory);
-  if (oom) {
-    const { low, peak } = oom;
-    const seconds = Number.isFinite(peak!.ms) && Number.isFinite(low!.ms) ? ` within ${((peak!.ms - low!.ms) / 1000).toFixed(0)}s` : '';
-    const gap = oom.gapMs !== undefined && exitAt !== undefined ? `, ${(oom.gapMs / 1000).toFixed(1)}s before the exit` : ', at its last sample';
-    return {
-      ...base,
-      status: 'failed',
-      kind: 'memory-limit',
-      summary: `GPU ${oom.gpu} memory climbed from ${low!.memUsedMib} MiB to ${peak!.memUsedMib} of ${peak!.memTotalMib} MiB (${((peak!.memUsedMib! / peak!.memTotalMib!) * 100).toFixed(1)}%)${seconds}, just before the end${gap}: out of GPU memory`,
-      evidence: dedupeEvidence([sampleEv(low!), sampleEv(peak!), sampleEv(oom.last!), ...(exitEv ? [runtimeEv(exitEv)] : [])]),
-    };
-  }
-  const notes: string[] = [];
-  for (const v of verdicts) {
-    const utils = audit.samples.filter((s) => s.gpu === v.gpu).map((s) => s.utilPct).filter((u): u is number => u !== null);
-    const util = utils.length ? `, mean utilization ${(utils.reduce((a, b) => a + b, 0) / utils.length).toFixed(0)}%` : '';
-    const m = v.maxSample!;
-    // At the limit without being out of memory (flat, or long before the exit): said, so a kill is not read as an OOM.
-    const why = v.atLimit && ctx.exitCode !== 0 ? ` (${v.reason})` : '';
-    notes.push(`GPU ${v.gpu} peak ${m.memUsedMib}/${m.memTotalMib} MiB (${((m.memUsedMib! / m.memTotalMib!) * 100).toFixed(1)}%)${util}${why}`);
-  }
-  return { ...base, status: 'ok', summary: `${notes.join('; ') || 'no memory readings'} over ${audit.samples.length} samples`, evidence: [] };
-}
-
-
-/** The diagnosis as printable lines: the verdict first, then every layer, then the verdict's evidence with file paths. */
-export function formatDiagnosis(d: Diagnosis): string {
-  const out: string[] = [];
-  const evidenceLines = (list: Evidence[]) => list.flatMap((e) => [`  ${join(d.bundleDir, e.file)}${e.line ? `:${e.line}` : ''}`, `      ${e.text.slice(0, 400)}`]);
-  if (d.healthy) out.push(`${d.bundleDir}: healthy (exit code ${d.exitCode ?? 'none'})`);
-  else if (d.cancelled) {
-    out.push(`${d.bundleDir}: CANCELLED (stopped on request: neither healthy nor a failed layer)`, `  ${d.cancelled.summary}`);
-    if (d.cancelled.runStatus) out.push(`  run status: ${d.cancelled.runStatus}`);
-    if (d.verdict) out.push(`  also FAILED at ${d.verdict.layer} (${LAYER_QUESTIONS[d.verdict.layer]} no): ${d.verdict.summary}`);
-  } else if (d.verdict) out.push(`${d.bundleDir}: FAILED at ${d.verdict.layer} (${LAYER_QUESTIONS[d.verdict.layer]} no)`, `  ${d.verdict.summary}`);
-  else if (d.liveHealth?.state === 'unhealthy') out.push(`${d.bundleDir}: UNHEALTHY (a health rule, live: ${d.liveHealth.rule ?? '?'})`, `  ${d.liveHealth.summary ?? ''}`);
-  const live = d.liveHealth;
-  if (live) out.push(`  live health (the workflow's last verdict${live.at ? `, ${live.at}` : ''}): ${live.state}${live.rule ? `: ${live.rule}: ${live.summary ?? ''}` : ''}`);
-  out.push('', 'layers:');
-  for (const l of d.layers) out.push(`  ${String(LAYERS.indexOf(l.layer) + 1)}. ${l.layer.padEnd(9)} ${(l.status === 'failed' ? 'FAILED' : l.status).padEnd(8)} ${l.summary}`);
-  if (d.cancelled?.evidence.length) out.push('', 'evidence (cancel):', ...evidenceLines(d.cancelled.evidence));
-  const shown = d.verdict ?? undefined;
-  if (shown?.evidence.length) out.push('', `evidence (${shown.layer}):`, ...evidenceLines(shown.evidence));
-  const task = d.layers.find((l) => l.layer === 'task');
-  // The task's own evidence, less the lines the verdict's evidence shows already.
-  const printed = new Set((shown?.evidence ?? []).map((e) => `${e.file}\0${e.line ?? e.text}`));
-  const taskRest = (task?.evidence ?? []).filter((e) => !printed.has(`${e.file}\0${e.line ?? e.text}`));
-  if (shown && shown.layer !== 'task' && task?.status === 'failed' && taskRest.length) out.push('', 'evidence (task):', ...evidenceLines(taskRest));
-  return out.join('\n');
-}

@@ -340,3 +340,22 @@ export function parseCollectionReport(text: string): CollectionReport | undefine
   set('verifiedFiles', Array.isArray(verified) ? verified.length : undefined);
   return out;
 }
+
+/** The last Python traceback in a log: its header, its innermost frame and its exception line. */
+export function lastTraceback(lines: { line: number; text: string }[]) {
+  let header = -1;
+  for (let i = lines.length - 1; i >= 0; i--) {
+    if (/^Traceback \(most recent call last\):/.test(lines[i]!.text)) {
+      header = i;
+      break;
+    }
+  }
+  if (header < 0) return undefined;
+  let where: { line: number; text: string } | undefined;
+  for (let i = header + 1; i < lines.length; i++) {
+    const l = lines[i]!;
+    if (/^\s+File "/.test(l.text)) where = l;
+    else if (/^\S/.test(l.text) && !/^During handling|^The above exception/.test(l.text)) return { header: lines[header]!, where, error: l };
+  }
+  return { header: lines[header]!, where, error: lines.at(-1)! };
+}

@@ -2,10 +2,9 @@
  * Node-side helpers shared by the task plugins: locating their Python scripts, checking request
  * files, assembling a JobSpec and a bundle, and reading artifacts back for summaries.
  */
-import { constants, createReadStream, existsSync } from 'node:fs';
-import { access, open, readFile, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { open, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { z } from 'zod';
 import {
   Bundle,
@@ -13,15 +12,18 @@ import {
   parseWith,
   ValidationError,
   type HealthRuleInput,
-  type HealthSpecInput,
   type JobSpecInput,
   type PrecheckModule,
   type Problem,
   type ProgressSpecInput,
   type ProvenanceCheckInput,
 } from '../bundle';
-import { FORK_MANIFEST, TABLE_FORMAT, type RequestFork, type RunOptions } from './common-schema';
+import { FORK_MANIFEST, type RequestFork, type RunOptions } from './common-schema';
+import { healthFor } from './health-rules';
 import type { RunOutcome, TaskPlugin } from './types';
+
+export { baseHealthRules, healthFor } from './health-rules';
+export { checkReadableFile, checkTable, type TableInfo } from './table';
 
 /** Where every task's JSON config goes, relative to `inputs/`; scripts read it via `--config`. */
 export const CONFIG_INPUT = 'config.json';
@@ -39,75 +41,6 @@ export function pythonCommand(script: string): string[] {
 /** Resolves a path from a request against the request file's folder; absolute paths stay as they are. */
 export function requestPath(baseDir: string, path: string): string {
   return resolve(baseDir, path);
-}
-
-/** Problems (at most one) keeping `abs` from being a readable plain file; `expected` says what belongs there. */
-export async function checkReadableFile(abs: string, field: string, expected: string): Promise<Problem[]> {
-  try {
-    const st = await stat(abs);
-    if (!st.isFile()) return [{ path: field, message: `${abs} is not a file; expected ${expected}` }];
-    await access(abs, constants.R_OK);
-    return [];
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return [{ path: field, message: `${abs} does not exist; expected ${expected}` }];
-    return [{ path: field, message: `${abs} cannot be read (${code ?? (e as Error).message}); expected ${expected}` }];
-  }
-}
-
-export interface TableInfo {
-  /** Header names, the target last. */
-  columns: string[];
-  rows: number;
-}
-
-const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-
-function cells(line: string): string[] {
-  return line.split(',').map((c) => c.trim().replace(/^"(.*)"$/, '$1'));
-}
-
-/**
- * Checks a file against the table format (see TABLE_FORMAT): readable, a header of at least two
- * names, then rows of numbers with the header's cell count. `numericRows: false` checks the header only.
- * Reports the first problem found, naming the line.
- */
-export async function checkTable(
-  abs: string,
-  field: string,
-  options: { numericRows?: boolean } = {},
-): Promise<{ problems: Problem[]; table?: TableInfo }> {
-  const fileProblems = await checkReadableFile(abs, field, TABLE_FORMAT);
-  if (fileProblems.length) return { problems: fileProblems };
-  const fail = (message: string) => ({ problems: [{ path: field, message: `${abs} ${message}; expected ${TABLE_FORMAT}` }] });
-  const lines = createInterface({ input: createReadStream(abs, { encoding: 'utf8' }), crlfDelay: Infinity });
-  let columns: string[] | undefined;
-  let rows = 0;
-  let lineNo = 0;
-  try {
-    for await (const raw of lines) {
-      lineNo++;
-      const line = lineNo === 1 ? raw.replace(/^\uFEFF/, '') : raw;
-      if (!columns) {
-        columns = cells(line);
-        if (columns.length < 2 || columns.some((c) => c === '')) return fail('line 1: the header must name at least 2 columns (features, then the target)');
-        if (columns.every((c) => NUMBER.test(c))) return fail('line 1 holds numbers, not column names: add a header row');
-        if (options.numericRows === false) return { problems: [], table: { columns, rows: 0 } };
-        continue;
-      }
-      if (line.trim() === '') continue;
-      const row = cells(line);
-      if (row.length !== columns.length) return fail(`line ${lineNo}: ${row.length} cells, but the header has ${columns.length}`);
-      const bad = row.findIndex((c) => !NUMBER.test(c));
-      if (bad >= 0) return fail(`line ${lineNo}: cell ${bad + 1} (${JSON.stringify(row[bad])}) is not a number`);
-      rows++;
-    }
-  } finally {
-    lines.close();
-  }
-  if (!columns) return fail('is empty');
-  if (options.numericRows !== false && rows === 0) return fail('has a header but no data rows');
-  return { problems: [], table: { columns, rows } };
 }
 
 /** What a plugin decides about its job; the rest of the JobSpec comes from the submission and run options. */
@@ -133,35 +66,6 @@ export interface JobParts {
   provenance?: ProvenanceCheckInput[];
   /** The task's health rules (job.json `health`, docs/health.md), before the request's changes. */
   health?: HealthRuleInput[];
-}
-
-/**
- * Health rules every task can use (docs/health.md): no output for `noOutputMinutes`, GPUs idle for
- * `gpuIdleMinutes` (only rules: a host without GPUs records none), GPU memory climbing to the limit,
- * and the host's disk nearly full. All warn; a task adds its metric rules.
- */
-export function baseHealthRules(noOutputMinutes: number, gpuIdleMinutes?: number): HealthRuleInput[] {
-  return [
-    { rule: 'no-output', minutes: noOutputMinutes, onUnhealthy: 'warn' },
-    ...(gpuIdleMinutes ? [{ rule: 'gpu-idle' as const, belowPct: 5, minutes: gpuIdleMinutes, onUnhealthy: 'warn' as const }, { rule: 'gpu-memory' as const, onUnhealthy: 'warn' as const }] : []),
-    { rule: 'disk', minFreeMb: 512, onUnhealthy: 'warn' },
-  ];
-}
-
-/** The id a rule is known by (its name, with the metric for metric rules): a request's rule replaces the task's of the same id. */
-const healthRuleId = (r: { rule: string; metric?: string }) => (r.metric ? `${r.rule}:${r.metric}` : r.rule);
-
-/**
- * The job's health rules: the task's, each replaced by the request's rule of the same id, then the
- * request's new ones; a rule without its own policy takes the request's `onUnhealthy`, else the task's.
- */
-export function healthFor(task: HealthRuleInput[] | undefined, run: Pick<RunOptions, 'health'>): HealthSpecInput | undefined {
-  const req = run.health;
-  if (!task?.length && !req?.rules.length) return undefined;
-  const byId = new Map<string, HealthRuleInput>();
-  for (const r of task ?? []) byId.set(healthRuleId(r), req?.onUnhealthy ? { ...r, onUnhealthy: req.onUnhealthy } : r);
-  for (const r of req?.rules ?? []) byId.set(healthRuleId(r), { ...r, onUnhealthy: r.onUnhealthy ?? req?.onUnhealthy ?? byId.get(healthRuleId(r))?.onUnhealthy ?? 'warn' } as HealthRuleInput);
-  return { rules: [...byId.values()] };
 }
 
 /** Where staged forks go, relative to `inputs/`: one folder per fork, named by its module. */
