@@ -12,6 +12,7 @@ import { COLLECTION_REPORT, STOP_REASON } from '../common/protocol';
 import { RUNTIME_LOG } from '../common/layout';
 import type { CancelFinding, Evidence, LayerFinding, RunEnding } from './findings';
 import { readText, type RuntimeEvent } from './sources';
+import { runtimeEv } from './evidence';
 
 /** Failures the stop explains, by layer: what a cancel leaves behind in a run that was otherwise fine. */
 const CUT_SHORT: Record<string, readonly string[]> = {
@@ -19,7 +20,6 @@ const CUT_SHORT: Record<string, readonly string[]> = {
   task: ['stopped', 'signal', 'no-exit-code'],
 };
 
-const runtimeEv = (e: RuntimeEvent): Evidence => ({ file: RUNTIME_LOG, line: e.line, text: `${e.time} ${e.text}` });
 
 /** What runtime/collection.json says of the last collection, in one evidence line; undefined without one. */
 async function collectionEvidence(dir: string): Promise<{ ev: Evidence; said: string } | undefined> {

@@ -40,6 +40,7 @@ import { progressLayer } from './progress';
 import { gpuLayer } from './gpu-layer';
 import { diskFullFinding } from './disk';
 import type { ProgressSpec, ProvenanceCheck } from '../bundle/schema';
+import { ev, runtimeEv } from './evidence';
 
 export * from './findings';
 
@@ -145,8 +146,6 @@ async function exitCodeOf(dir: string, runtime: RuntimeEvent[]): Promise<{ code:
   return logged === null ? { code: null } : { code: logged, from: 'runtime.log' };
 }
 
-const ev = (file: string, e: { line: number; text: string }): Evidence => ({ file, line: e.line, text: e.text });
-const runtimeEv = (e: RuntimeEvent): Evidence => ({ file: RUNTIME_LOG, line: e.line, text: `${e.time} ${e.text}` });
 
 /**
  * Layer 1: the wrapper staged and probed, and the host held up. A host that was lost (or is not

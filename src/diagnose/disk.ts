@@ -4,6 +4,7 @@ import { ARTIFACTS_DIR, EXIT_CODE_FILE, PRECHECK_LOG, RUNTIME_LOG } from '../com
 import { WRAPPER_OUT_FILE } from '../common/protocol';
 import { dedupeEvidence, type Evidence, type LayerFinding } from './findings';
 import { diskReadings, DISK_FULL_LINE, numberedLines, readText, type DiskReading, type RuntimeEvent } from './sources';
+import { ev, runtimeEv } from './evidence';
 
 /** A disk with at most this much free (MB), or this share of its total (capped at 1 GB), counts as full. */
 export const DISK_FULL_MB = 8;
@@ -19,8 +20,6 @@ export interface DiskContext {
   exitCodeFrom?: 'exit_code' | 'last_run' | 'runtime.log';
 }
 
-const ev = (file: string, e: { line: number; text: string }): Evidence => ({ file, line: e.line, text: e.text });
-const runtimeEv = (e: RuntimeEvent): Evidence => ({ file: RUNTIME_LOG, line: e.line, text: `${e.time} ${e.text}` });
 
 /** Whether a disk reading is (nearly) full: at most DISK_FULL_MB free, or DISK_FULL_FRACTION of its total (up to 1 GB). */
 const nearlyFull = (r: DiskReading) => r.freeMb <= Math.max(DISK_FULL_MB, Math.min(1024, (r.totalMb ?? 0) * DISK_FULL_FRACTION));

@@ -1,9 +1,10 @@
 /** The GPU layer of the diagnosis (layer 5). */
 import { join } from 'node:path';
-import { GPU_AUDIT_LOG, RUNTIME_LOG } from '../common/layout';
+import { GPU_AUDIT_LOG } from '../common/layout';
 import { GPU_MEMORY_DEFAULTS, judgeGpuMemory } from '../health/gpu-memory';
-import { dedupeEvidence, type Evidence, type LayerFinding } from './findings';
+import { dedupeEvidence, type LayerFinding } from './findings';
 import { parseGpuAudit, readText, type RuntimeEvent } from './sources';
+import { ev, runtimeEv } from './evidence';
 
 /** GPU memory at or above this share of the total, near the end, counts as "at the limit". */
 export const GPU_LIMIT_FRACTION = GPU_MEMORY_DEFAULTS.limitFraction;
@@ -15,8 +16,6 @@ export interface GpuContext {
   runtime: RuntimeEvent[];
 }
 
-const ev = (file: string, e: { line: number; text: string }): Evidence => ({ file, line: e.line, text: e.text });
-const runtimeEv = (e: RuntimeEvent): Evidence => ({ file: RUNTIME_LOG, line: e.line, text: `${e.time} ${e.text}` });
 
 /** Layer 5: GPU memory from artifacts/nvml-audit.jsonl; out of memory only when a climb to the limit meets the exit (judgeGpuMemory). */
 export async function gpuLayer(ctx: GpuContext): Promise<LayerFinding> {

@@ -9,10 +9,10 @@ import type { HealthSpec, ProgressSpec } from '../bundle/schema';
 import { ARTIFACTS_DIR, JOB_FILE } from '../common/layout';
 import { declaredHealth } from '../health/facts';
 import { judgeStall, STALL_DEFAULTS } from '../health/rules';
-import type { Evidence, LayerFinding } from './findings';
+import type { LayerFinding } from './findings';
 import { findSeries, type MetricPoint, type MetricSeries } from './sources';
+import { ev } from './evidence';
 
-const ev = (file: string, e: { line: number; text: string }): Evidence => ({ file, line: e.line, text: e.text });
 
 /** Layer 4: the progress series job.json declares (`spec`), judged for NaN/inf and, for metrics with a goal, a stall. */
 export async function progressLayer(dir: string, spec: ProgressSpec | undefined, health?: HealthSpec): Promise<LayerFinding> {
