@@ -266,6 +266,11 @@ export const jobSpecSchema = z
     env: z.record(envName, z.string()).default({}),
     /** Names of secrets the worker resolves from its own environment at launch. Values never enter the bundle. */
     secretEnv: z.array(envName).default([]),
+    /**
+     * The folder under `artifacts/` for the job's results: run.sh exports it as ORBIT_OUTPUT_DIR
+     * (docs/job-contract.md). Absent: `artifacts/` itself.
+     */
+    outputDir: relativePathSchema.optional(),
     /** Files under `inputs/` the job reads (relative to `inputs/`). */
     inputs: z.array(z.object({ path: relativePathSchema, description: z.string().optional() }).strict()).default([]),
     /** Outputs the job must leave under `artifacts/` (relative to `artifacts/`). */

@@ -27,6 +27,11 @@ export const PARTIAL_SUFFIX = '.orbit-part';
 export const PRECHECK_SCRIPT = 'scripts/orbit/precheck.py';
 export const PRECHECK_CONFIG = 'scripts/orbit/precheck.json';
 export const GPU_AUDIT_SCRIPT = 'scripts/orbit/gpu_audit.py';
+/** The optional Python helper of the job contract (docs/job-contract.md); its folder is on the job's PYTHONPATH. */
+export const JOB_HELPER = 'scripts/orbit/python/orbit_job.py';
+export const JOB_HELPER_DIR = 'scripts/orbit/python';
+/** The task's config under inputs/, when a plugin writes one: ORBIT_TASK_CONFIG. */
+export const TASK_CONFIG_INPUT = 'config.json';
 /** What the precheck found: interpreter, each required module's version and real path, forks, CUDA, driver. */
 export const PRECHECK_LOG = 'artifacts/runtime-precheck.log';
 /** One JSON line per GPU per second while the entrypoint runs (or one no-gpu record). */

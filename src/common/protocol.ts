@@ -91,6 +91,16 @@ export const ENV = {
   bundleDir: 'ORBIT_BUNDLE_DIR',
   artifactsDir: 'ORBIT_ARTIFACTS_DIR',
   inputsDir: 'ORBIT_INPUTS_DIR',
+  /** The job's results folder (artifacts/ or job.json `outputDir` under it): synced while it runs, collected at the end. */
+  outputDir: 'ORBIT_OUTPUT_DIR',
+  /** The folder of the job's checkpoints (job.json sync.atomicDirs[0]): a sub-folder counts once it holds the marker. */
+  checkpointDir: 'ORBIT_CHECKPOINT_DIR',
+  /** The marker file a checkpoint folder holds once complete, written last (e.g. COMPLETE). */
+  checkpointMarker: 'ORBIT_CHECKPOINT_MARKER',
+  /** The progress series file (job.json progress.file): JSON lines {step, metric, ...}, what health, diagnosis and report read. */
+  metricsFile: 'ORBIT_METRICS_FILE',
+  /** The task's config, inputs/config.json, when the plugin wrote one. */
+  taskConfig: 'ORBIT_TASK_CONFIG',
   /** Set on a relaunch: the staged unit folder to continue from. */
   resumeFrom: 'ORBIT_RESUME_FROM',
   /** The GPU indices the run's lease gives it, comma-separated (also set as CUDA_VISIBLE_DEVICES). */

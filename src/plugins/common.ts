@@ -18,6 +18,7 @@ import {
   type ProgressSpecInput,
   type ProvenanceCheckInput,
 } from '../bundle';
+import { TASK_CONFIG_INPUT } from '../common/layout';
 import { FORK_MANIFEST, type RequestFork, type RunOptions } from './common-schema';
 import { healthFor } from './health-rules';
 import type { RunOutcome, TaskPlugin } from './types';
@@ -26,7 +27,7 @@ export { baseHealthRules, healthFor } from './health-rules';
 export { checkReadableFile, checkTable, type TableInfo } from './table';
 
 /** Where every task's JSON config goes, relative to `inputs/`; scripts read it via `--config`. */
-export const CONFIG_INPUT = 'config.json';
+export const CONFIG_INPUT = TASK_CONFIG_INPUT;
 
 /** Absolute path of a file shipped beside the plugins, e.g. pluginFile('training', 'trainer.py'). */
 export function pluginFile(...parts: string[]): string {

@@ -66,7 +66,7 @@ function hostContract(label: string, setup: () => Promise<HostUnderTest>): void 
       );
       const frozen = 1 + (await filesBelow(join(bundleDir, 'inputs'))).length + (await filesBelow(join(bundleDir, 'scripts'))).length;
       const staged = await host.stage('run-ok', bundleDir);
-      expect(staged.filesSent).toBe(8); // job.json, inputs/data.txt, scripts/job.sh, run.sh, manifest.py, precheck.py, precheck.json, gpu_audit.py
+      expect(staged.filesSent).toBe(9); // job.json, inputs/data.txt, scripts/job.sh, run.sh, manifest.py, precheck.py, precheck.json, gpu_audit.py, python/orbit_job.py
       expect(staged.filesSent).toBe(frozen);
       expect(await host.stage('run-ok', bundleDir)).toEqual({ filesSent: 0, bytesSent: 0, filesSkipped: frozen });
 

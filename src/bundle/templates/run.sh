@@ -70,7 +70,12 @@ export ORBIT_BUNDLE_DIR="$BUNDLE"
 export ORBIT_ARTIFACTS_DIR="$BUNDLE/artifacts"
 export ORBIT_INPUTS_DIR="$BUNDLE/inputs"
 export ORBIT_RUN_ID="${ORBIT_RUN_ID:-$(basename "$BUNDLE")}"
+# The job contract (docs/job-contract.md): results, checkpoints, progress series, task config.
+@@CONTRACT_EXPORTS@@
+export ORBIT_GPUS="${ORBIT_GPUS:-}"  # the lease's GPU indices (also CUDA_VISIBLE_DEVICES); empty: none
 @@ENV_EXPORTS@@
+# The contract's optional helper (import orbit_job), after the job's own PYTHONPATH.
+export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$BUNDLE/scripts/orbit/python"
 export ORBIT_RUN_TOKEN="$__orbit_run_token"  # after the job's env and secrets: neither can change it
 
 # probe: what this host is, before anything of the job runs.
@@ -130,7 +135,7 @@ if [ "$CODE" = 0 ]; then
     log "audit skipped: python3 not found on this host"
   fi
 
-  mkdir -p "$(dirname "artifacts/@@LOG_FILE@@")"
+  mkdir -p "$(dirname "artifacts/@@LOG_FILE@@")" "$ORBIT_OUTPUT_DIR"
   log "start pid=$$ pgid=$(ps -o pgid= $$ | tr -d ' ') host=$(hostname) bundle=$BUNDLE"
   log "exec @@COMMAND_TEXT@@"
   @@COMMAND@@ > "artifacts/@@LOG_FILE@@" 2>&1 < /dev/null &
