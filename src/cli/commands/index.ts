@@ -16,6 +16,7 @@ import { register as up } from './up';
 import { register as down } from './down';
 import { register as worker } from './worker';
 import { register as demo } from './demo';
+import { register as init } from './init';
 import { register as completion } from './completion';
 
-export const COMMANDS: Register[] = [submit, status, logs, cancel, inspect, list, sweep, hosts, pull, store, tasks, schema, up, down, worker, demo, completion];
+export const COMMANDS: Register[] = [submit, status, logs, cancel, inspect, list, sweep, hosts, pull, store, tasks, schema, up, down, worker, demo, init, completion];
