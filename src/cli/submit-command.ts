@@ -49,6 +49,7 @@ export async function submitCommand(file: string, flags: SubmitFlags, io: Io): P
     io.out(`submitted ${handle.workflowId} (${loaded.plugin.taskType} on ${prepared.input.host})`);
     io.out(`  queued for ${prepared.input.host === 'auto' ? 'the first fitting host with free capacity' : `capacity on ${prepared.input.host}`} (orbit queue shows where it stands)`);
     io.out(`  bundle: ${prepared.bundle.dir} (store ${prepared.input.store}: ${prepared.upload.movedFiles} of ${prepared.upload.files} files sent, ${prepared.upload.movedBytes} bytes)`);
+    for (const line of loaded.plugin.describeBundle?.(prepared.bundle) ?? []) io.out(`  ${line}`);
     if (uiUrl) io.out(`  Web UI: ${uiUrl}`);
   }
   const warning = noWorkerWarning(await workerPresence(client, taskQueue()), taskQueue());

@@ -45,15 +45,17 @@ export class TaskRegistry {
  * global registry at load time, and the core never imports a task.
  */
 export async function buildDefaultTaskRegistry(): Promise<TaskRegistry> {
-  const [{ TrainingPlugin }, { EvaluationPlugin }, { CollectionPlugin }, { UpstreamPlugin }] = await Promise.all([
+  const [{ TrainingPlugin }, { EvaluationPlugin }, { CollectionPlugin }, { UpstreamPlugin }, { withUserCode, TRAINING_CODE, EVALUATION_CODE }] = await Promise.all([
     import('./training/plugin'),
     import('./evaluation/plugin'),
     import('./collection/plugin'),
     import('./upstream/plugin'),
+    import('./workload/plugin'),
   ]);
+  // Training and evaluation run the built-in scripts or the user's own code (workdir + run: docs/job-contract.md).
   return new TaskRegistry()
-    .register(new TrainingPlugin())
-    .register(new EvaluationPlugin())
+    .register(withUserCode(new TrainingPlugin(), TRAINING_CODE))
+    .register(withUserCode(new EvaluationPlugin(), EVALUATION_CODE))
     .register(new CollectionPlugin())
     .register(new UpstreamPlugin());
 }

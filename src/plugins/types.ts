@@ -46,6 +46,8 @@ export interface TaskPlugin<Schema extends z.ZodType = z.ZodType> {
   validate(request: z.infer<Schema>, baseDir: string): Promise<Problem[]>;
   /** Creates the bundle in `bundleDir` (empty or missing). Does not freeze it: the client does. */
   buildBundle(bundleDir: string, submission: TaskSubmission<z.infer<Schema>>): Promise<Bundle>;
+  /** Lines `orbit submit` prints about a bundle just built (e.g. what of a workdir was staged); optional. */
+  describeBundle?(bundle: Bundle): string[];
   /** Reads the collected bundle and says what the run achieved. */
   summarizeResult(bundle: Bundle, outcome: RunOutcome): Promise<TaskSummary>;
 }

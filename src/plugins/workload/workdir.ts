@@ -1,0 +1,292 @@
+/**
+ * A job's workdir, SkyPilot-style: the user's project staged into the bundle's inputs/, either a local
+ * folder or a git repository at an exact commit (workdir-git.ts). This module is the workdir's public
+ * face: its types, scanning a source (a local folder is walked here, in the client: files are listed,
+ * not read), staging it (a copy plus a manifest beside it, `inputs/<dest>.json`), and the CLI's one-line
+ * description. Problems name the request field (`workdir`, `workdir.path`, `workdir.exclude[i]`,
+ * `workdir.maxSizeMb`, `workdir.repository`, `workdir.commit`); sizes are in MB of 2^20 bytes.
+ */
+import { createHash } from 'node:crypto';
+import type { Dirent } from 'node:fs';
+import { chmod, lstat, readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import { isSafeRelativePath, sha256File, type Bundle, type Problem } from '../../bundle';
+import { assertNoProblems } from '../common';
+import { DEFAULT_WORKDIR_MAX_MB } from './schema';
+import { commitBlobs, withCommitScan, type CommitFiles } from './workdir-git';
+import { WorkdirRules } from './workdir-ignore';
+import { finish, formatSize, leftOut, maxBytesOption, MB, newScan, optionProblems, plural, skip } from './workdir-scan';
+
+export { DEFAULT_WORKDIR_MAX_MB, formatSize, MB };
+/** The walk stops once it has counted this many times the limit: enough to name the biggest files, quick on a huge folder. */
+export const WORKDIR_SCAN_OVERSHOOT = 2;
+export const WORKDIR_MANIFEST_SCHEMA = 'orbit.workdir.v1';
+/** Files are stat'ed this many at a time. */
+const STAT_BATCH = 256;
+
+/** What to stage: the request's `workdir`, paths already resolved against the request file's folder. */
+export type WorkdirSourceInput =
+  | { kind: 'local'; path: string; exclude?: readonly string[]; maxSizeMb?: number }
+  | { kind: 'git'; repository: string; commit: string; exclude?: readonly string[]; maxSizeMb?: number };
+
+export interface ScanOptions {
+  /** gitignore patterns relative to the workdir root, applied after every .gitignore. */
+  exclude?: readonly string[];
+  /** Refuse above this many bytes (default DEFAULT_WORKDIR_MAX_MB). */
+  maxBytes?: number;
+}
+
+export interface WorkdirFile {
+  /** Relative to the workdir root, '/' separators. */
+  path: string;
+  size: number;
+  executable: boolean;
+  /** For a symbolic link staged as a copy: the file it points to, relative to the workdir root. */
+  linkTo?: string;
+}
+
+/** An entry left out, and why. A folder left out counts once; what is inside it is not walked. */
+export interface WorkdirDrop {
+  path: string;
+  dir: boolean;
+  by: 'gitignore' | 'exclude' | 'skipped';
+  /** One line, e.g. `sub/.gitignore excludes it (pattern "*.log")` or `a symbolic link to /data, outside the workdir`. */
+  reason: string;
+}
+
+export interface WorkdirScan {
+  kind: 'local' | 'git';
+  /** The folder walked (its real path), or the git repository read (a temporary clone for a URL). */
+  root: string;
+  /** How messages name it: the folder, or repository@commit. */
+  label: string;
+  /** Sorted by path. */
+  files: WorkdirFile[];
+  totalBytes: number;
+  /** False when the walk stopped early, far over the limit: the counts are then lower bounds. */
+  complete: boolean;
+  ignoredByGitignore: number;
+  ignoredByExclude: number;
+  skipped: number;
+  dropped: WorkdirDrop[];
+  /** The biggest staged files, biggest first. */
+  biggest: WorkdirFile[];
+  maxBytes: number;
+  /** Empty when the workdir can be staged. */
+  problems: Problem[];
+}
+
+export interface WorkdirManifest {
+  schemaVersion: typeof WORKDIR_MANIFEST_SCHEMA;
+  source: { kind: 'local'; path: string; exclude: string[] } | { kind: 'git'; repository: string; commit: string; exclude: string[] };
+  /** Set for a git source: what the precheck's tree-manifest check prints. */
+  repository?: string;
+  commit?: string;
+  /** The bundle folder the file paths are relative to. */
+  root: string;
+  totals: { files: number; bytes: number; ignoredByGitignore: number; ignoredByExclude: number; skipped: number };
+  files: { path: string; size: number; sha256: string; executable: boolean; linkTo?: string }[];
+  skipped: { path: string; reason: string }[];
+}
+
+export interface StagedWorkdir {
+  scan: WorkdirScan;
+  manifest: WorkdirManifest;
+  /** Bundle paths of the staged folder and of its manifest. */
+  dir: string;
+  manifestPath: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scanning a local folder
+
+function refuse(scan: WorkdirScan, path: string, message: string): WorkdirScan {
+  scan.problems.push({ path, message });
+  return scan;
+}
+
+/**
+ * Lists the files of the local folder `root` that a bundle would stage. Never throws for what the
+ * folder holds: `problems` says why it cannot be staged.
+ * - `.gitignore` files and `exclude` leave paths out as WorkdirRules says; a folder left out is not walked.
+ * - `.git` (a folder, or a worktree's file, at any level) is never staged nor counted.
+ * - Symbolic links: a bundle holds only plain files (walkFiles refuses links), so a link to a file inside
+ *   the workdir is staged as a copy of that file (the manifest names it in `linkTo`). Skipped, with the
+ *   reason in `dropped`: a link out of the workdir (never followed: nothing outside the folder enters the
+ *   bundle) or into a .git folder, a link to a folder (not followed: no loops, no duplicates), a dangling
+ *   link, and sockets, fifos and devices.
+ * - Early stop: the walk stops once it has counted WORKDIR_SCAN_OVERSHOOT times the size limit, so a
+ *   10 GB folder is refused after listing about 200 MB of it; the message says the count stopped there.
+ */
+export async function scanWorkdir(root: string, options: ScanOptions = {}): Promise<WorkdirScan> {
+  const scan = newScan('local', root, root, maxBytesOption(options));
+  scan.problems.push(...optionProblems(options, root));
+  if (scan.problems.length) return scan;
+  const what = 'workdir.path names the folder of your code (relative to the request file)';
+  const st = await stat(root).catch(() => undefined);
+  if (!st) return refuse(scan, 'workdir.path', `${root} does not exist; ${what}`);
+  if (!st.isDirectory()) return refuse(scan, 'workdir.path', `${root} is ${st.isFile() ? 'a file' : 'not a folder'}; ${what}, not a file in it`);
+  const top = await realpath(root);
+  scan.root = top;
+  const rules = new WorkdirRules(options.exclude ?? []);
+  const budget = scan.maxBytes * WORKDIR_SCAN_OVERSHOOT;
+
+  const visit = async (abs: string, rel: string): Promise<boolean> => {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(abs, { withFileTypes: true });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+      scan.problems.push({ path: 'workdir', message: `cannot read the folder ${rel ? `${rel}/` : abs} (${code}); make it readable, or add ${rel ? `${rel}/` : 'it'} to workdir.exclude` });
+      return true;
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    if (entries.some((e) => e.name === '.gitignore' && e.isFile())) rules.addGitignore(rel, await readFile(join(abs, '.gitignore'), 'utf8'));
+    const files: (() => Promise<WorkdirFile | WorkdirDrop>)[] = [];
+    const dirs: string[] = [];
+    for (const e of entries) {
+      if (e.name === '.git') continue;
+      const path = rel ? `${rel}/${e.name}` : e.name;
+      const drop = rules.test(path, e.isDirectory());
+      if (drop) scan.dropped.push(drop);
+      else if (!isSafeRelativePath(path)) {
+        scan.problems.push({ path: 'workdir', message: `${JSON.stringify(path)} has a name a bundle cannot hold (a backslash); rename it, or add it to workdir.exclude` });
+      } else if (e.isDirectory()) dirs.push(path);
+      else if (e.isFile()) files.push(() => fileEntry(top, path));
+      else if (e.isSymbolicLink()) files.push(() => linkEntry(top, path));
+      else scan.dropped.push(skip(path, `a ${specialKind(e)}; only files are staged`));
+    }
+    // A few hundred stats at a time: a folder of a million files neither floods memory nor outlives the budget by much.
+    for (let i = 0; i < files.length; i += STAT_BATCH) {
+      for (const f of await Promise.all(files.slice(i, i + STAT_BATCH).map((stat) => stat()))) {
+        if ('reason' in f) scan.dropped.push(f);
+        else {
+          scan.files.push(f);
+          scan.totalBytes += f.size;
+        }
+      }
+      if (scan.totalBytes > budget) return false;
+    }
+    for (const d of dirs) if (!(await visit(join(top, d), d))) return false;
+    return true;
+  };
+  scan.complete = await visit(top, '');
+  return finish(scan);
+}
+
+function specialKind(e: Dirent): string {
+  if (e.isSocket()) return 'socket';
+  if (e.isFIFO()) return 'fifo (named pipe)';
+  if (e.isBlockDevice() || e.isCharacterDevice()) return 'device';
+  return 'special file';
+}
+
+async function fileEntry(top: string, path: string): Promise<WorkdirFile | WorkdirDrop> {
+  try {
+    const st = await lstat(join(top, path));
+    // The owner's execute bit, as git records it (100755).
+    return { path, size: st.size, executable: (st.mode & 0o100) !== 0 };
+  } catch (e) {
+    return skip(path, `cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+/** A link to a file inside the workdir becomes a copy of that file; anything else is skipped with its reason. */
+async function linkEntry(top: string, path: string): Promise<WorkdirFile | WorkdirDrop> {
+  const abs = join(top, path);
+  const target = await readlink(abs).catch(() => '?');
+  const real = await realpath(abs).catch(() => undefined);
+  if (real === undefined) return skip(path, `a symbolic link to ${target}, which does not exist; remove the link, or add it to workdir.exclude`);
+  if (!real.startsWith(top + sep)) {
+    return skip(path, `a symbolic link to ${target}, outside the workdir: a bundle never holds a path that leads out of it; copy the file into the workdir, or have the job read it from the host`);
+  }
+  const inside = relative(top, real).split(sep).join('/');
+  if (inside.split('/').includes('.git')) return skip(path, `a symbolic link into ${inside}, inside a .git folder, which is never staged`);
+  const st = await stat(real).catch(() => undefined);
+  if (st?.isDirectory()) return skip(path, `a symbolic link to the folder ${inside}/; links to folders are not followed: stage the folder itself, or have the job use ${inside}/`);
+  if (!st?.isFile()) return skip(path, `a symbolic link to ${inside}, which is not a file`);
+  return { path, size: st.size, executable: (st.mode & 0o100) !== 0, linkTo: inside };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scanning any source
+
+function maxBytesOf(source: WorkdirSourceInput): number {
+  return (source.maxSizeMb ?? DEFAULT_WORKDIR_MAX_MB) * MB;
+}
+
+/** Runs `use` on the scan of a source (and, for a git source, the repository and blob ids); cleans up a clone after. */
+async function withScan<T>(source: WorkdirSourceInput, use: (scan: WorkdirScan, commit?: CommitFiles) => Promise<T>): Promise<T> {
+  const options: ScanOptions = { exclude: source.exclude ?? [], maxBytes: maxBytesOf(source) };
+  if (source.kind === 'local') return use(await scanWorkdir(source.path, options));
+  return withCommitScan(source, options, use);
+}
+
+/** The scan of a workdir source: what staging it would copy, or the problems that refuse it (a URL is cloned to read it). */
+export async function scanSource(source: WorkdirSourceInput): Promise<WorkdirScan> {
+  return withScan(source, async (scan) => scan);
+}
+
+/** Scans the commit `commit` of the local repository `repo` (no working tree involved). */
+export async function scanGitWorkdir(repo: string, commit: string, options: ScanOptions = {}): Promise<WorkdirScan> {
+  return withScan({ kind: 'git', repository: repo, commit, exclude: options.exclude ?? [], maxSizeMb: maxBytesOption(options) / MB }, async (scan) => scan);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Staging
+
+/**
+ * Copies the workdir into `inputs/<destInputsRel>/` (each file 0755 when executable, else 0644) and writes
+ * `inputs/<destInputsRel>.json`, its manifest. Scans again first; throws ValidationError with the scan's problems.
+ */
+export async function stageWorkdir(bundle: Bundle, source: WorkdirSourceInput, destInputsRel: string): Promise<StagedWorkdir> {
+  if (!isSafeRelativePath(destInputsRel)) throw new Error(`stageWorkdir: ${JSON.stringify(destInputsRel)} is not a safe relative path under inputs/`);
+  return withScan(source, async (scan, commit) => {
+    assertNoProblems('workdir', scan.problems);
+    const files: WorkdirManifest['files'] = [];
+    const done = async (f: WorkdirFile, sha256?: string) => {
+      const target = bundle.path(`inputs/${destInputsRel}/${f.path}`);
+      await chmod(target, f.executable ? 0o755 : 0o644);
+      const size = (await stat(target)).size;
+      files.push({ path: f.path, size, sha256: sha256 ?? (await sha256File(target)), executable: f.executable, ...(f.linkTo ? { linkTo: f.linkTo } : {}) });
+    };
+    if (!commit) {
+      for (const f of scan.files) {
+        await bundle.copyInput(join(scan.root, f.linkTo ?? f.path), `${destInputsRel}/${f.path}`);
+        await done(f);
+      }
+    } else {
+      for await (const { file: f, data } of commitBlobs(commit, scan.files)) {
+        await bundle.writeInput(`${destInputsRel}/${f.path}`, data);
+        await done(f, createHash('sha256').update(data).digest('hex'));
+      }
+    }
+    const exclude = [...(source.exclude ?? [])];
+    const manifest: WorkdirManifest = {
+      schemaVersion: WORKDIR_MANIFEST_SCHEMA,
+      source: source.kind === 'local' ? { kind: 'local', path: scan.root, exclude } : { kind: 'git', repository: source.repository, commit: source.commit, exclude },
+      ...(source.kind === 'git' ? { repository: source.repository, commit: source.commit } : {}),
+      root: `inputs/${destInputsRel}`,
+      totals: {
+        files: files.length,
+        bytes: files.reduce((n, f) => n + f.size, 0),
+        ignoredByGitignore: scan.ignoredByGitignore,
+        ignoredByExclude: scan.ignoredByExclude,
+        skipped: scan.skipped,
+      },
+      files,
+      skipped: scan.dropped.filter((d) => d.by === 'skipped').map((d) => ({ path: d.path, reason: d.reason })),
+    };
+    await bundle.writeInput(`${destInputsRel}.json`, JSON.stringify(manifest, null, 1) + '\n');
+    return { scan, manifest, dir: `inputs/${destInputsRel}`, manifestPath: `inputs/${destInputsRel}.json` };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Printing
+
+/** One line for the CLI: `workdir ./proj: 14 files, 38.2 KB (3 ignored by .gitignore, 1 by exclude)`. */
+export function describeWorkdir(scan: WorkdirScan, label = scan.label): string {
+  const left = leftOut(scan);
+  return `workdir ${label}: ${plural(scan.files.length, 'file')}, ${formatSize(scan.totalBytes)}${left ? ` (${left})` : ''}`;
+}
