@@ -28,8 +28,21 @@ type JsonObject = Record<string, unknown>;
 export function requestJsonSchema(taskType: string, registry: TaskRegistry): object {
   const plugin = registry.get(taskType);
   const generated = z.toJSONSchema(plugin.requestSchema, { io: 'input', target: 'draft-7' }) as JsonObject;
+  delete generated.$schema; // stated first, below
+  const head = {
+    $schema: JSON_SCHEMA_DIALECT,
+    title: `Orbit ${taskType} request`,
+    description: `${plugin.description.charAt(0).toUpperCase()}${plugin.description.slice(1)}. Check a file with: orbit validate FILE`,
+  };
+  // A task with two request forms (built-in, or the user's own code): a file is one of them.
+  const forms = generated.anyOf;
+  if (Array.isArray(forms) && Object.keys(generated).length === 1) return { ...head, anyOf: forms.map((f) => fileShape(taskType, f as JsonObject)) };
+  return { ...head, ...fileShape(taskType, generated) };
+}
+
+/** One request form as a file's schema: `task` (that type) and optional `jobId` before the form's own fields. */
+function fileShape(taskType: string, generated: JsonObject): JsonObject {
   const { type, properties, required, ...rest } = generated;
-  delete rest.$schema; // stated first, below
   if (type !== 'object' || typeof properties !== 'object' || properties === null) {
     throw new Error(`the ${taskType} request schema is not an object of fields, so no request file schema can be made of it`);
   }
@@ -38,9 +51,6 @@ export function requestJsonSchema(taskType: string, registry: TaskRegistry): obj
     if (own in fields) throw new Error(`the ${taskType} request schema has a field "${own}", which belongs to the request file`);
   }
   return {
-    $schema: JSON_SCHEMA_DIALECT,
-    title: `Orbit ${taskType} request`,
-    description: `${plugin.description.charAt(0).toUpperCase()}${plugin.description.slice(1)}. Check a file with: orbit validate FILE`,
     type: 'object',
     properties: {
       task: { description: 'The task type of this request.', type: 'string', const: taskType },

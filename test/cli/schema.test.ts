@@ -47,12 +47,19 @@ describe('schemas/<task>.schema.json', () => {
     }
   });
 
-  it('describe the whole request file: task, optional jobId, then the task fields, nothing else', () => {
-    const schema = requestJsonSchema('training', registry) as { properties: Record<string, unknown>; required: string[]; additionalProperties: unknown };
-    expect(Object.keys(schema.properties).slice(0, 4)).toEqual(['task', 'jobId', 'datasetPath', 'outputDir']);
-    expect(schema.properties.task).toMatchObject({ const: 'training' });
-    expect(schema.required).toEqual(['task', 'datasetPath', 'outputDir']);
-    expect(schema.additionalProperties).toBe(false);
+  it('describe the whole request file: task, optional jobId, then the task fields, nothing else; a task with a user-code form has one such shape per form', () => {
+    type Shape = { properties: Record<string, unknown>; required: string[]; additionalProperties: unknown };
+    const upstream = requestJsonSchema('upstream', registry) as Shape;
+    expect(Object.keys(upstream.properties).slice(0, 4)).toEqual(['task', 'jobId', 'repository', 'commit']);
+    expect(upstream.required).toEqual(['task', 'repository', 'commit', 'entry']);
+    const [builtIn, code] = (requestJsonSchema('training', registry) as { anyOf: Shape[] }).anyOf;
+    expect(Object.keys(builtIn!.properties).slice(0, 4)).toEqual(['task', 'jobId', 'datasetPath', 'outputDir']);
+    expect(builtIn!.properties.task).toMatchObject({ const: 'training' });
+    expect(builtIn!.required).toEqual(['task', 'datasetPath', 'outputDir']);
+    expect(builtIn!.additionalProperties).toBe(false);
+    expect(Object.keys(code!.properties).slice(0, 5)).toEqual(['task', 'jobId', 'workdir', 'setup', 'run']);
+    expect(code!.required).toEqual(['task', 'workdir', 'run', 'datasets', 'outputDir']);
+    expect(code!.additionalProperties).toBe(false);
   });
 
   it('refuse what the plugins refuse', () => {
@@ -62,8 +69,14 @@ describe('schemas/<task>.schema.json', () => {
     expect(training(ok)).toEqual([]);
     expect(training({ ...ok, jobId: 'Bad Id' })).toEqual([".jobId should match pattern \"^[a-z0-9][a-z0-9._-]{0,62}$\""]);
     expect(training({ ...ok, task: 'evaluation' })).toEqual(['.task should be equal to constant']);
-    expect(training({ ...ok, stpes: 3 })).toEqual(['/ should NOT have additional properties']);
-    expect(training({ task: 'training', outputDir: 'out', steps: 0 })).toEqual(["/ should have required property 'datasetPath'", '.steps should be >= 1']);
+    expect(training({ ...ok, stpes: 3 })).toContain('/ should NOT have additional properties');
+    expect(training({ task: 'training', outputDir: 'out', steps: 0 })).toEqual(expect.arrayContaining(["/ should have required property 'datasetPath'", '.steps should be >= 1']));
+    const code = { task: 'training', workdir: '.', run: 'python3 train.py', datasets: { train: 'd.csv' }, outputDir: 'out' };
+    expect(training(code)).toEqual([]);
+    expect(training({ ...code, workdir: { path: '.', exclude: ['*.ckpt'], maxSizeMb: 500 } })).toEqual([]);
+    expect(training({ ...code, workdir: { repository: '../r', commit: 'a'.repeat(40) } })).toEqual([]);
+    expect(training({ ...code, workdir: { path: '.', excludes: [] } })).not.toEqual([]);
+    expect(training({ ...code, run: [] })).not.toEqual([]);
     const environments = [{ name: 'a', datasetPath: 'a.csv' }];
     expect(evaluation({ task: 'evaluation', model: 'ckpt', environments })).toEqual([]);
     expect(evaluation({ task: 'evaluation', environments })).not.toEqual([]); // neither checkpoint nor model

@@ -60,6 +60,11 @@ const gitWorkdirSchema = strictFields(
   'workdir',
 );
 
+function jsonForm(schema: z.ZodType): Record<string, unknown> {
+  const { $schema: _dialect, ...form } = z.toJSONSchema(schema, { io: 'input', target: 'draft-7' }) as Record<string, unknown>;
+  return form;
+}
+
 /** `workdir`: a folder (a string or {path, exclude, maxSizeMb}) or a git commit ({repository, commit}). */
 export const workdirSchema = z
   .unknown()
@@ -82,7 +87,8 @@ export const workdirSchema = z
     }
     return git ? { kind: 'git', ...(r.data as z.infer<typeof gitWorkdirSchema>) } : { kind: 'local', ...(r.data as z.infer<typeof localWorkdirSchema>) };
   })
-  .meta({ description: WORKDIR_HINT });
+  // For editors (schemas/*.schema.json): the three forms the transform above accepts.
+  .meta({ description: WORKDIR_HINT, anyOf: [{ type: 'string', minLength: 1 }, jsonForm(localWorkdirSchema), jsonForm(gitWorkdirSchema)] });
 export type WorkdirSource =
   /** `given: 'path'`: the request gave the folder alone (`workdir: .`), so problems of workdir.path are the field's own. */
   | { kind: 'local'; path: string; exclude: string[]; maxSizeMb: number; given?: 'path' }
