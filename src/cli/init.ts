@@ -8,9 +8,10 @@
  * Nothing is overwritten without --force: every target is checked before the first file is written.
  */
 import { lstat, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { CliError } from './cli-error';
 import type { Io } from './io';
+import { jobIdFromFile } from './request';
 
 export const TEMPLATE_DIR = join(__dirname, 'init-template');
 
@@ -80,7 +81,10 @@ export async function initCommand(dir: string, options: { force: boolean }, io: 
     if (found && !options.force) throw new CliError(`${shown(f.path)} exists; use --force to overwrite it`, 2);
   }
 
-  const contents = await Promise.all(FILES.map(async (f) => (f.template ? await readFile(join(TEMPLATE_DIR, f.template), 'utf8') : f.generate!())));
+  const jobId = jobIdFromFile(`${basename(root)}.yaml`);
+  const contents = await Promise.all(
+    FILES.map(async (f) => (f.template ? (await readFile(join(TEMPLATE_DIR, f.template), 'utf8')).replaceAll('@@JOB_ID@@', jobId) : f.generate!())),
+  );
   await mkdir(join(root, 'data'), { recursive: true });
   for (const [i, f] of FILES.entries()) {
     const to = join(root, f.path);

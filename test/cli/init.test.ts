@@ -8,6 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { CliError } from '../../src/cli/cli-error';
 import { INIT_FILES, TEMPLATE_DIR, trainingTable } from '../../src/cli/init';
 import { main } from '../../src/cli/main';
+import { loadRequest } from '../../src/cli/request';
+import { buildDefaultTaskRegistry } from '../../src/plugins/registry';
 import { orbit } from '../helpers/orbit-cli';
 import { useTempDirs } from '../helpers/use-temp-dirs';
 
@@ -86,6 +88,7 @@ describe('orbit init', () => {
     const request = parseYaml(readFileSync(join(project, 'orbit.yaml'), 'utf8')) as Record<string, unknown>;
     expect(request).toEqual({
       task: 'training',
+      jobId: 'proj',
       workdir: '.',
       run: 'python3 train.py --steps 200',
       datasets: { train: 'data/train.csv' },
@@ -99,6 +102,17 @@ describe('orbit init', () => {
     expect(table).toBe(trainingTable()); // the same bytes every time
     expect(table.trimEnd().split('\n')).toHaveLength(201);
     expect(table.split('\n')[0]).toBe('x1,x2,x3,y');
+  });
+
+  it('its request is one the training plugin takes as is: parsed, validated, built into a bundle of the project', async () => {
+    const project = join(await tempDir(), 'My Project');
+    expect((await run(['init', project])).code).toBe(0);
+    const loaded = await loadRequest(join(project, 'orbit.yaml'), await buildDefaultTaskRegistry());
+    expect(loaded.jobId).toBe('my-project');
+    const bundle = await loaded.plugin.buildBundle(join(project, '..', 'bundle'), { request: loaded.request, jobId: loaded.jobId, baseDir: loaded.baseDir });
+    expect(bundle.spec.metadata['mode']).toBe('code');
+    expect(existsSync(bundle.path('inputs/workdir/train.py'))).toBe(true);
+    expect(existsSync(bundle.path('inputs/datasets/train/train.csv'))).toBe(true);
   });
 
   it('writes into the current folder by default', async () => {

@@ -119,7 +119,7 @@ export async function buildCodeBundle(
       outputDir: request.outputDir,
       run: commandText(request.run),
       workdir: describeSource(request.workdir),
-      staged: [describeWorkdir(scan, describeSource(request.workdir)), ...job.inputs.map((i) => `${i.field}: ${i.source}`)].join('; '),
+      staged: [describeWorkdir(scan), ...job.inputs.map((i) => `${i.field}: ${i.source}`)].join('; '),
       ...job.metadata,
     },
   };

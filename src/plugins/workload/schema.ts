@@ -61,7 +61,8 @@ const gitWorkdirSchema = strictFields(
 );
 
 function jsonForm(schema: z.ZodType): Record<string, unknown> {
-  const { $schema: _dialect, ...form } = z.toJSONSchema(schema, { io: 'input', target: 'draft-7' }) as Record<string, unknown>;
+  const form = z.toJSONSchema(schema, { io: 'input', target: 'draft-7' }) as Record<string, unknown>;
+  delete form.$schema;
   return form;
 }
 
