@@ -31,7 +31,20 @@ beforeAll(async () => {
   await mkdir(join(project, 'data/empty'), { recursive: true });
   await mkdir(join(project, 'ckpt'), { recursive: true });
   await writeFile(join(project, 'train.py'), 'print("hi")\n');
-  await writeFile(join(project, 'eval.py'), 'print("hi")\n');
+  // Scores every environment: its path's size when given, else 0; and reads the staged checkpoint.
+  await writeFile(
+    join(project, 'eval.py'),
+    [
+      'import json, os',
+      'model = open(os.path.join(os.environ["ORBIT_MODEL"], "model.pt")).read()',
+      'scores = {}',
+      'for name in os.environ["ORBIT_ENVIRONMENTS"].split(","):',
+      '    path = os.environ.get("ORBIT_ENVIRONMENT_" + name.upper().replace("-", "_"))',
+      '    scores[name] = {"bytes": os.path.getsize(path) if path else 0, "model": len(model)}',
+      'json.dump({"environments": scores}, open(os.environ["ORBIT_SCORES_FILE"], "w"))',
+      '',
+    ].join('\n'),
+  );
   await writeFile(join(project, 'ignored.py'), 'print("no")\n');
   await writeFile(join(project, '.gitignore'), 'ignored.py\n');
   await writeFile(join(project, 'data/train.csv'), 'x,y\n1,2\n');
@@ -167,7 +180,7 @@ describe('the bundle and the summaries', () => {
     expect(bundle.spec.entrypoint).toEqual({ command: ['python3', 'scripts/workload_runner.py', '--config', 'inputs/config.json'], logFile: 'job.log' });
     expect(bundle.spec.health?.rules.map((r) => ('metric' in r ? `${r.rule}:${r.metric}` : r.rule))).toEqual(['not-finite:loss', 'stalled:loss', 'no-output', 'gpu-idle', 'gpu-memory', 'disk']);
     expect(bundle.spec.env).toEqual({ MODE: 'fast' });
-    expect(training.describeBundle?.(bundle)).toEqual([expect.stringMatching(/^workdir \.: 6 files, 55 B \(1 ignored by .gitignore\); datasets.train: .*data\/train.csv$/)]);
+    expect(training.describeBundle?.(bundle)).toEqual([expect.stringMatching(/^workdir \/.*\/project: 6 files, [\d.]+ K?B \(1 ignored by .gitignore\); datasets.train: .*data\/train.csv$/)]);
     const config = JSON.parse(await readFile(bundle.path('inputs/config.json'), 'utf8'));
     expect(config).toEqual({
       schemaVersion: 'orbit.workload.v1',
@@ -203,7 +216,7 @@ describe('the bundle and the summaries', () => {
     expect(summary.headline).toBe('failed (exit 7): setup `exit 7` failed with exit code 7; run not started; no metrics recorded; no complete checkpoint');
   });
 
-  it("evaluation: the job's scores become <metric>.<environment>; environments it did not score are named, other keys ignored", async () => {
+  it("evaluation: the job reads its checkpoint and environments and writes ORBIT_SCORES_FILE; scores become <metric>.<environment>; environments it did not score are named, other keys ignored", async () => {
     const r = evaluation.parse({ ...EVAL, environments: [{ name: 'a', path: 'data/a.txt' }, { name: 'b' }] });
     if (!r.ok) throw new Error(JSON.stringify(r.problems));
     await evaluation.buildBundle(join(tmp.dir, 'eval'), { request: r.value, jobId: 'ev', baseDir: project });
@@ -211,7 +224,11 @@ describe('the bundle and the summaries', () => {
     const config = JSON.parse(await readFile(ev.path('inputs/config.json'), 'utf8'));
     expect(config.paths).toEqual({ ORBIT_MODEL: 'inputs/model/ckpt', ORBIT_SCORES_FILE: 'artifacts/eval/scores.json', ORBIT_ENVIRONMENT_A: 'inputs/environments/a/a.txt' });
     expect(config.values).toEqual({ ORBIT_ENVIRONMENTS: 'a,b' });
-    await mkdir(ev.path('artifacts/eval'), { recursive: true });
+    await ev.freeze();
+    await run('bash', [ev.path('scripts/orbit/run.sh')], { env: { ...process.env, ORBIT_RUN_ID: 'by-hand' } });
+    const ran = await evaluation.summarizeResult(ev, { status: 'succeeded', exitCode: 0, manifest: await verifyManifest(ev.dir) });
+    expect(ran.metrics).toEqual({ environments: 2, 'bytes.a': 5, 'model.a': 7, 'bytes.b': 0, 'model.b': 7 });
+    // What a host sends back is untrusted: only numbers of the requested environments count.
     await writeFile(ev.path('artifacts/eval/scores.json'), JSON.stringify({ environments: { a: { perplexity: 4.5, accuracy: 0.41, note: 'x' }, zzz: { perplexity: 1 } } }));
     const summary = await evaluation.summarizeResult(ev, { status: 'succeeded', exitCode: 0, manifest: await verifyManifest(ev.dir) });
     expect(summary.metrics).toEqual({ environments: 1, 'perplexity.a': 4.5, 'accuracy.a': 0.41 });
