@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { machine, parseArgs, REPO, runMain, temporal } from './lib';
 
-export const SCRIPTS = ['overhead', 'collect', 'hostloss', 'scale', 'fleet', 'store', 'cli', 'health'] as const;
+export const SCRIPTS = ['overhead', 'collect', 'hostloss', 'scale', 'fleet', 'store', 'cli', 'health', 'workdir'] as const;
 
 async function main(): Promise<void> {
   const args = parseArgs();

@@ -41,6 +41,11 @@ const EXPECTED: Record<string, RegExp[]> = {
     /^\[health\] detection latency gpu-memory \d+\.\d+ s/m,
     /^\[health\] monitor CPU per run-minute on\/off \d+\.\d+ \(medians .* target <= 1\.20\)/m,
   ],
+  workdir: [
+    /^\[workdir\] project: \d+ files staged/m,
+    /^\[workdir\] copy: orbit \d+\.\d+ s .* ratio orbit\/rsync \d+\.\d+ \(target <= 2\) (MET|MISSED); same \d+ files/m,
+    /^\[workdir\] refusal over a limit of .* ratio \d+\.\d+ \(target <= 1\)/m,
+  ],
   cli: [
     /^\[cli\] load average \(1, 5, 15 min\): /m,
     /^\[cli\] ratio bin\/orbit --help \/ node -e 0 \d+\.\d+ \(target <= 2\.0\)/m,

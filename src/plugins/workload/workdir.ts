@@ -11,6 +11,7 @@ import type { Dirent } from 'node:fs';
 import { chmod, lstat, readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { isSafeRelativePath, sha256File, type Bundle, type Problem } from '../../bundle';
+import { eachLimit } from '../../store/cas';
 import { assertNoProblems } from '../common';
 import { DEFAULT_WORKDIR_MAX_MB } from './schema';
 import { commitBlobs, withCommitScan, type CommitFiles } from './workdir-git';
@@ -239,6 +240,9 @@ export async function scanGitWorkdir(repo: string, commit: string, options: Scan
  * Copies the workdir into `inputs/<destInputsRel>/` (each file 0755 when executable, else 0644) and writes
  * `inputs/<destInputsRel>.json`, its manifest. Scans again first; throws ValidationError with the scan's problems.
  */
+/** Files copied into the bundle at once. */
+const STAGE_CONCURRENCY = 16;
+
 export async function stageWorkdir(bundle: Bundle, source: WorkdirSourceInput, destInputsRel: string): Promise<StagedWorkdir> {
   if (!isSafeRelativePath(destInputsRel)) throw new Error(`stageWorkdir: ${JSON.stringify(destInputsRel)} is not a safe relative path under inputs/`);
   return withScan(source, async (scan, commit) => {
@@ -248,17 +252,21 @@ export async function stageWorkdir(bundle: Bundle, source: WorkdirSourceInput, d
       const target = bundle.path(`inputs/${destInputsRel}/${f.path}`);
       await chmod(target, f.executable ? 0o755 : 0o644);
       const size = (await stat(target)).size;
-      files.push({ path: f.path, size, sha256: sha256 ?? (await sha256File(target)), executable: f.executable, ...(f.linkTo ? { linkTo: f.linkTo } : {}) });
+      return { path: f.path, size, sha256: sha256 ?? (await sha256File(target)), executable: f.executable, ...(f.linkTo ? { linkTo: f.linkTo } : {}) };
     };
     if (!commit) {
-      for (const f of scan.files) {
+      // Many small files: copied and hashed a few at a time (in scan order in the manifest).
+      const entries = new Array<WorkdirManifest['files'][number]>(scan.files.length);
+      await eachLimit([...scan.files.keys()], STAGE_CONCURRENCY, async (i) => {
+        const f = scan.files[i]!;
         await bundle.copyInput(join(scan.root, f.linkTo ?? f.path), `${destInputsRel}/${f.path}`);
-        await done(f);
-      }
+        entries[i] = await done(f);
+      });
+      files.push(...entries);
     } else {
       for await (const { file: f, data } of commitBlobs(commit, scan.files)) {
         await bundle.writeInput(`${destInputsRel}/${f.path}`, data);
-        await done(f, createHash('sha256').update(data).digest('hex'));
+        files.push(await done(f, createHash('sha256').update(data).digest('hex')));
       }
     }
     const exclude = [...(source.exclude ?? [])];
