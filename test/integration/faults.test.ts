@@ -3,7 +3,7 @@
  * dev server of this suite's own, each killed, paused or restarted while runs are under way. Every
  * case asserts the final status and that what the job wrote before the fault is local and verified.
  */
-import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -12,10 +12,10 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { JobSpecInput } from '../../src/bundle';
-import { retryCollectionSignal, runBundle, statusQuery, type RunBundleInput, type RunResult, type RunStatus } from '../../src/workflows';
+import { retryCollectionSignal, runBundle, statusQuery, type RunBundleInput, type RunResult } from '../../src/workflows';
 import type { RunTuning } from '../../src/common/run';
 import { ensureDevServer, type DevServer } from '../../temporal/dev-server';
-import { runOutcome } from '../helpers/run-outcome';
+import { runOutcome, waitForStatus } from '../helpers/run-outcome';
 import { scriptBundle, tempDir } from '../helpers/bundles';
 import { recordHistory } from '../helpers/histories';
 import { startTestDevServer } from '../helpers/dev-server';
@@ -119,15 +119,6 @@ describe('evaporation: runs survive dead workers, a restarted server and vanishe
     return { handle, bundleDir, input };
   }
 
-  async function waitForStatus(handle: WorkflowHandle, ok: (s: RunStatus) => boolean, timeoutMs = 60_000): Promise<RunStatus> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const s = await handle.query(statusQuery).catch(() => undefined);
-      if (s && ok(s)) return s;
-      if (Date.now() > end) throw new Error(`timed out waiting; last status ${JSON.stringify(s)}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
 
 
   /** The run folder of a run on a harness host (the "remote" disk is on this machine). */

@@ -5,7 +5,7 @@
  * is relaunched on another one and resumes from its newest synced checkpoint, with no Orbit import
  * beyond the optional orbit_job helper.
  */
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -14,15 +14,15 @@ import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Bundle, verifyManifest } from '../../src/bundle';
-import type { RunBundleInput, RunStatus } from '../../src/common/run';
+import type { RunBundleInput } from '../../src/common/run';
 import { buildDefaultTaskRegistry } from '../../src/plugins/registry';
 import { HostRegistry } from '../../src/hosts/registry';
 import { ShellHost } from '../../src/hosts/shell-host';
 import { SshTransport } from '../../src/hosts/ssh';
-import { runBundle, statusQuery } from '../../src/workflows';
+import { runBundle } from '../../src/workflows';
 import { createOrbitWorker, localHost } from '../../src/worker/worker';
 import { tempDir } from '../helpers/bundles';
-import { runOutcome } from '../helpers/run-outcome';
+import { runOutcome, waitForStatus } from '../helpers/run-outcome';
 import { sshOptions, startSshd, type SshdServer } from '../helpers/sshd';
 import { ROOMY_LOCAL } from '../helpers/worker';
 
@@ -126,15 +126,6 @@ describe('user code: a project folder runs on the local host and on SSH hosts, a
     return { input, handle: await client.workflow.start(runBundle, { taskQueue, workflowId: input.runId, args: [input] }) };
   }
 
-  async function waitForStatus(handle: WorkflowHandle, ok: (s: RunStatus) => boolean, timeoutMs = 60_000): Promise<RunStatus> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const s = await handle.query(statusQuery).catch(() => undefined);
-      if (s && ok(s)) return s;
-      if (Date.now() > end) throw new Error(`timed out waiting; last status ${JSON.stringify(s)}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
 
   const metricSteps = async (bundleDir: string) =>
     (await readFile(join(bundleDir, 'artifacts/out/metrics.jsonl'), 'utf8'))
