@@ -69,7 +69,7 @@ async function requests(root: string): Promise<[string, TaskPlugin, Record<strin
   const { repo, commit } = await makeUpstream(root);
   return [
     ['training', training, { datasetPath: 'data/regression.csv', outputDir: 'checkpoints', steps: 5 }, EXAMPLES],
-    ['evaluation', evaluation, loadRequest(join(EXAMPLES, 'eval.yaml')).raw, EXAMPLES],
+    ['evaluation', evaluation, loadRequest(join(EXAMPLES, 'eval-mlp.yaml')).raw, EXAMPLES],
     ['collection', collection, { source: { kind: 'synthetic', rows: 3 }, output: 'out.csv' }, EXAMPLES],
     ['upstream', upstream, { repository: repo, commit, entry: ['python3', 'bench.py'] }, root],
   ];

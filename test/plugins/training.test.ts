@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Bundle, ValidationError, verifyManifest } from '../../src/bundle';
@@ -10,7 +10,11 @@ import { EXAMPLES, loadRequest, outcomeOf, problemsOf, readJsonFile, readJsonLin
 
 const plugin = new TrainingPlugin();
 const TABLE = 'a CSV file with a header row and numbers in every cell (features first, the target last), relative to the request file';
+const DATASET =
+  'a .txt file (UTF-8 text: a char-lm language model) or a .csv file (a header row, numbers in every cell, the target last: an mlp regressor), relative to the request file';
 const base = { datasetPath: 'data/regression.csv', outputDir: 'checkpoints' };
+const lm = { datasetPath: 'data/text/shakespeare-train.txt', outputDir: 'checkpoints' };
+const LM_DEFAULTS = { kind: 'char-lm', contextLength: 64, layers: 3, heads: 4, embedDim: 96, dropout: 0 };
 
 function parsed(raw: Record<string, unknown>): TrainingRequest {
   const r = plugin.parse(raw);
@@ -31,7 +35,7 @@ describe('training request schema', () => {
   it('fills defaults for an minimal request', () => {
     expect(parsed(base)).toEqual({
       ...base,
-      model: { hiddenSize: 32, layers: 2 },
+      model: { kind: 'mlp', hiddenSize: 32, layers: 2 },
       steps: 300,
       batchSize: 64,
       learningRate: 0.01,
@@ -45,15 +49,15 @@ describe('training request schema', () => {
 
   it('requires datasetPath and outputDir, naming both at once', () => {
     expect(problemsOf(plugin.parse({}))).toEqual([
-      { path: 'datasetPath', message: `datasetPath is required: ${TABLE}` },
+      { path: 'datasetPath', message: `datasetPath is required: ${DATASET}` },
       { path: 'outputDir', message: 'outputDir is required: the folder under artifacts/ for checkpoints, e.g. checkpoints' },
     ]);
   });
 
   it.each([
-    [{ datasetPath: '' }, 'datasetPath', `datasetPath is required: ${TABLE}`],
-    [{ datasetPath: '   ' }, 'datasetPath', `datasetPath is required: ${TABLE}`],
-    [{ datasetPath: 7 }, 'datasetPath', `datasetPath must be a string: ${TABLE}`],
+    [{ datasetPath: '' }, 'datasetPath', `datasetPath is required: ${DATASET}`],
+    [{ datasetPath: '   ' }, 'datasetPath', `datasetPath is required: ${DATASET}`],
+    [{ datasetPath: 7 }, 'datasetPath', `datasetPath must be a string: ${DATASET}`],
     [{ outputDir: '' }, 'outputDir', 'outputDir is required: the folder under artifacts/ for checkpoints, e.g. checkpoints'],
     [
       { outputDir: '../elsewhere' },
@@ -82,8 +86,23 @@ describe('training request schema', () => {
     [{ seed: -1 }, 'seed', 'seed must be at least 0'],
     [{ model: { hiddenSize: 0 } }, 'model.hiddenSize', 'model.hiddenSize must be at least 1'],
     [{ model: { layers: 17 } }, 'model.layers', 'model.layers must be at most 16'],
-    [{ model: { width: 8 } }, 'model', 'unknown field "width" in model; known fields: hiddenSize, layers'],
-    [{ model: 'mlp' }, 'model', 'model must be a mapping of fields (key: value), with fields hiddenSize, layers'],
+    [{ model: { width: 8 } }, 'model', 'unknown field "width" in an mlp model; known fields: kind, hiddenSize, layers'],
+    [
+      { model: 'mlp' },
+      'model',
+      'model must be a mapping of fields, e.g. {kind: char-lm, contextLength: 64, layers: 3, heads: 4, embedDim: 96} or {kind: mlp, hiddenSize: 32, layers: 2}',
+    ],
+    [{ model: { kind: 'gpt' } }, 'model.kind', 'model.kind must be one of char-lm, mlp: char-lm trains a language model on a .txt text, mlp fits a regressor to a .csv table'],
+    [
+      { model: { kind: 'char-lm' } },
+      'model.kind',
+      'model.kind is char-lm (a language model on a text), but datasetPath data/regression.csv is a .csv table: give a .txt text, or set model.kind to mlp (or leave it out) to fit the table',
+    ],
+    [
+      { datasetPath: 'data/corpus.md' },
+      'datasetPath',
+      "datasetPath data/corpus.md ends in neither .txt nor .csv, so the model's kind is not known: rename it, or set model.kind (char-lm for a UTF-8 text, mlp for a CSV table)",
+    ],
     [
       { epochs: 3 },
       '',
@@ -96,6 +115,41 @@ describe('training request schema', () => {
     ],
   ])('rejects %j at %s', (patch, path, message) => {
     expect(problemsOf(plugin.parse({ ...base, ...patch }))).toEqual([{ path, message }]);
+  });
+
+  it('a .txt dataset trains a char-lm: its defaults, and batchSize and learningRate of its own', () => {
+    expect(parsed(lm)).toMatchObject({ ...lm, model: LM_DEFAULTS, steps: 300, batchSize: 32, learningRate: 0.005, checkpointEvery: 100, seed: 0 });
+    expect(parsed({ ...lm, model: { layers: 2, dropout: 0.1 } }).model).toEqual({ ...LM_DEFAULTS, layers: 2, dropout: 0.1 });
+    expect(parsed({ ...lm, model: { kind: 'char-lm' }, batchSize: 8, learningRate: 0.001 })).toMatchObject({ batchSize: 8, learningRate: 0.001 });
+    // An explicit kind takes any extension but the other kind's.
+    expect(parsed({ ...lm, datasetPath: 'notes.md', model: { kind: 'char-lm' } }).model).toEqual(LM_DEFAULTS);
+    expect(parsed({ ...base, model: { kind: 'mlp', hiddenSize: 8 } }).model).toEqual({ kind: 'mlp', hiddenSize: 8, layers: 2 });
+  });
+
+  it.each([
+    [
+      { model: { kind: 'mlp' } },
+      'model.kind',
+      'model.kind is mlp (a regressor on a CSV table), but datasetPath data/text/shakespeare-train.txt is a .txt text: set model.kind to char-lm (or leave it out) to train a language model on it, or give a .csv table',
+    ],
+    [{ model: { hiddenSize: 32 } }, 'model', 'unknown field "hiddenSize" in a char-lm model; known fields: kind, contextLength, layers, heads, embedDim, dropout'],
+    [{ model: { contextLength: 4 } }, 'model.contextLength', 'model.contextLength must be at least 8'],
+    [{ model: { contextLength: 2048 } }, 'model.contextLength', 'model.contextLength must be at most 1024'],
+    [{ model: { layers: 0 } }, 'model.layers', 'model.layers must be at least 1'],
+    [{ model: { layers: 13 } }, 'model.layers', 'model.layers must be at most 12'],
+    [{ model: { heads: 0 } }, 'model.heads', 'model.heads must be at least 1'],
+    [{ model: { embedDim: 4 } }, 'model.embedDim', 'model.embedDim must be at least 8'],
+    [{ model: { embedDim: 1.5 } }, 'model.embedDim', 'model.embedDim must be a whole number (from 8 to 1024)'],
+    [
+      { model: { embedDim: 100, heads: 3 } },
+      'model.embedDim',
+      'model.embedDim (100) must be a multiple of model.heads (3): each head takes embedDim / heads dimensions, e.g. embedDim 99',
+    ],
+    [{ model: { dropout: 0.6 } }, 'model.dropout', 'model.dropout must be at most 0.5'],
+    [{ model: { dropout: -0.1 } }, 'model.dropout', 'model.dropout must be at least 0'],
+    [{ model: { dropout: 'none' } }, 'model.dropout', 'model.dropout must be a number from 0 to 0.5'],
+  ])('rejects a char-lm request with %j at %s', (patch, path, message) => {
+    expect(problemsOf(plugin.parse({ ...lm, ...patch }))).toEqual([{ path, message }]);
   });
 
   it('rejects a request that is not a mapping', () => {
@@ -112,8 +166,36 @@ describe('training request schema', () => {
 describe('training validate', () => {
   const tempDir = useTempDirs();
 
-  it('accepts the example dataset', async () => {
+  it('accepts the example datasets', async () => {
     expect(await plugin.validate(parsed(base), EXAMPLES)).toEqual([]);
+    expect(await plugin.validate(parsed(lm), EXAMPLES)).toEqual([]);
+  });
+
+  it('checks a char-lm text: there, UTF-8, long enough for its context, a vocabulary of at most 2000 characters', async () => {
+    const dir = await tempDir();
+    const TEXT = 'a plain UTF-8 text file (.txt), relative to the request file';
+    const check = (datasetPath: string, model: Record<string, unknown> = {}) => plugin.validate(parsed({ ...lm, datasetPath, model }), dir);
+    expect(await check('gone.txt')).toEqual([{ path: 'datasetPath', message: `${join(dir, 'gone.txt')} does not exist; expected ${TEXT}` }]);
+    await writeFile(join(dir, 'latin1.txt'), Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0a]));
+    expect(await check('latin1.txt')).toEqual([
+      { path: 'datasetPath', message: `${join(dir, 'latin1.txt')} is not UTF-8 text; expected ${TEXT} (convert it, e.g. iconv -f latin1 -t utf-8)` },
+    ]);
+    await writeText(dir, 'short.txt', 'x'.repeat(500));
+    expect(await check('short.txt', { contextLength: 32 })).toEqual([
+      {
+        path: 'datasetPath',
+        message: `${join(dir, 'short.txt')} has 500 characters; it needs at least 660 (20 x (model.contextLength + 1) for a char-lm with contextLength 32: the last 5% is held out for validation)`,
+      },
+    ]);
+    expect(await check('short.txt', { contextLength: 8 })).toEqual([]);
+    // A sparse file: its size is refused before anything of it is read.
+    await writeFile(join(dir, 'huge.txt'), '');
+    await truncate(join(dir, 'huge.txt'), 300 * 2 ** 20);
+    expect(await check('huge.txt')).toEqual([{ path: 'datasetPath', message: `${join(dir, 'huge.txt')} is 300 MiB; a text for these tasks is at most 256 MiB` }]);
+    await writeText(dir, 'wide.txt', Array.from({ length: 2100 }, (_, i) => String.fromCodePoint(0x4e00 + i)).join(''));
+    expect(await check('wide.txt', { contextLength: 8 })).toEqual([
+      { path: 'datasetPath', message: `${join(dir, 'wide.txt')} has 2100 distinct characters; a char-lm's vocabulary holds at most 2000 (one embedding row each)` },
+    ]);
   });
 
   it('resolves datasetPath against the request folder and reports a missing file', async () => {
@@ -144,6 +226,7 @@ describe('training bundle', () => {
       entrypoint: { command: ['python3', 'scripts/trainer.py', '--config', 'inputs/config.json'], logFile: 'training.log' },
       timeouts: { runSeconds: 120 },
       inputs: [{ path: 'config.json' }, { path: 'data/regression.csv' }],
+      metadata: { outputDir: 'checkpoints', steps: 50, datasetFile: 'regression.csv', modelKind: 'mlp' },
       expectedOutputs: [
         { path: 'metrics.json', required: true },
         { path: 'training.log', required: true },
@@ -154,7 +237,7 @@ describe('training bundle', () => {
     expect(await readJsonFile(join(dir, 'inputs/config.json'))).toEqual({
       dataset: 'inputs/data/regression.csv',
       outputDir: 'checkpoints',
-      model: { hiddenSize: 32, layers: 2 },
+      model: { kind: 'mlp', hiddenSize: 32, layers: 2 },
       steps: 50,
       batchSize: 64,
       learningRate: 0.01,
@@ -165,8 +248,34 @@ describe('training bundle', () => {
     });
     // The series the core diagnoses and charts, declared by the plugin (the core names no file or metric).
     expect(spec.progress).toEqual({ file: 'logging.jsonl', format: 'jsonl', step: 'step', metrics: [{ key: 'loss', goal: 'min' }] });
-    expect(await readdir(join(dir, 'scripts'))).toEqual(expect.arrayContaining(['trainer.py', 'tabular.py', 'orbit']));
+    expect(await readdir(join(dir, 'scripts'))).toEqual(expect.arrayContaining(['trainer.py', 'tabular.py', 'charlm.py', 'orbit']));
     expect(await readFile(join(dir, 'inputs/data/regression.csv'), 'utf8')).toBe(await readFile(join(EXAMPLES, 'data/regression.csv'), 'utf8'));
+  });
+
+  it('builds the language-model example: the text staged, the model and its defaults in the config', async () => {
+    const dir = join(await tempDir(), 'bundle');
+    const { raw } = loadRequest(join(EXAMPLES, 'train.yaml'));
+    const bundle = await plugin.buildBundle(dir, { request: parsed(raw), jobId: 'train', baseDir: EXAMPLES });
+    expect(await bundle.validate()).toEqual([]);
+    expect(bundle.spec).toMatchObject({
+      inputs: [{ path: 'config.json' }, { path: 'data/shakespeare-train.txt' }],
+      sync: { atomicDirs: [{ parent: 'checkpoints', marker: 'COMPLETE' }] },
+      progress: { file: 'logging.jsonl', metrics: [{ key: 'loss', goal: 'min' }] },
+      metadata: { modelKind: 'char-lm', steps: 400 },
+    });
+    expect(await readJsonFile(join(dir, 'inputs/config.json'))).toEqual({
+      dataset: 'inputs/data/shakespeare-train.txt',
+      outputDir: 'checkpoints',
+      model: { kind: 'char-lm', contextLength: 64, layers: 3, heads: 4, embedDim: 96, dropout: 0 },
+      steps: 400,
+      batchSize: 32,
+      learningRate: 0.005,
+      checkpointEvery: 100,
+      seed: 0,
+      secondsPerStep: 0,
+      threads: 2,
+    });
+    expect(await readdir(join(dir, 'scripts'))).toEqual(expect.arrayContaining(['trainer.py', 'tabular.py', 'charlm.py']));
   });
 
   it('refuses to build from a request that does not validate', async () => {
@@ -213,8 +322,8 @@ describe('training bundle', () => {
 describe('training run (real PyTorch on CPU)', () => {
   const tempDir = useTempDirs();
 
-  it('runs the example: the loss goes down, checkpoints are complete, the manifest verifies', async () => {
-    const { raw } = loadRequest(join(EXAMPLES, 'train.yaml'));
+  it('runs the MLP example: the loss goes down, checkpoints are complete, the manifest verifies', async () => {
+    const { raw } = loadRequest(join(EXAMPLES, 'train-mlp.yaml'));
     const dir = join(await tempDir(), 'bundle');
     const bundle = await plugin.buildBundle(dir, { request: parsed(raw), jobId: 'demo-train', baseDir: EXAMPLES });
     const digest = await bundle.freeze();

@@ -153,11 +153,11 @@ describe('sweep files', () => {
     expect(existsSync(join(home, 'sweeps', 'nightly.building'))).toBe(false);
   });
 
-  it('examples/sweep.yaml: 2 checkpoints x 2 evaluation environments, checked and built by the evaluation plugin', async () => {
+  it('examples/sweep-mlp.yaml: 2 checkpoints x 2 evaluation environments, checked and built by the evaluation plugin', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'orbit-example-'));
     dirs.push(dir);
     await cp(join(__dirname, '../../examples'), dir, { recursive: true }); // with the checkpoints it ships in data/checkpoints/
-    const s = await loadSweep(join(dir, 'sweep.yaml'), registry);
+    const s = await loadSweep(join(dir, 'sweep-mlp.yaml'), registry);
     expect(s.name).toBe('nightly-scores');
     expect(s.cells.map((c) => c.name)).toEqual(['step-100.holdout-a', 'step-100.holdout-b', 'step-300.holdout-a', 'step-300.holdout-b']);
     expect(s.cells[1]!.request).toMatchObject({ checkpoint: 'data/checkpoints/step-100', environments: [{ name: 'holdout-b', datasetPath: 'data/holdout-b.csv' }] });

@@ -1,29 +1,34 @@
 /**
  * The evaluation request (YAML or JSON, camelCase). Node-free. Example:
  *
- *   checkpoint: runs/demo/artifacts/checkpoints/step-300   # or `model:`; a trainer checkpoint folder
+ *   checkpoint: runs/lm/artifacts/checkpoints/step-300   # or `model:`; a trainer checkpoint folder
  *   environments:
- *     - { name: holdout-a, datasetPath: data/holdout-a.csv }
+ *     - { name: shakespeare, datasetPath: data/text/shakespeare-heldout.txt }
+ *     - { name: austen, datasetPath: data/text/austen-emma.txt }
  *
- * Paths resolve against the request file's folder. An environment's dataset has the format of the
- * training dataset (CSV, header row, numbers, target last) and the checkpoint's feature count.
+ * Paths resolve against the request file's folder. What an environment's dataset is depends on the
+ * checkpoint's kind (its meta.json): a UTF-8 text for a char-lm (scored by perplexity and
+ * next-character accuracy), a CSV table with the training table's columns for an mlp (MSE, MAE).
  * `checkpoint` and `model` are two names for one field; parsing returns it as `checkpoint`.
  */
 import { z } from 'zod';
-import { requiredString, runOptionsShape, slugName, strictFields, TABLE_FORMAT } from '../common-schema';
+import { requiredString, runOptionsShape, slugName, strictFields } from '../common-schema';
 
 export const EVALUATION_LOG = 'evaluation.log';
 export const EVALUATION_SCORES = 'scores.json';
 
 const CHECKPOINT_HINT = 'the path of a checkpoint folder written by a training job (step-N, holding model.pt and COMPLETE), relative to the request file';
-const ENVIRONMENTS_MESSAGE = 'environments must list at least one environment: add items like {name: holdout-a, datasetPath: data/holdout-a.csv}';
+/** What an environment's datasetPath holds. */
+export const ENVIRONMENT_DATA_HINT =
+  'a .txt text to score a char-lm checkpoint on, or a .csv table with the training columns to score an mlp checkpoint on, relative to the request file';
+const ENVIRONMENTS_MESSAGE = 'environments must list at least one environment: add items like {name: shakespeare, datasetPath: data/text/shakespeare-heldout.txt}';
 
 export const environmentSchema = strictFields(
   {
     /** Names the score; unique within the request. */
     name: slugName('name'),
-    /** The table this environment scores, copied into inputs/. */
-    datasetPath: requiredString('datasetPath', TABLE_FORMAT),
+    /** The text or table this environment scores, copied into inputs/. */
+    datasetPath: requiredString('datasetPath', ENVIRONMENT_DATA_HINT),
   },
   'an environment',
 );

@@ -3,9 +3,10 @@
 Table format: CSV, UTF-8, a header row naming every column, then one row per example with a number
 in every cell; the last column is the target, the others are features.
 
-Checkpoint format (a folder written by trainer.py): model.pt (the MLP's state_dict), optimizer.pt,
-meta.json (step, architecture, feature normalisation), logging.jsonl (one line per step so far) and
-COMPLETE, written last: a folder without COMPLETE is partial and must not be used.
+Checkpoint format (a folder written by trainer.py): model.pt (the model's state_dict), optimizer.pt,
+meta.json (kind, step, architecture; an mlp's feature normalisation, a char-lm's vocabulary: see
+charlm.py), logging.jsonl (one line per step so far) and COMPLETE, written last: a folder without
+COMPLETE is partial and must not be used. meta.json without `kind` is an mlp's (older checkpoints).
 torch is imported lazily so that torch-free scripts (collector.py) can use the table helpers.
 """
 import csv
