@@ -15,6 +15,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { HealthRuleInput, JobSpecInput } from '../src/bundle';
@@ -29,7 +30,7 @@ import { HostRegistry, inProcessWorker, line, machine, median, parseArgs, REPO, 
 const B = 'health';
 const SERIES = 'progress.jsonl';
 const PROGRESS = { file: SERIES, format: 'jsonl' as const, step: 'step', metrics: [{ key: 'loss', goal: 'min' as const }] };
-const load = () => (require('node:os') as typeof import('node:os')).loadavg().map((x) => x.toFixed(2)).join(' ');
+const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 
 /** A record writer in bash: `rec STEP VALUE` appends {"step":..,"loss":..,"t":epoch seconds}. */
 const REC = `rec() { echo "{\\"step\\": $1, \\"loss\\": $2, \\"t\\": $(date +%s.%N)}" >> artifacts/${SERIES}; }`;

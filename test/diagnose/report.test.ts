@@ -124,7 +124,7 @@ describe('orbit report', () => {
       expect(await page.$$eval('#timeline .seg', (s) => s.map((e) => e.textContent))).toEqual(
         expect.arrayContaining(['staged', 'probe', 'precheck', 'start', 'exit']),
       );
-      expect(await page.$$eval('#provenance tbody tr td:nth-child(2)', (tds) => tds.map((t) => t.textContent))).toEqual(['interpreter', 'module json', 'driver']);
+      expect(await page.$$eval('#provenance tbody tr td:nth-child(2)', (tds) => tds.map((t) => t.textContent))).toEqual(['interpreter', 'pythonpath', 'module json', 'driver']); // pythonpath: run.sh puts the contract's helper on it
       expect(await page.textContent('.verdict')).toContain('healthy');
       expect(errors).toEqual([]);
       expect(requests.filter((u) => !u.startsWith('file:') && !u.startsWith('data:'))).toEqual([]);
