@@ -143,17 +143,36 @@ export async function sweepResults(client: Client, registry: TaskRegistry, dir: 
   };
 }
 
+/**
+ * A cell's metrics with the name of one of its own axis values folded out of their keys: a cell of
+ * the `env` value `austen` reports `perplexity.austen`, shown in the column `perplexity` (its ENV
+ * column says which). A key that would then clash with another of the cell's keys stays as it is.
+ */
+function foldedMetrics(c: FiringResults['cells'][number]): Map<string, Cell> {
+  const values = Object.values(c.axes);
+  const out = new Map<string, Cell>();
+  for (const [k, v] of Object.entries(c.metrics)) {
+    const value = values.find((x) => k.endsWith(`.${x}`));
+    const folded = value ? k.slice(0, -value.length - 1) : k;
+    out.set(folded !== k && (folded in c.metrics || out.has(folded)) ? k : folded, v);
+  }
+  return out;
+}
+
 function rows(r: FiringResults): { headers: string[]; rows: Cell[][] } {
   const priced = r.cells.some((c) => c.cost !== undefined);
+  const metrics = r.cells.map(foldedMetrics);
+  const names: string[] = [];
+  for (const m of metrics) for (const k of m.keys()) if (!names.includes(k)) names.push(k);
   return {
-    headers: ['cell', ...r.axes, 'status', 'host', ...(priced ? ['cost'] : []), ...r.metricNames],
-    rows: r.cells.map((c) => [
+    headers: ['cell', ...r.axes, 'status', 'host', ...(priced ? ['cost'] : []), ...names],
+    rows: r.cells.map((c, i) => [
       c.cell,
       ...r.axes.map((a) => c.axes[a]),
       c.phase ? `${c.status} (${c.phase})` : c.status,
       c.host,
       ...(priced ? [c.cost] : []),
-      ...r.metricNames.map((m) => c.metrics[m]),
+      ...names.map((m) => metrics[i]!.get(m)),
     ]),
   };
 }
