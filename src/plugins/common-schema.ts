@@ -228,3 +228,30 @@ export interface RunOptions {
  */
 export const TABLE_FORMAT =
   'a CSV file with a header row and numbers in every cell (features first, the target last), relative to the request file';
+
+/**
+ * The rules an evaluation request states beyond its fields' own (both its forms, built-in and user
+ * code): exactly one of `checkpoint` and `model` (two names for one field), and environment names
+ * used once. Run also when other fields failed, so one run reports every problem.
+ */
+export function refineEvaluationRequest(
+  req: { checkpoint?: unknown; model?: unknown; environments?: unknown },
+  ctx: z.RefinementCtx,
+  checkpointHint: string,
+): void {
+  if (req.checkpoint === undefined && req.model === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['checkpoint'], message: `checkpoint is required: ${checkpointHint} (\`model\` is accepted as another name)` });
+  }
+  if (req.checkpoint !== undefined && req.model !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['model'], message: 'give checkpoint or model, not both: they are two names for the same field' });
+  }
+  const seen = new Set<string>();
+  (Array.isArray(req.environments) ? (req.environments as { name?: unknown }[]) : []).forEach((env, i) => {
+    if (typeof env?.name !== 'string') return;
+    if (seen.has(env.name)) ctx.addIssue({ code: 'custom', path: ['environments', i, 'name'], message: `name "${env.name}" is used twice; environment names must be unique` });
+    seen.add(env.name);
+  });
+}
+
+/** For editors (JSON Schema): the one rule of refineEvaluationRequest that JSON Schema can say. */
+export const CHECKPOINT_OR_MODEL = { oneOf: [{ required: ['checkpoint'] }, { required: ['model'] }] };

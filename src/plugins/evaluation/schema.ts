@@ -12,7 +12,7 @@
  * `checkpoint` and `model` are two names for one field; parsing returns it as `checkpoint`.
  */
 import { z } from 'zod';
-import { requiredString, runOptionsShape, slugName, strictFields } from '../common-schema';
+import { CHECKPOINT_OR_MODEL, refineEvaluationRequest, requiredString, runOptionsShape, slugName, strictFields } from '../common-schema';
 
 export const EVALUATION_LOG = 'evaluation.log';
 export const EVALUATION_SCORES = 'scores.json';
@@ -46,27 +46,7 @@ export const evaluationRequestSchema = strictFields(
   },
   'an evaluation request',
 )
-  .superRefine(
-    (req, ctx) => {
-      if (req.checkpoint === undefined && req.model === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['checkpoint'], message: `checkpoint is required: ${CHECKPOINT_HINT} (\`model\` is accepted as another name)` });
-      }
-      if (req.checkpoint !== undefined && req.model !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['model'], message: 'give checkpoint or model, not both: they are two names for the same field' });
-      }
-      const seen = new Set<string>();
-      (Array.isArray(req.environments) ? req.environments : []).forEach((env, i) => {
-        if (typeof env?.name !== 'string') return;
-        if (seen.has(env.name)) {
-          ctx.addIssue({ code: 'custom', path: ['environments', i, 'name'], message: `name "${env.name}" is used twice; environment names must be unique` });
-        }
-        seen.add(env.name);
-      });
-    },
-    // Also when other fields failed, so that one run reports every problem; the value may then be partial.
-    { when: (payload) => typeof payload.value === 'object' && payload.value !== null },
-  )
-  // The one rule above that JSON Schema can say (schemas/evaluation.schema.json, for editors).
-  .meta({ oneOf: [{ required: ['checkpoint'] }, { required: ['model'] }] })
+  .superRefine((req, ctx) => refineEvaluationRequest(req, ctx, CHECKPOINT_HINT), { when: (payload) => typeof payload.value === 'object' && payload.value !== null })
+  .meta(CHECKPOINT_OR_MODEL)
   .transform(({ model, checkpoint, ...rest }) => ({ ...rest, checkpoint: (checkpoint ?? model) as string }));
 export type EvaluationRequest = z.infer<typeof evaluationRequestSchema>;

@@ -12,7 +12,7 @@
  *   metrics: [loss]                     # keys of ORBIT_METRICS_FILE's records (health, diagnosis, report)
  */
 import { z } from 'zod';
-import { artifactPath, requiredString, runOptionsShape, slugName, strictFields } from '../common-schema';
+import { artifactPath, CHECKPOINT_OR_MODEL, refineEvaluationRequest, requiredString, runOptionsShape, slugName, strictFields } from '../common-schema';
 import { commitProblem } from '../upstream/schema';
 
 /** The workdir size over which a request is refused unless it raises `workdir.maxSizeMb`. */
@@ -217,23 +217,13 @@ export const evaluationCodeRequestSchema = strictFields(
 )
   .superRefine(
     (req, ctx) => {
-      if (req.checkpoint === undefined && req.model === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['checkpoint'], message: `checkpoint is required: ${CHECKPOINT_HINT} (\`model\` is accepted as another name)` });
-      }
-      if (req.checkpoint !== undefined && req.model !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['model'], message: 'give checkpoint or model, not both: they are two names for the same field' });
-      }
+      refineEvaluationRequest(req, ctx, CHECKPOINT_HINT);
       const envs = Array.isArray(req.environments) ? req.environments : [];
-      const seen = new Set<string>();
-      envs.forEach((env, i) => {
-        if (typeof env?.name !== 'string') return;
-        if (seen.has(env.name)) ctx.addIssue({ code: 'custom', path: ['environments', i, 'name'], message: `name "${env.name}" is used twice; environment names must be unique` });
-        seen.add(env.name);
-      });
       noCollidingNames(Object.fromEntries(envs.filter((e) => typeof e?.name === 'string').map((e) => [e.name, e])), 'ORBIT_ENVIRONMENT_', ['environments'], ctx);
     },
     { when: (payload) => typeof payload.value === 'object' && payload.value !== null },
   )
+  .meta(CHECKPOINT_OR_MODEL)
   .transform(({ model, checkpoint, ...rest }) => ({ ...rest, checkpoint: (checkpoint ?? model) as string }));
 export type EvaluationCodeRequest = z.infer<typeof evaluationCodeRequestSchema>;
 
