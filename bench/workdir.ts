@@ -13,9 +13,9 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { Bundle } from '../src/bundle';
 import { MB, scanSource, scanWorkdir, stageWorkdir } from '../src/plugins/workload/workdir';
@@ -81,6 +81,7 @@ async function main(): Promise<void> {
 
     const ours: number[] = [];
     const theirs: number[] = [];
+    const raw: number[] = [];
     for (let r = 0; r < reps; r++) {
       const bundleDir = join(tmp.dir, `bundle-${r}`);
       const rsyncDir = join(tmp.dir, `rsync-${r}`);
@@ -92,6 +93,17 @@ async function main(): Promise<void> {
         }),
       );
       theirs.push(await time(() => run('rsync', ['-a', '--filter=:- .gitignore', '--exclude=.git', `${project}/`, `${rsyncDir}/`])));
+      // The same files copied by node with nothing else (no scan, no hash): this runtime's own floor.
+      const rawDir = join(tmp.dir, `raw-${r}`);
+      raw.push(
+        await time(async () => {
+          for (const f of scan.files) {
+            await mkdir(dirname(join(rawDir, f.path)), { recursive: true });
+            await copyFile(join(project, f.path), join(rawDir, f.path));
+          }
+        }),
+      );
+      await rm(rawDir, { recursive: true, force: true });
       if (r === 0) {
         const a = await listFiles(join(bundleDir, 'inputs', 'workdir'));
         const b = await listFiles(rsyncDir);
@@ -102,6 +114,7 @@ async function main(): Promise<void> {
     }
     const ratio = median(ours) / median(theirs);
     line(B, `copy: orbit ${s(median(ours))} (scan + stage + sha256 of every file), rsync ${s(median(theirs))}, median of ${reps}; ratio orbit/rsync ${ratio.toFixed(2)} (target <= 2) ${verdict(ratio <= 2)}; same ${scan.files.length} files; load ${load()}`);
+    line(B, `copy: raw node copy of the same files (mkdir + copyFile, one at a time) ${s(median(raw))}; ratio orbit/raw-node ${(median(ours) / median(raw)).toFixed(2)}`);
 
     // Refusal: the same folder with a limit of a tenth of its size.
     const limit = scan.totalBytes / 10;

@@ -8,9 +8,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { Dirent } from 'node:fs';
-import { chmod, lstat, readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
-import { isSafeRelativePath, sha256File, type Bundle, type Problem } from '../../bundle';
+import { chmod, copyFile, lstat, mkdir, readdir, readFile, readlink, realpath, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
+import { BundleStateError, isSafeRelativePath, sha256File, type Bundle, type Problem } from '../../bundle';
 import { eachLimit } from '../../store/cas';
 import { assertNoProblems } from '../common';
 import { DEFAULT_WORKDIR_MAX_MB } from './schema';
@@ -242,32 +242,50 @@ export async function scanGitWorkdir(repo: string, commit: string, options: Scan
  */
 /** Files copied into the bundle at once. */
 const STAGE_CONCURRENCY = 16;
+/** Files up to this size are read whole (hashed and written in one pass); bigger ones are copied, then hashed. */
+const READ_WHOLE_BYTES = 8 * MB;
 
 export async function stageWorkdir(bundle: Bundle, source: WorkdirSourceInput, destInputsRel: string): Promise<StagedWorkdir> {
   if (!isSafeRelativePath(destInputsRel)) throw new Error(`stageWorkdir: ${JSON.stringify(destInputsRel)} is not a safe relative path under inputs/`);
   return withScan(source, async (scan, commit) => {
     assertNoProblems('workdir', scan.problems);
-    const files: WorkdirManifest['files'] = [];
-    const done = async (f: WorkdirFile, sha256?: string) => {
+    if (await bundle.frozenDigest()) throw new BundleStateError(`bundle ${bundle.dir} is frozen; it cannot be changed`);
+    const made = new Set<string>();
+    /** Writes one staged file straight into the bundle (the scan vouched for its path), its mode and hash in the same pass. */
+    const put = async (f: WorkdirFile, data: Buffer | { copyFrom: string }): Promise<WorkdirManifest['files'][number]> => {
+      if (!isSafeRelativePath(f.path)) throw new Error(`stageWorkdir: ${JSON.stringify(f.path)} is not a safe relative path`);
       const target = bundle.path(`inputs/${destInputsRel}/${f.path}`);
-      await chmod(target, f.executable ? 0o755 : 0o644);
-      const size = (await stat(target)).size;
-      return { path: f.path, size, sha256: sha256 ?? (await sha256File(target)), executable: f.executable, ...(f.linkTo ? { linkTo: f.linkTo } : {}) };
+      const dir = dirname(target);
+      if (!made.has(dir)) {
+        await mkdir(dir, { recursive: true });
+        made.add(dir);
+      }
+      const mode = f.executable ? 0o755 : 0o644;
+      let sha256: string;
+      let size: number;
+      if (Buffer.isBuffer(data)) {
+        await writeFile(target, data, { mode });
+        [sha256, size] = [createHash('sha256').update(data).digest('hex'), data.length];
+      } else {
+        await copyFile(data.copyFrom, target);
+        await chmod(target, mode);
+        [sha256, size] = [await sha256File(target), (await stat(target)).size];
+      }
+      await chmod(target, mode); // writeFile's mode is masked by the umask
+      return { path: f.path, size, sha256, executable: f.executable, ...(f.linkTo ? { linkTo: f.linkTo } : {}) };
     };
+    const files: WorkdirManifest['files'] = [];
     if (!commit) {
-      // Many small files: copied and hashed a few at a time (in scan order in the manifest).
+      // Many small files: read, hashed and written a few at a time (in scan order in the manifest); big ones copied, then hashed.
       const entries = new Array<WorkdirManifest['files'][number]>(scan.files.length);
       await eachLimit([...scan.files.keys()], STAGE_CONCURRENCY, async (i) => {
         const f = scan.files[i]!;
-        await bundle.copyInput(join(scan.root, f.linkTo ?? f.path), `${destInputsRel}/${f.path}`);
-        entries[i] = await done(f);
+        const from = join(scan.root, f.linkTo ?? f.path);
+        entries[i] = await put(f, f.size <= READ_WHOLE_BYTES ? await readFile(from) : { copyFrom: from });
       });
       files.push(...entries);
     } else {
-      for await (const { file: f, data } of commitBlobs(commit, scan.files)) {
-        await bundle.writeInput(`${destInputsRel}/${f.path}`, data);
-        files.push(await done(f, createHash('sha256').update(data).digest('hex')));
-      }
+      for await (const { file: f, data } of commitBlobs(commit, scan.files)) files.push(await put(f, data));
     }
     const exclude = [...(source.exclude ?? [])];
     const manifest: WorkdirManifest = {
