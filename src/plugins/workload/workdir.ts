@@ -268,10 +268,9 @@ export async function stageWorkdir(bundle: Bundle, source: WorkdirSourceInput, d
         [sha256, size] = [createHash('sha256').update(data).digest('hex'), data.length];
       } else {
         await copyFile(data.copyFrom, target);
-        await chmod(target, mode);
         [sha256, size] = [await sha256File(target), (await stat(target)).size];
       }
-      await chmod(target, mode); // writeFile's mode is masked by the umask
+      await chmod(target, mode); // copyFile keeps the source's mode, and writeFile's is masked by the umask
       return { path: f.path, size, sha256, executable: f.executable, ...(f.linkTo ? { linkTo: f.linkTo } : {}) };
     };
     const files: WorkdirManifest['files'] = [];
