@@ -13,7 +13,7 @@ import { join, posix } from 'node:path';
 import { isSafeRelativePath, type Problem } from '../../bundle';
 import { git, hasCommit, isGitUrl, readBlobs } from '../upstream/git';
 import { commitProblem } from '../upstream/schema';
-import type { ScanOptions, WorkdirDrop, WorkdirFile, WorkdirScan, WorkdirSourceInput } from './workdir';
+import type { ScanOptions, WorkdirDrop, WorkdirFile, WorkdirScan, WorkdirSourceInput } from './workdir-types';
 import { WorkdirRules } from './workdir-ignore';
 import { finish, maxBytesOption, MB, newScan, optionProblems, skip } from './workdir-scan';
 

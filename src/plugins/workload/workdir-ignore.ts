@@ -7,7 +7,7 @@
 import { relative } from 'node:path';
 import ignore from 'ignore';
 import type { Problem } from '../../bundle';
-import type { WorkdirDrop } from './workdir';
+import type { WorkdirDrop } from './workdir-types';
 
 const EXCLUDE_SOURCE = 'workdir.exclude';
 

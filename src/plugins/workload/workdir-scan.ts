@@ -7,7 +7,7 @@
 import type { Problem } from '../../bundle';
 import { excludeProblems } from './workdir-ignore';
 import { DEFAULT_WORKDIR_MAX_MB } from './schema';
-import type { ScanOptions, WorkdirDrop, WorkdirScan } from './workdir';
+import type { ScanOptions, WorkdirDrop, WorkdirScan } from './workdir-types';
 
 export const MB = 1024 * 1024;
 /** How many of the biggest files a scan names. */
