@@ -64,7 +64,7 @@ describe('runBundle on the real dev server with the local host', () => {
     expect((await verifyManifest(bundleDir)).verified).toBe(true);
     const status = await handle.query(statusQuery);
     expect(status.phase).toBe('succeeded');
-    expect(status.stage?.filesSent).toBe(8); // 5 of the bundle's own + precheck.py, precheck.json, gpu_audit.py
+    expect(status.stage?.filesSent).toBe(9); // 5 of the bundle's own + precheck.py, precheck.json, gpu_audit.py, python/orbit_job.py
     const report = JSON.parse(await readFile(join(bundleDir, 'runtime/collection.json'), 'utf8'));
     expect(report.manifest.verified).toBe(true);
     await record('run-bundle-succeeded', handle);
