@@ -43,6 +43,20 @@ async function makeProject(dir: string): Promise<void> {
   git('-c', 'user.email=t@example.com', '-c', 'user.name=t', 'commit', '-q', '-m', 'data');
   // Not committed: the script itself, and files .gitignore keeps out.
   await copyFile(join(FIXTURE, 'train.py'), join(dir, 'train.py'));
+  // A script that follows the contract by hand (no import of Orbit): its loss turns NaN, then it hangs on.
+  await writeFile(
+    join(dir, 'diverge.py'),
+    [
+      'import json, math, os, time',
+      'with open(os.environ["ORBIT_METRICS_FILE"], "a") as f:',
+      '    for step in range(1, 7):',
+      '        f.write(json.dumps({"step": step, "loss": 1.0 / step if step < 4 else math.nan}) + "\\n")',
+      '        f.flush()',
+      '        time.sleep(0.1)',
+      'time.sleep(600)',
+      '',
+    ].join('\n'),
+  );
   await writeFile(join(dir, 'secrets.txt'), 'TOKEN=do-not-ship\n');
   await writeFile(join(dir, 'cache/blob.bin'), 'x'.repeat(1000));
   await writeFile(join(dir, 'debug.log'), 'noise\n');
@@ -137,7 +151,7 @@ describe('user code: a project folder runs on the local host and on SSH hosts, a
     const { bundle } = await build('staged');
     const staged = JSON.parse(await readFile(bundle.path('inputs/workdir.json'), 'utf8')) as { files: { path: string }[] };
     const paths = staged.files.map((f) => f.path).sort();
-    expect(paths).toEqual(['.gitignore', 'README.md', 'data/points.csv', 'train.py']);
+    expect(paths).toEqual(['.gitignore', 'README.md', 'data/points.csv', 'diverge.py', 'train.py']);
     expect(existsSync(bundle.path('inputs/workdir/train.py'))).toBe(true);
     for (const gone of ['secrets.txt', 'cache/blob.bin', 'debug.log']) expect(existsSync(bundle.path(`inputs/workdir/${gone}`))).toBe(false);
     expect(existsSync(bundle.path('inputs/datasets/points/points.csv'))).toBe(true);
@@ -162,6 +176,15 @@ describe('user code: a project folder runs on the local host and on SSH hosts, a
     const summary = await plugin.summarizeResult(reopened, { status: 'succeeded', exitCode: 0, manifest: await verifyManifest(bundle.dir) });
     expect(summary.headline).toMatch(/^trained 20 steps: loss [\d.]+ -> [\d.]+; last complete checkpoint artifacts\/out\/checkpoints\/step-20 \(10 in all\)$/);
     expect(Number(summary.metrics['final.loss'])).toBeLessThan(Number(summary.metrics['first.loss']));
+  }, 120_000);
+
+  it('live health on the user\'s own metrics: a NaN loss in ORBIT_METRICS_FILE stops the run, naming the rule', async () => {
+    const { bundle, digest } = await build('diverge', { run: 'python3 diverge.py' });
+    const { handle } = await start(bundle, digest, 'local');
+    const result = await runOutcome(handle);
+    expect(result.status).toBe('failed');
+    expect(result.reasons[0]).toMatch(/^unhealthy: not-finite:loss: loss became NaN at step 4 \(it was 0\.333 at step 3\); stopped \(onUnhealthy stop\)$/);
+    expect(result.health?.state).toBe('unhealthy');
   }, 120_000);
 
   it('a lost SSH host: relaunched on the other one, it resumes from the newest synced checkpoint, the metrics without gap or repeat', async () => {
