@@ -8,6 +8,7 @@
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { execFile, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -293,6 +294,9 @@ describe('the fleet under faults: no lease lost, none given twice, no GPU shared
     const victim = holders[1]!;
     const victimLease = before.leases.find((l) => l.holder.workflowId === victim.input.runId)!;
     expect(victimLease).toBeDefined();
+    // Phase `running` means the wrapper started; its job writes its start line a moment later (after the precheck).
+    const victimRecord = join(hosts[victimLease.host]!.workRoot, victim.input.runId, 'artifacts/gpu.txt');
+    for (const end = Date.now() + 30_000; !existsSync(victimRecord) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 100));
     const terminating = Date.now();
     await execFileAsync(findTemporalBinary(), ['workflow', 'terminate', '--address', server.address, '--workflow-id', victim.input.runId, '--reason', 'fleet-faults test']);
     const terminatedAt = Date.now();
