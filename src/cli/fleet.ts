@@ -21,15 +21,17 @@ const FLEET_QUERY_MS = 5000;
  */
 export async function fleetViewOf(client: Client): Promise<FleetView | undefined> {
   const handle = client.workflow.getHandle(fleetWorkflowId(taskQueue()));
+  const deadline = Date.now() + FLEET_QUERY_MS;
   try {
-    return await client.connection.withDeadline(Date.now() + FLEET_QUERY_MS, () => handle.query(fleetQuery));
+    return await client.connection.withDeadline(deadline, () => handle.query(fleetQuery));
   } catch (e) {
     if (e instanceof WorkflowNotFoundError) return undefined;
     const { noWorkerWarning, workerPresence } = await import('./presence');
     const missing = noWorkerWarning(await workerPresence(client, taskQueue()), taskQueue());
     if (missing) throw new CliError(`the fleet (workflow ${handle.workflowId}) cannot answer: ${missing.replace(/^warning: /, '')}`, EXIT_TEMPORAL);
     const grpc = (e as { code?: unknown; cause?: { code?: unknown } }).cause?.code ?? (e as { code?: unknown }).code;
-    if (grpc === 4 /* DEADLINE_EXCEEDED */) {
+    // The deadline can surface as DEADLINE_EXCEEDED or, when the call is torn down at it, as CANCELLED ("Call cancelled").
+    if (grpc === 4 /* DEADLINE_EXCEEDED */ || (grpc === 1 /* CANCELLED */ && Date.now() >= deadline)) {
       throw new CliError(
         `the fleet (workflow ${handle.workflowId}) did not answer within ${FLEET_QUERY_MS / 1000} s: a worker polled task queue "${taskQueue()}" lately but none answered (busy, or stopped in the last minutes); check \`orbit worker\``,
         EXIT_TEMPORAL,
