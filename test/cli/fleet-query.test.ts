@@ -1,0 +1,38 @@
+/** `orbit queue`'s fleet query when a worker polled lately but none answers: however the deadline surfaces, one line naming it. */
+import type { Client } from '@temporalio/client';
+import { describe, expect, it } from 'vitest';
+import { CliError } from '../../src/cli/errors';
+import { fleetViewOf } from '../../src/cli/fleet';
+
+/** A client whose fleet query fails with gRPC `code` once the deadline it was given has passed (or at once); a worker polled a moment ago. */
+function client(code: number, atDeadline: boolean): Client {
+  return {
+    options: { namespace: 'default' },
+    workflow: { getHandle: (id: string) => ({ workflowId: id, query: async () => undefined }) },
+    workflowService: { describeTaskQueue: async () => ({ pollers: [{ identity: 'w@host', lastAccessTime: { seconds: Date.now() / 1000 } }] }) },
+    connection: {
+      withDeadline: async (deadline: number) => {
+        if (atDeadline) await new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now()) + 5));
+        throw Object.assign(new Error(code === 1 ? 'Call cancelled' : 'Deadline exceeded'), { code });
+      },
+    },
+  } as unknown as Client;
+}
+
+describe('the fleet query at its deadline', () => {
+  it.each([
+    ['DEADLINE_EXCEEDED', 4],
+    ['CANCELLED at the deadline', 1],
+  ])('%s reads as "did not answer within 5 s", exit 3', async (_name, code) => {
+    const err = await fleetViewOf(client(code, true)).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(CliError);
+    expect((err as CliError).message).toMatch(/^the fleet \(workflow \S+\) did not answer within 5 s: a worker polled task queue ".*" lately but none answered/);
+    expect((err as CliError).exitCode).toBe(3);
+  }, 10_000);
+
+  it('a CANCELLED before the deadline is not taken for it', async () => {
+    const err = await fleetViewOf(client(1, false)).then(() => undefined, (e: unknown) => e);
+    expect(err).not.toBeInstanceOf(CliError);
+    expect((err as Error).message).toBe('Call cancelled');
+  });
+});
