@@ -9,6 +9,7 @@
  */
 import { lstat, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
+import { seededRandom } from '../common/seeded-random';
 import { CliError } from './cli-error';
 import type { Io } from './io';
 import { jobIdFromFile } from './request';
@@ -27,17 +28,7 @@ const FILES: { path: string; template?: string; generate?: () => string; mode?: 
 /** The paths init writes, relative to DIR, in the order it writes them. */
 export const INIT_FILES: readonly string[] = FILES.map((f) => f.path);
 
-/** A small seeded generator (mulberry32): the table is the same on every machine. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const generator = seededRandom;
 
 /** data/train.csv: 200 rows of x1, x2, x3 in [-1, 1] and y = 2*x1 - 3*x2 + 0.5*x3 + 1 + noise (sd 0.1). */
 export function trainingTable(rows = 200, seed = 17): string {

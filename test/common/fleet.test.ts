@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../../src/common/seeded-random';
 import { candidatesOf, conditionOf, describeResources, emptyFleet, enqueue, fleetWorkflowId, LOCAL_HOST, leaseCost, neverFits, queueOrder, releaseHolder, releaseLease, schedule, unmetBy, usageOf, type FleetHostSpec, type FleetState, type Holder, type Lease, type LeaseRequest, type LeaseResources, type ScheduleResult } from '../../src/common/fleet';
 import { markAnswering, markLost, setDrained, setInventory } from '../../src/common/fleet-hosts';
 import { fleetView } from '../../src/common/fleet-view';
@@ -1070,17 +1071,7 @@ describe('helpers', () => {
 
 // ------------------------------------------------------------------ randomized safety and liveness
 
-/** A small deterministic PRNG (mulberry32). */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 describe('randomized', () => {
   for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
