@@ -9,11 +9,11 @@ import type { LaunchResult, Probe, ProbeState, StageResult } from '../common/act
 import type { StopReason } from '../common/protocol';
 import { collectRun, type CollectOptions, type CollectResult } from './host/collect';
 import type { HostContext } from './host/context';
-import { cancelRun, launchRun, probeRun } from './host/process';
+import { cancelRun, launchRun, probeRun, probeRuns, type ProbeTarget } from './host/process';
 import { stageBundle, uploadFiles } from './host/stage';
 import type { Transport } from './transport';
 
-export type { CollectOptions, CollectResult, LaunchResult, Probe, ProbeState, StageResult };
+export type { CollectOptions, CollectResult, LaunchResult, Probe, ProbeState, ProbeTarget, StageResult };
 export { RunNotStagedError, StageVerificationError } from './host/errors';
 export { parseListing, withoutIncompleteUnits } from './host/listing';
 
@@ -59,6 +59,11 @@ export class ShellHost implements HostContext {
   /** One cheap look at the run: alive, exit code, artifact bytes and log tails. */
   probe(runId: string, taskLogFile: string, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Probe> {
     return probeRun(this, runId, taskLogFile, options);
+  }
+
+  /** Many runs of this host in one command: what probe() says of each, by run id. Throws when the host does not answer. */
+  probeMany(targets: ProbeTarget[], options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Map<string, Probe>> {
+    return probeRuns(this, targets, options);
   }
 
   /**

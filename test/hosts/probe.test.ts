@@ -22,4 +22,9 @@ describe('parseProbe', () => {
     }
     expect(parseProbe('state=missing\n')).toEqual({ state: 'missing', pid: null, exitCode: null, artifactBytes: 0, runtimeLogTail: [], taskLogTail: [] });
   });
+
+  it('keeps the task log apart when the runtime log is empty (the marker then follows its own at once)', () => {
+    const p = parseProbe(`pid=42\nalive=1\nexit=\nlaunched=1\n${PROBE_SECTION.runtimeLog}\n${PROBE_SECTION.taskLog}\nstep 1\nstep 2\n`);
+    expect(p).toMatchObject({ runtimeLogTail: [], taskLogTail: ['step 1', 'step 2'] });
+  });
 });

@@ -139,6 +139,114 @@ echo "${PROBE_SECTION.taskLog}"; ${tail(q(logPath))}
   return parseProbe(r.stdout);
 }
 
+/** One run of a batched probe: its id and its task log (relative to artifacts/, as the job spec names it). */
+export interface ProbeTarget {
+  runId: string;
+  taskLogFile: string;
+}
+
+/**
+ * The state of its run folder that leader_alive needs, read with shell builtins only: the batch
+ * probes hundreds of runs per command, and the common case (an identity with a start time, written by
+ * every launch) must cost no process. Anything else falls back to leader_alive itself.
+ */
+const FAST_ALIVE = `fast_alive() {
+  case "$1" in ''|*[!0-9]*|0|1) return 1 ;; esac
+  kill -0 "$1" 2>/dev/null || return 1
+  local line= kv k ipid= istart= f
+  { read -r line < /proc/$1/stat; } 2>/dev/null || [ -n "$line" ] || return 1
+  f=(\${line##*) })
+  [ "\${f[0]}" != Z ] || return 1
+  if [ -f ${RUN_IDENTITY_FILE} ]; then
+    while IFS= read -r kv || [ -n "$kv" ]; do
+      k=\${kv%%=*}
+      case $k in pid) [ -n "$ipid" ] || ipid=\${kv#*=} ;; starttime) [ -n "$istart" ] || istart=\${kv#*=} ;; esac
+    done < ${RUN_IDENTITY_FILE}
+  fi
+  if [ -n "\${f[19]}" ] && [ -n "$istart" ]; then [ "$ipid" = "$1" ] && [ "\${f[19]}" = "$istart" ]; return; fi
+  leader_alive "$1"
+}`;
+
+/**
+ * Probes many runs of this host in ONE command (the monitors of a worker share it, see
+ * src/activities/probes.ts): for each run what probeRun says, parsed by the same parseProbe. Per
+ * run it costs two `tail`s and shell builtins; `du` and `df` run once for the whole batch (so a file
+ * hard-linked into two runs' artifacts/ counts in the first one only). Each
+ * run's section starts with a line carrying a fresh random nonce, so nothing a job writes into its
+ * logs can pass for another run's answer. Throws when the host does not answer (every run of the
+ * batch is then unreachable alike).
+ */
+export async function probeRuns(host: HostContext, targets: ProbeTarget[], options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Map<string, Probe>> {
+  const runs = targets.map((t) => ({ ...t, dir: host.runDir(t.runId), log: `${ARTIFACTS_DIR}/${isSafeRelativePath(t.taskLogFile) ? t.taskLogFile : 'task.log'}` }));
+  const out = new Map<string, Probe>();
+  if (runs.length === 0) return out;
+  const nonce = randomBytes(12).toString('hex');
+  const tail = (file: string) => `tail -c 4000 ${file} 2>/dev/null`;
+  const perRun = runs
+    .map(
+      (r, i) => `echo "${nonce} run ${i}"
+if cd ${q(r.dir)} 2>/dev/null; then
+  pid=; code=; launched=0; alive=0
+  [ -f ${PID_FILE} ] && { read -r pid < ${PID_FILE} || :; }
+  [ -f ${EXIT_CODE_FILE} ] && { read -r code < ${EXIT_CODE_FILE} || :; }
+  [ -d ${LAUNCH_MARKER_DIR} ] && launched=1
+  [ -n "$pid" ] && fast_alive "$pid" && alive=1
+  echo "pid=$pid"; echo "alive=$alive"; echo "exit=$code"; echo "launched=$launched"
+  echo "${PROBE_SECTION.runtimeLog}"; ${tail(RUNTIME_LOG)}; echo
+  echo "${PROBE_SECTION.taskLog}"; ${tail(q(r.log))}; echo
+  here+=(${q(r.dir)}); idx+=(${i})
+else
+  echo "state=missing"
+fi`,
+    )
+    .join('\n');
+  const script = `${RUN_GROUP}
+${FAST_ALIVE}
+here=(); idx=()
+${perRun}
+cd /
+echo "${nonce} du"
+du -sb -- ${runs.map((r) => q(`${r.dir}/${ARTIFACTS_DIR}`)).join(' ')} 2>/dev/null
+echo "${nonce} df"
+[ \${#here[@]} -gt 0 ] && df -Pk -- "\${here[@]}" 2>/dev/null | awk -v idx="\${idx[*]}" 'BEGIN { n = split(idx, at, " ") } NR > 1 && NR - 1 <= n { print at[NR - 1], $4, $2 }'
+echo "${nonce} end"
+`;
+  const r = await host.transport.exec(script, { signal: options.signal, timeoutMs: options.timeoutMs, maxOutputBytes: 64 * 1024 + runs.length * 16 * 1024 });
+  if (r.code !== 0 || !r.stdout.includes(`${nonce} end`)) throw new Error(`batched probe on ${host.name} failed (exit ${r.code}): ${r.stderr.trim().slice(0, 300) || 'no answer'}`);
+  const sections = r.stdout.split(new RegExp(`^${nonce} `, 'm'));
+  const bytes = new Map<string, number>();
+  const disks = new Map<number, string>();
+  for (const section of sections) {
+    const nl = section.indexOf('\n');
+    const title = section.slice(0, nl < 0 ? section.length : nl);
+    const body = nl < 0 ? '' : section.slice(nl + 1);
+    const run = /^run (\d{1,9})$/.exec(title);
+    if (run) {
+      const target = runs[Number(run[1])];
+      if (target && !out.has(target.runId)) out.set(target.runId, parseProbe(body));
+    } else if (title === 'du') {
+      for (const line of body.split('\n')) {
+        const m = /^(\d{1,18})\t(.*)$/.exec(line);
+        if (m) bytes.set(m[2]!, Number(m[1]));
+      }
+    } else if (title === 'df') {
+      for (const line of body.split('\n')) {
+        const m = /^(\d{1,9}) (.*)$/.exec(line);
+        if (m) disks.set(Number(m[1]), m[2]!);
+      }
+    }
+  }
+  runs.forEach((t, i) => {
+    const p = out.get(t.runId);
+    if (!p || p.state === 'missing') return;
+    const b = bytes.get(`${t.dir}/${ARTIFACTS_DIR}`);
+    p.artifactBytes = b !== undefined && Number.isSafeInteger(b) ? b : 0;
+    Object.assign(p, parseDisk(disks.get(i)));
+  });
+  for (const t of runs) if (!out.has(t.runId)) throw new Error(`batched probe on ${host.name}: no answer for run ${t.runId}`);
+  return out;
+}
+
 /**
  * TERM to the run's whole process group, KILL after `graceSeconds`; a manifest is written if the wrapper could not.
  * Before every signal the group is checked to be this run's (RUN_GROUP): a pid reused by anything else is never signalled.
@@ -180,7 +288,8 @@ echo ${MARK.killed}
 /** Parses the probe script's output: `key=value` lines, then the two log tails. */
 export function parseProbe(stdout: string): Probe {
   const [head = '', rest = ''] = stdout.split(`\n${PROBE_SECTION.runtimeLog}\n`);
-  const [runtimeLog = '', taskLog = ''] = rest.split(`\n${PROBE_SECTION.taskLog}\n`);
+  // An empty runtime log leaves the task log's marker first: the newline before it is the first split's.
+  const [runtimeLog = '', taskLog = ''] = `\n${rest}`.split(`\n${PROBE_SECTION.taskLog}\n`);
   const kv = new Map<string, string>();
   for (const line of head.split('\n')) {
     const m = /^([a-z]+)=(.*)$/.exec(line);
