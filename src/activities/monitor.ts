@@ -1,5 +1,6 @@
 /**
- * The monitor activity: watches a run, probing it every pollIntervalMs and heartbeating what it saw;
+ * The monitor activity: watches a run through its host's batched probe (one command per host per
+ * pollIntervalMs for all the worker's monitors there, ./probes.ts), heartbeating on a timer of its own;
  * copies new and grown files back every syncIntervalMs; marks the host unreachable when a probe gets
  * no answer and returns it lost after hostLostAfterMs. Returns when the run ends, its deadline passes
  * (the run is stopped), the host is lost, the host state changes, or chunkMs elapse. A retried call
@@ -12,6 +13,7 @@ import { sameHealth } from '../common/health';
 import { STOP_REASON } from '../common/protocol';
 import { HealthWatch } from '../health/watch';
 import type { ShellHost } from '../hosts/shell-host';
+import type { ProbeSubscription } from './probes';
 import type { ActivityKit } from './support';
 
 export async function monitorRun(kit: ActivityKit, input: MonitorInput): Promise<MonitorResult> {
@@ -44,9 +46,11 @@ export async function monitorRun(kit: ActivityKit, input: MonitorInput): Promise
   // than the heartbeat timeout, and a monitor that falls silent then is retried over and over.
   const every = Math.max(200, Math.min(10_000, (ctx.info.heartbeatTimeoutMs ?? 30_000) / 3));
   const pulse = setInterval(() => ctx.heartbeat(beat), every);
+  const probes = kit.probes.of(h).subscribe({ runId: input.runId, taskLogFile: input.logFile, pollIntervalMs: input.pollIntervalMs, probeTimeoutMs: input.probeTimeoutMs });
   try {
     for (;;) {
-      const answered = await probeInto(beat, h, input);
+      // No sleep between rounds: next() waits for the host's next batch (at most one poll interval).
+      const answered = await probeInto(beat, probes, input);
       ctx.heartbeat(beat);
       if (!answered && Date.now() - beat.unreachableSince! >= input.hostLostAfterMs) {
         beat.hostState = 'lost';
@@ -75,7 +79,6 @@ export async function monitorRun(kit: ActivityKit, input: MonitorInput): Promise
         }
       }
       if (Date.now() - started >= input.chunkMs) return result(false);
-      await ctx.sleep(input.pollIntervalMs);
     }
   } catch (e) {
     // Only a cancel the workflow asked for stops the job. A timed-out attempt (this worker was too slow
@@ -86,14 +89,15 @@ export async function monitorRun(kit: ActivityKit, input: MonitorInput): Promise
     throw e;
   } finally {
     clearInterval(pulse);
+    probes.close();
   }
 }
 
-/** One probe into the heartbeat; false when the host did not answer (the loss clock starts). */
-async function probeInto(beat: MonitorHeartbeat, h: ShellHost, input: MonitorInput): Promise<boolean> {
+/** The run's next batched probe into the heartbeat; false when the host did not answer (the loss clock starts). */
+async function probeInto(beat: MonitorHeartbeat, probes: ProbeSubscription, input: MonitorInput): Promise<boolean> {
   const ctx = Context.current();
   try {
-    beat.probe = await h.probe(input.runId, input.logFile, { signal: ctx.cancellationSignal, timeoutMs: input.probeTimeoutMs });
+    beat.probe = await probes.next(ctx.cancellationSignal);
     beat.hostState = 'reachable';
     beat.unreachableSince = undefined;
     return true;

@@ -13,6 +13,7 @@ import { StoreError, type BundleStore } from '../store/store';
 import type { HostRegistry } from '../hosts/registry';
 import { UnknownHostError } from '../hosts/registry';
 import type { ShellHost } from '../hosts/shell-host';
+import { WorkerProbes } from './probes';
 
 export interface ActivityDeps {
   hosts: HostRegistry;
@@ -44,6 +45,8 @@ export class ActivityKit {
   /** Runs whose bundle and synced artifacts this process already brought from the store. */
   private readonly local = new Set<string>();
   private readonly published = new Map<string, PublishCache>();
+  /** The monitors' probes, one batch per host per poll interval (./probes.ts). */
+  readonly probes = new WorkerProbes();
 
   constructor(readonly deps: ActivityDeps) {}
 

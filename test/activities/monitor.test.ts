@@ -8,19 +8,19 @@ import { ShellHost } from '../../src/hosts/shell-host';
 import type { Transport } from '../../src/hosts/transport';
 import { scriptBundle, tempDir } from '../helpers/bundles';
 
-/** A host whose every probe takes `probeMs` to answer (a slow or half-frozen machine). */
+/** A host whose every (batched) probe takes `probeMs` to answer (a slow or half-frozen machine). */
 class SlowHost extends ShellHost {
   probes = 0;
   window = { from: 0, to: 0 };
   constructor(private readonly probeMs: number) {
     super({ name: 'slow', transport: {} as Transport, workRoot: '/nowhere' });
   }
-  override async probe(): Promise<Probe> {
+  override async probeMany(targets: { runId: string }[]): Promise<Map<string, Probe>> {
     this.probes++;
     this.window.from = Date.now();
     await new Promise((r) => setTimeout(r, this.probeMs));
     this.window.to = Date.now();
-    return { state: 'exited', pid: 1, exitCode: 0, artifactBytes: 0, runtimeLogTail: [], taskLogTail: [] };
+    return new Map(targets.map((t) => [t.runId, { state: 'exited', pid: 1, exitCode: 0, artifactBytes: 0, runtimeLogTail: [], taskLogTail: [] }]));
   }
 }
 
