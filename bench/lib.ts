@@ -3,7 +3,7 @@
  * harness's startSshd), Orbit hosts and the raw `ssh`/`scp`/`rsync` command lines for the same sshd,
  * timing, process memory, workflow histories, and the figure lines every script prints.
  */
-import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { execFileSync, spawn, type SpawnOptions } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
@@ -16,7 +16,7 @@ import { RUN_GROUP, RUN_PID } from '../src/hosts/host/scripts';
 import { HostRegistry } from '../src/hosts/registry';
 import { ShellHost } from '../src/hosts/shell-host';
 import { SshTransport, type SshTransportOptions } from '../src/hosts/ssh';
-import { createOrbitWorker, type OrbitWorkerOptions } from '../src/worker/worker';
+import { createOrbitWorker, type OrbitWorker, type OrbitWorkerOptions } from '../src/worker/worker';
 import { ensureDevServer, type DevServer } from '../temporal/dev-server';
 import { freePort } from '../test/helpers/ports';
 import { sshOptions as sshdTransportOptions, type SshdServer } from '../test/helpers/sshd';
@@ -226,7 +226,7 @@ export async function inProcessWorker(
   address: string,
   taskQueue: string,
   hosts: HostRegistry,
-  extra: Partial<Pick<OrbitWorkerOptions, 'maxConcurrentActivityTaskExecutions' | 'fleetHosts' | 'fleetSettings'>> = {},
+  extra: Partial<Pick<OrbitWorkerOptions, 'transferSlots' | 'monitorSlots' | 'fleetHosts' | 'fleetSettings'>> = {},
 ) {
   if (!runtimeInstalled) {
     // The expected warnings (probes that get no answer from a killed host) would drown the figures.
@@ -236,7 +236,7 @@ export async function inProcessWorker(
   const nativeConnection = await NativeConnection.connect({ address });
   // Every host of the registry holds as many CPU jobs as a benchmark starts, unless the benchmark says what each offers.
   const roomy = async () => hosts.names().map((name) => ({ name, gpus: [], cpus: 1024, memoryGb: 4096, labels: [] }));
-  const worker: Worker = await createOrbitWorker({ connection: nativeConnection, namespace: 'default', taskQueue, hosts, fleetHosts: roomy, fleetSettings: { reconcileEveryMs: 1_000 }, ...extra });
+  const worker: OrbitWorker = await createOrbitWorker({ connection: nativeConnection, namespace: 'default', taskQueue, hosts, fleetHosts: roomy, fleetSettings: { reconcileEveryMs: 1_000 }, ...extra });
   const running = worker.run();
   return {
     worker,

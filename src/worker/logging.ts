@@ -7,6 +7,7 @@
  */
 import { DefaultLogger, IllegalStateError, Runtime, type LogEntry, type LogLevel } from '@temporalio/worker';
 import { openSync, writeSync } from 'node:fs';
+import { MONITOR_QUEUE_SUFFIX } from '../common/task-queues';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export type OrbitLogLevel = (typeof LOG_LEVELS)[number];
@@ -94,6 +95,11 @@ export function logSink(env: NodeJS.ProcessEnv = process.env): LogSink {
 
 let installed = false;
 
+/** SDK warnings that say what Orbit intends: the monitors' worker has no workflows by design (src/worker/worker.ts). */
+export function expected(entry: LogEntry): boolean {
+  return entry.message.startsWith('No workflows registered') && String(entry.meta?.taskQueue ?? '').endsWith(MONITOR_QUEUE_SUFFIX);
+}
+
 /**
  * Installs the SDK's Runtime with a one-line logger keeping records from WARN up (or from `level`
  * when it is debug or trace; `level` defaults to ORBIT_LOG_LEVEL, else info), writing to stderr or
@@ -109,7 +115,9 @@ export function installQuietRuntime(level?: string, env: NodeJS.ProcessEnv = pro
   const out = logSink(env);
   try {
     Runtime.install({
-      logger: new DefaultLogger(sdkLogLevel(orbitLevel), (entry) => out.write(formatRecord(entry))),
+      logger: new DefaultLogger(sdkLogLevel(orbitLevel), (entry) => {
+        if (!expected(entry)) out.write(formatRecord(entry));
+      }),
       telemetryOptions: { logging: { filter: coreLogFilter(orbitLevel), forward: {} } },
     });
   } catch (e) {

@@ -12,7 +12,7 @@ import { configuredStore, storeUrl } from '../store/open';
 import { parsePauseAfter } from '../activities';
 import { fleetHostsFromInventory, loadHostRegistry } from './hosts';
 import { commandLog, installQuietRuntime, parseLogLevel } from './logging';
-import { createOrbitWorker } from './worker';
+import { createOrbitWorker, DEFAULT_MONITOR_SLOTS, DEFAULT_TRANSFER_SLOTS } from './worker';
 
 export const DEFAULT_GRACE_SECONDS = 20;
 /** How long past the grace a worker whose activities ignore cancellation is waited for. */
@@ -46,6 +46,9 @@ export interface RunWorkerOptions {
   logLevel?: string;
   /** Default: this process's environment. */
   env?: NodeJS.ProcessEnv;
+  /** See OrbitWorkerOptions (`orbit worker --monitor-slots`, `--transfer-slots`). */
+  monitorSlots?: number;
+  transferSlots?: number;
 }
 
 export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
@@ -69,6 +72,8 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
     shutdownForceMs: graceSeconds * 1000 + FORCE_AFTER_GRACE_MS,
     fleetHosts: fleetHostsFromInventory(env),
     fleetSettings: fleetSettingsFrom(env),
+    monitorSlots: options.monitorSlots,
+    transferSlots: options.transferSlots,
   });
 
   // The SDK's runtime shuts the worker down on these signals; this only notes which came, and when.
@@ -79,11 +84,14 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
       log.warn(`orbit worker: second ${signal}: exiting now, without waiting for running activities`);
       process.exit(1);
     }
-    stop = { signal, at: Date.now(), running: worker.getStatus().numInFlightActivities };
+    stop = { signal, at: Date.now(), running: worker.inFlightActivities };
   };
   for (const s of signals) process.on(s, onSignal);
 
-  log.info(`orbit worker: task queue "${taskQueue(env)}" on ${target.address} (${target.namespace}); hosts: ${hosts.names().join(', ')}; store ${storeUrl(env)}`);
+  log.info(
+    `orbit worker: task queue "${taskQueue(env)}" on ${target.address} (${target.namespace}); hosts: ${hosts.names().join(', ')}; store ${storeUrl(env)}; ` +
+      `slots: ${options.monitorSlots ?? DEFAULT_MONITOR_SLOTS} monitors, ${options.transferSlots ?? DEFAULT_TRANSFER_SLOTS} transfers`,
+  );
   // Checked now, so a missing credential or bucket is said at start, not at the first run.
   await configuredStore(env)
     .then((s) => s.check())

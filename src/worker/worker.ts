@@ -6,7 +6,10 @@ import type { FleetHostSpec } from '../common/fleet';
 import type { FleetSettings } from '../common/fleet-activities';
 import type { HostRegistry } from '../hosts/registry';
 import { localHostSpec } from '../hosts/local-resources';
+import { DEFAULT_MONITOR_SLOTS, DEFAULT_TRANSFER_SLOTS, monitorQueueOf } from '../common/task-queues';
 import { workflowCode } from './workflow-bundle';
+
+export { DEFAULT_MONITOR_SLOTS, DEFAULT_TRANSFER_SLOTS };
 
 export interface OrbitWorkerOptions {
   connection?: NativeConnection;
@@ -16,7 +19,13 @@ export interface OrbitWorkerOptions {
   hosts: HostRegistry;
   /** Secrets are resolved by name from here (default: this process's environment). */
   secretSource?: Record<string, string | undefined>;
-  maxConcurrentActivityTaskExecutions?: number;
+  /**
+   * Slots for the short activities of the run's own task queue: stage, launch, collect, probes,
+   * stops, the fleet's (default DEFAULT_TRANSFER_SLOTS).
+   */
+  transferSlots?: number;
+  /** Slots for monitors, on the monitors' own task queue: one per running job this worker watches (default DEFAULT_MONITOR_SLOTS). */
+  monitorSlots?: number;
   /** Fault injection for tests; see ActivityDeps.pauseAfter. */
   pauseAfter?: Record<string, number>;
   /**
@@ -37,21 +46,70 @@ export interface OrbitWorkerOptions {
 
 export { localHost } from './hosts';
 
+/**
+ * One Orbit worker: two SDK workers on one connection. The first polls the task queue for workflow
+ * tasks (runBundle, runSweep, fleet) and the short activities; the second polls the monitors' queue
+ * (../common/task-queues.ts) for monitors only. Each has its own slot budget.
+ */
+export class OrbitWorker {
+  constructor(
+    readonly main: Worker,
+    readonly monitors: Worker,
+  ) {}
+
+  /** Runs both until shutdown; when one stops with an error the other is shut down too, and the error is thrown. */
+  async run(): Promise<void> {
+    const workers = [this.main, this.monitors];
+    await Promise.all(
+      workers.map((w) =>
+        w.run().catch((e: unknown) => {
+          this.shutdown();
+          throw e;
+        }),
+      ),
+    );
+  }
+
+  /** Asks both to stop polling and drain (see OrbitWorkerOptions.shutdownGraceMs). */
+  shutdown(): void {
+    for (const w of [this.main, this.monitors]) if (w.getState() === 'RUNNING') w.shutdown();
+  }
+
+  /** Activities running now, on both queues. */
+  get inFlightActivities(): number {
+    return this.main.getStatus().numInFlightActivities + this.monitors.getStatus().numInFlightActivities;
+  }
+}
+
 /** A worker that runs the generic workflows (runBundle, runSweep, fleet), the host activities, cloneBundle and the fleet's activities. */
-export async function createOrbitWorker(options: OrbitWorkerOptions): Promise<Worker> {
+export async function createOrbitWorker(options: OrbitWorkerOptions): Promise<OrbitWorker> {
   const connection = options.connection ?? (await NativeConnection.connect(options.connectionOptions ?? {}));
-  return Worker.create({
+  const activities = {
+    ...createActivities({ hosts: options.hosts, secretSource: options.secretSource, pauseAfter: options.pauseAfter, home: options.home, env: options.env }),
+    ...createCloneActivities(),
+    ...createFleetActivities({ hosts: options.hosts, fleetHosts: options.fleetHosts ?? (async () => [await localHostSpec()]), settings: options.fleetSettings }),
+  };
+  const shutdown = {
+    ...(options.shutdownGraceMs !== undefined ? { shutdownGraceTime: options.shutdownGraceMs } : {}),
+    ...(options.shutdownForceMs !== undefined ? { shutdownForceTime: options.shutdownForceMs } : {}),
+  };
+  const main = await Worker.create({
     connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     ...workflowCode(),
-    activities: {
-      ...createActivities({ hosts: options.hosts, secretSource: options.secretSource, pauseAfter: options.pauseAfter, home: options.home, env: options.env }),
-      ...createCloneActivities(),
-      ...createFleetActivities({ hosts: options.hosts, fleetHosts: options.fleetHosts ?? (async () => [await localHostSpec()]), settings: options.fleetSettings }),
-    },
-    maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions ?? 200,
-    ...(options.shutdownGraceMs !== undefined ? { shutdownGraceTime: options.shutdownGraceMs } : {}),
-    ...(options.shutdownForceMs !== undefined ? { shutdownForceTime: options.shutdownForceMs } : {}),
+    activities,
+    maxConcurrentActivityTaskExecutions: options.transferSlots ?? DEFAULT_TRANSFER_SLOTS,
+    ...shutdown,
   });
+  const monitors = await Worker.create({
+    connection,
+    namespace: options.namespace,
+    taskQueue: monitorQueueOf(options.taskQueue),
+    activities: { monitor: activities.monitor },
+    maxConcurrentActivityTaskExecutions: options.monitorSlots ?? DEFAULT_MONITOR_SLOTS,
+    // Monitors wait; they need no more pollers than the default's few.
+    ...shutdown,
+  });
+  return new OrbitWorker(main, monitors);
 }

@@ -16,6 +16,9 @@ export type Step = 'queue' | 'launch' | 'monitor' | 'relaunch' | 'recover' | 'st
 /** The patch that records the health rules' verdicts and acts on them (runs started before it have none). */
 export const HEALTH_VERDICTS = 'health-verdicts';
 
+/** The patch that schedules monitors on the monitors' own task queue (runs before it watched theirs on the run's queue). */
+export const MONITOR_QUEUE = 'monitor-queue';
+
 const seconds = (s: number): Duration => `${s}s`;
 
 /** Stages the bundle on the current host and starts it (again, after a relaunch, with its resume env). */
@@ -50,7 +53,8 @@ export async function launch(ctx: RunContext): Promise<Step> {
 export async function monitor(ctx: RunContext): Promise<Step> {
   const { input, status, acts, tuning } = ctx;
   for (;;) {
-    const m = await acts.monitor.monitor.executeWithOptions(
+    const proxy = patched(MONITOR_QUEUE) ? acts.monitorOwnQueue : acts.monitor;
+    const m = await proxy.monitor.executeWithOptions(
       { startToCloseTimeout: tuning.progressEveryMs + tuning.hostLostAfterMs + 10 * 60_000, summary: `monitor on ${status.host}` },
       [
         {

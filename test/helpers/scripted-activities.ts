@@ -10,6 +10,7 @@ import { LocalTransport } from '../../src/hosts/local-transport';
 import { HostRegistry } from '../../src/hosts/registry';
 import { ShellHost } from '../../src/hosts/shell-host';
 import type { OrbitActivities } from '../../src/activities';
+import { monitorQueueOf } from '../../src/common/task-queues';
 import type { CollectSummary, MonitorResult, Probe } from '../../src/common/activities';
 
 export type Step<T> = T | Error;
@@ -113,10 +114,13 @@ export async function startScriptedWorker(address: string, taskQueue: string, ac
       ...activities,
     },
   });
-  const running = worker.run();
+  // Monitors go to the monitors' own queue (src/common/task-queues.ts), served by a second worker as `orbit worker` does.
+  const monitors = await Worker.create({ connection, taskQueue: monitorQueueOf(taskQueue), activities });
+  const running = Promise.all([worker.run(), monitors.run()]);
   return {
     stop: async () => {
       worker.shutdown();
+      monitors.shutdown();
       await running;
       await connection.close();
     },

@@ -5,7 +5,7 @@
  * is in the run's folder here, `awaitRun` says cancelled (with the reason) and diagnose says CANCELLED.
  */
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -21,7 +21,7 @@ import { runLabelsFor, runSpecOf } from '../../src/common/run-input';
 import { taskQueue, temporalTarget } from '../../src/config';
 import { fleetSpecOf, loadInventory } from '../../src/hosts/inventory';
 import { hostRegistryFor } from '../../src/worker/hosts';
-import { createOrbitWorker } from '../../src/worker/worker';
+import { createOrbitWorker, type OrbitWorker } from '../../src/worker/worker';
 import { runBundle } from '../../src/workflows';
 import { tempDir } from '../helpers/bundles';
 import { ROOT } from '../helpers/orbit-cli';
@@ -49,7 +49,7 @@ function groupMembers(pgid: number): number[] {
 describe('orbit cancel on the local host and on an SSH host', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
   let box: SshdServer;
-  let worker: Worker;
+  let worker: OrbitWorker;
   let running: Promise<void>;
   let nativeConnection: NativeConnection;
   let client: Client;

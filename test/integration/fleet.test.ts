@@ -4,7 +4,7 @@
  * lost host is drained while its run relaunches elsewhere under a new lease.
  */
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import type { RunBundleInput, RunStatus, RunTuning } from '../../src/common/run'
 import { HostRegistry } from '../../src/hosts/registry';
 import { ShellHost } from '../../src/hosts/shell-host';
 import { SshTransport } from '../../src/hosts/ssh';
-import { createOrbitWorker, localHost } from '../../src/worker/worker';
+import { createOrbitWorker, localHost, type OrbitWorker } from '../../src/worker/worker';
 import { runSpecOf } from '../../src/common/run-input';
 import { fleetQuery, runBundle, runSweep, statusQuery, type SweepCellInput } from '../../src/workflows';
 import { runOutcome } from '../helpers/run-outcome';
@@ -53,7 +53,7 @@ function mostAtOnce(recs: JobRecord[]): number {
 describe('the fleet: leases with exact GPUs over two sshd hosts of 2 GPUs each', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
   let hosts: SshdServer[];
-  let worker: Worker;
+  let worker: OrbitWorker;
   let running: Promise<void>;
   let nativeConnection: NativeConnection;
   let connection: Connection;

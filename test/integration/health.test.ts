@@ -5,7 +5,7 @@
  * that stays ok; afterwards `orbit diagnose` says the same.
  */
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -25,7 +25,7 @@ import { ROOMY_LOCAL, startInProcessWorker, type InProcessWorker } from '../help
 import { LocalTransport } from '../../src/hosts/local-transport';
 import { HostRegistry } from '../../src/hosts/registry';
 import { ShellHost } from '../../src/hosts/shell-host';
-import { createOrbitWorker, localHost } from '../../src/worker/worker';
+import { createOrbitWorker, localHost, type OrbitWorker } from '../../src/worker/worker';
 
 const EXAMPLES = join(__dirname, '../../examples');
 const SYNC_MS = 1_000;
@@ -187,7 +187,7 @@ describe('health rules, live: onUnhealthy relaunch', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
   let nativeConnection: NativeConnection;
   let connection: Connection;
-  let worker: Worker;
+  let worker: OrbitWorker;
   let running: Promise<void>;
   const taskQueue = `health-relaunch-${randomUUID().slice(0, 8)}`;
 

@@ -4,7 +4,7 @@
  * folder. The client finds the hosts the way the CLI does: hosts.yaml through ORBIT_HOSTS.
  */
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -15,7 +15,7 @@ import { fleetSpecOf, loadInventory } from '../../src/hosts/inventory';
 import { pushBundle, writeRunRecord } from '../../src/store/cas';
 import { openStore } from '../../src/store/open';
 import { hostRegistryFor } from '../../src/worker/hosts';
-import { createOrbitWorker } from '../../src/worker/worker';
+import { createOrbitWorker, type OrbitWorker } from '../../src/worker/worker';
 import { runBundle } from '../../src/workflows';
 import { scriptBundle, tempDir } from '../helpers/bundles';
 import { runOutcome } from '../helpers/run-outcome';
@@ -31,7 +31,7 @@ describe('streamTaskLog on real runs', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
   let box: SshdServer;
   let env: NodeJS.ProcessEnv;
-  let worker: Worker;
+  let worker: OrbitWorker;
   let running: Promise<void>;
   let nativeConnection: NativeConnection;
   let connection: Connection;

@@ -6,7 +6,7 @@
  * beyond the optional orbit_job helper.
  */
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -20,7 +20,7 @@ import { HostRegistry } from '../../src/hosts/registry';
 import { ShellHost } from '../../src/hosts/shell-host';
 import { SshTransport } from '../../src/hosts/ssh';
 import { runBundle } from '../../src/workflows';
-import { createOrbitWorker, localHost } from '../../src/worker/worker';
+import { createOrbitWorker, localHost, type OrbitWorker } from '../../src/worker/worker';
 import { tempDir } from '../helpers/bundles';
 import { runOutcome, waitForStatus } from '../helpers/run-outcome';
 import { sshOptions, startSshd, type SshdServer } from '../helpers/sshd';
@@ -68,7 +68,7 @@ describe('user code: a project folder runs on the local host and on SSH hosts, a
   let hostB: SshdServer;
   let nativeConnection: NativeConnection;
   let connection: Connection;
-  let worker: Worker;
+  let worker: OrbitWorker;
   let running: Promise<void>;
   let client: Client;
   let project: string;

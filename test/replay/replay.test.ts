@@ -17,7 +17,9 @@ function history(file: string) {
 // `bundleDir`) whose worker was SIGKILLed mid-run and another took it over. The run-bundle-*
 // histories without "leased" are runs from before the fleet (they replay through patched('fleet-lease') = false);
 // run-bundle-health-stopped (test/integration/health.test.ts) is a run its not-finite rule stopped, through
-// patched('health-verdicts'). fleet-continued is one fleet execution up to its continue-as-new. A workflow change that breaks any of them must use patched().
+// patched('health-verdicts'). run-bundle-monitor-handover (test/integration/scale-out.test.ts) schedules its monitors on the
+// monitors' own task queue through patched('monitor-queue'); its worker was SIGKILLed and the monitor moved to the other.
+// The histories before it replay with that patch not taken (monitors on the run's queue). fleet-continued is one fleet execution up to its continue-as-new. A workflow change that breaks any of them must use patched().
 describe('recorded runBundle and fleet histories replay against the current workflow code', () => {
   it('has recorded histories to replay', () => {
     expect(files.sort()).toEqual([
@@ -28,6 +30,7 @@ describe('recorded runBundle and fleet histories replay against the current work
       'run-bundle-leased-relaunched.json',
       'run-bundle-leased.json',
       'run-bundle-lost.json',
+      'run-bundle-monitor-handover.json',
       'run-bundle-relaunched.json',
       'run-bundle-stored-handover.json',
       'run-bundle-succeeded.json',

@@ -1,6 +1,7 @@
 /** src/worker/logging.ts: levels, and one line per SDK record. */
 import { describe, expect, it } from 'vitest';
-import { coreLogFilter, formatRecord, LogLevelError, parseLogLevel, sdkLogLevel } from '../../src/worker/logging';
+import type { LogEntry } from '@temporalio/worker';
+import { coreLogFilter, expected, formatRecord, LogLevelError, parseLogLevel, sdkLogLevel } from '../../src/worker/logging';
 
 describe('worker logging', () => {
   it('parses levels in any case, defaults to info, refuses others naming the source', () => {
@@ -27,5 +28,14 @@ describe('worker logging', () => {
     });
     expect(line).toBe('2025-01-02T03:04:05.006Z WARN  webpack said\\nline two sdkComponent=worker taskQueue="a queue" n=3 failure="Error: boom\\nstack" nested={"a":[1,2]}');
     expect(line).not.toContain('\n');
+  });
+});
+
+describe('expected SDK warnings', () => {
+  const entry = (message: string, taskQueue: string): LogEntry => ({ level: 'WARN', message, meta: { sdkComponent: 'worker', taskQueue }, timestampNanos: 0n });
+  it("drops only the monitors' worker's 'no workflows' warning, which is by design", () => {
+    expect(expected(entry('No workflows registered, not polling for workflow tasks', 'orbit.monitors'))).toBe(true);
+    expect(expected(entry('No workflows registered, not polling for workflow tasks', 'orbit'))).toBe(false);
+    expect(expected(entry('Activity failed', 'orbit.monitors'))).toBe(false);
   });
 });
