@@ -303,7 +303,7 @@ export interface Timeline {
   events: number;
   startMs: number;
   endMs: number;
-  activities: { type: string; scheduled: number; started?: number; completed?: number }[];
+  activities: { type: string; scheduled: number; started?: number; completed?: number; attempt?: number }[];
   workflowTasks: { scheduled: number; started?: number; completed?: number }[];
 }
 
@@ -334,7 +334,10 @@ export async function timeline(handle: WorkflowHandle): Promise<Timeline> {
     const started = e.activityTaskStartedEventAttributes;
     if (started) {
       const a = byId.get(Number(started.scheduledEventId));
-      if (a) a.started = t;
+      if (a) {
+        a.started = t;
+        a.attempt = started.attempt ?? 1;
+      }
     }
     const done = e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes;
     if (done) {

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { runBundle, type RunBundleInput, type RunResult } from '../src/workflows';
 import type { RunTuning } from '../src/common/run';
+import { DEFAULT_MONITOR_SLOTS, DEFAULT_TRANSFER_SLOTS } from '../src/common/task-queues';
 import { scriptBundle, tempDir } from '../test/helpers/bundles';
 import { startSshd, writeHostsFile, type SshdServer } from '../test/helpers/sshd';
 import { eventTypes, killRun, line, machine, median, memorySampler, parseArgs, rawScp, rawSsh, REPO, run, runMain, s, sleep, target, temporal, timeline, verdict } from './lib';
@@ -79,6 +80,14 @@ async function pool<T, R>(items: T[], limit: number, fn: (item: T, i: number) =>
 
 async function main(): Promise<void> {
   const args = parseArgs();
+  const part = args.str('part', 'all');
+  if (!['all', 'burst', 'long', 'handover'].includes(part)) throw new Error(`--part ${part}: one of all, burst, long, handover`);
+  if (part === 'burst' || part === 'all') await burst(args);
+  if (part === 'long' || part === 'all') await longRuns(args, false);
+  if (part === 'handover' || part === 'all') await longRuns(args, true);
+}
+
+async function burst(args: ReturnType<typeof parseArgs>): Promise<void> {
   const n = args.num('n', args.tiny ? 6 : 500);
   const hostCount = args.num('hosts', args.tiny ? 2 : 5);
   const jobS = args.num('job', args.tiny ? 1 : 10);
@@ -87,7 +96,7 @@ async function main(): Promise<void> {
   const pollIntervalMs = args.num('poll', args.tiny ? 500 : 5_000);
   const progressShortMs = args.tiny ? 1_500 : 30_000;
   line(B, `machine: ${await machine()}`);
-  line(B, `settings: N ${n} runs of "sleep ${jobS}" over ${hostCount} sshd hosts, one worker process (bin/orbit worker, maxConcurrentActivityTaskExecutions 200); pollIntervalMs ${pollIntervalMs}, heartbeatTimeoutMs 30000, syncIntervalMs 30000, progressEveryMs not set (the workflow's default); the rest defaults but the poll`);
+  line(B, `settings: N ${n} runs of "sleep ${jobS}" over ${hostCount} sshd hosts, one worker process (bin/orbit worker, default slots: ${DEFAULT_MONITOR_SLOTS} monitors, ${DEFAULT_TRANSFER_SLOTS} transfers); pollIntervalMs ${pollIntervalMs}, heartbeatTimeoutMs 30000, syncIntervalMs 30000, progressEveryMs not set (the workflow's default); the rest defaults but the poll`);
 
   const tmp = await tempDir('orbit-bench-scale-');
   const t = await temporal(args);
@@ -95,7 +104,8 @@ async function main(): Promise<void> {
   const hosts: SshdServer[] = await Promise.all(Array.from({ length: hostCount }, (_, i) => startSshd({ name: `scale-${i + 1}` })));
   const eventsHost = await startSshd({ name: 'scale-events' });
   const hostsFile = join(tmp.dir, 'hosts.yaml');
-  await writeHostsFile(hostsFile, [...hosts, eventsHost]);
+  // Room for every run on every host: the figure is about the worker, not the fleet's packing.
+  await writeHostsFile(hostsFile, [], [...hosts, eventsHost].map((h) => h.hostsEntry({ resources: { cpus: 4 * n, memoryGb: 4 * n } })));
   const taskQueue = `bench-scale-${randomUUID().slice(0, 8)}`;
   const started: { id: string; host: SshdServer }[] = [];
 
@@ -270,6 +280,196 @@ async function main(): Promise<void> {
     await stopWorker();
     for (const r of started) killRun(r.host.workRoot, r.id);
     await Promise.all([...hosts, eventsHost].map((h) => h.stop()));
+    await t.close();
+    await tmp.cleanup();
+  }
+}
+
+/**
+ * Figure 4b/4c, long runs: N concurrent runs of a job that sleeps for --minutes, touching a heartbeat
+ * file every 10 s, over the sshd hosts; one worker (4b), or two with one SIGKILLed at --kill-at
+ * minutes after the first submission (4c). Read from the workers' stats lines
+ * (ORBIT_WORKER_STATS_SECONDS) and the runs' histories afterwards.
+ */
+async function longRuns(args: ReturnType<typeof parseArgs>, handover: boolean): Promise<void> {
+  const B = handover ? 'scale-handover' : 'scale-long';
+  const n = args.num('long-n', args.tiny ? 6 : 1000);
+  const hostCount = args.num('hosts', args.tiny ? 2 : 5);
+  const minutes = args.num('minutes', args.tiny ? 0.75 : 10);
+  const killAtMin = args.num('kill-at', args.tiny ? 0.3 : 3);
+  const pollIntervalMs = args.num('poll', args.tiny ? 500 : 5_000);
+  const heartbeatTimeoutMs = 30_000;
+  const statsSeconds = args.tiny ? 2 : 30;
+  line(B, `machine: ${await machine()}`);
+  line(
+    B,
+    `settings: N ${n} runs of a ${minutes} min job (sleep, heartbeat file every 10 s) over ${hostCount} sshd hosts, ${handover ? `two workers, one SIGKILLed ${killAtMin} min after the first submission` : 'one worker'} ` +
+      `(bin/orbit worker, default slots: ${DEFAULT_MONITOR_SLOTS} monitors, ${DEFAULT_TRANSFER_SLOTS} transfers); pollIntervalMs ${pollIntervalMs}, heartbeatTimeoutMs ${heartbeatTimeoutMs}, syncIntervalSeconds 30 (the job spec's default)`,
+  );
+  const tmp = await tempDir(`orbit-bench-${B}-`);
+  const t = await temporal(args);
+  const port = t.address.split(':').pop()!;
+  const hosts: SshdServer[] = await Promise.all(Array.from({ length: hostCount }, (_, i) => startSshd({ name: `long-${i + 1}` })));
+  const hostsFile = join(tmp.dir, 'hosts.yaml');
+  // Room for every run: the figure is about the worker, not the fleet's packing.
+  await writeHostsFile(hostsFile, [], hosts.map((h) => h.hostsEntry({ resources: { cpus: 4 * n, memoryGb: 4 * n } })));
+  const taskQueue = `bench-long-${randomUUID().slice(0, 8)}`;
+  const started: { id: string; host: SshdServer }[] = [];
+  const workers = [0, ...(handover ? [1] : [])].map((i) => {
+    const logFile = join(tmp.dir, `worker-${i + 1}.log`);
+    const proc = spawn(join(REPO, 'bin/orbit'), ['worker'], {
+      env: { ...process.env, ORBIT_HOME: join(tmp.dir, 'home'), ORBIT_TEMPORAL_PORT: port, ORBIT_TASK_QUEUE: taskQueue, ORBIT_HOSTS: hostsFile, ORBIT_WORKER_STATS_SECONDS: String(statsSeconds) },
+      stdio: ['ignore', openSync(logFile, 'a'), openSync(logFile, 'a')],
+      detached: true,
+    });
+    return { proc, logFile };
+  });
+  const kill = async (w: (typeof workers)[number], signal: NodeJS.Signals) => {
+    if (w.proc.exitCode !== null || w.proc.signalCode !== null) return;
+    const gone = new Promise<void>((r) => w.proc.once('exit', () => r()));
+    try {
+      process.kill(-w.proc.pid!, signal);
+    } catch {
+      return;
+    }
+    await Promise.race([gone, sleep(15_000)]);
+  };
+  try {
+    for (const w of workers) {
+      for (let i = 0; !readFileSync(w.logFile, 'utf8').includes('orbit worker: task queue'); i++) {
+        if (w.proc.exitCode !== null || i > 1200) throw new Error(`worker did not start:\n${readFileSync(w.logFile, 'utf8').slice(-3000)}`);
+        await sleep(100);
+      }
+    }
+    const template = join(tmp.dir, 'template');
+    const body = `end=$((SECONDS + ${Math.round(minutes * 60)})); while [ $SECONDS -lt $end ]; do printf '%(%s)T\\n' -1 > artifacts/beat.txt; sleep 10 & wait $!; done; echo ok > artifacts/out.txt`;
+    const { bundle, digest } = await scriptBundle(template, body);
+    await mkdir(join(tmp.dir, 'bundles'));
+    const inputs = await pool(
+      Array.from({ length: n }, (_, i) => i),
+      16,
+      async (i): Promise<RunBundleInput> => {
+        const runId = `long-${String(i).padStart(4, '0')}-${randomUUID().slice(0, 4)}`;
+        const bundleDir = join(tmp.dir, 'bundles', runId);
+        await cp(template, bundleDir, { recursive: true });
+        return {
+          runId,
+          bundleDir,
+          digest,
+          host: hosts[i % hostCount]!.name,
+          logFile: bundle.spec.entrypoint.logFile,
+          timeouts: bundle.spec.timeouts,
+          syncIntervalMs: bundle.spec.sync.intervalSeconds * 1000,
+          tuning: { pollIntervalMs, heartbeatTimeoutMs },
+        };
+      },
+    );
+    const mems = workers.map((w) => memorySampler(w.proc.pid!, 1000));
+    const cpu0 = workers.map((w) => cpuSeconds(descendants(w.proc.pid!)));
+    const t0 = Date.now();
+    const handles = await pool(inputs, 32, async (input, i) => {
+      const h = await t.client.workflow.start(runBundle, { taskQueue, workflowId: input.runId, args: [input] });
+      started.push({ id: input.runId, host: hosts[i % hostCount]! });
+      return h;
+    });
+    line(B, `all ${n} submitted in ${s(Date.now() - t0)}`);
+    let killedAt: number | undefined;
+    let victimCpu = 0;
+    if (handover) {
+      await sleep(Math.max(0, t0 + killAtMin * 60_000 - Date.now()));
+      victimCpu = cpuSeconds(descendants(workers[0]!.proc.pid!)) - cpu0[0]!;
+      await kill(workers[0]!, 'SIGKILL');
+      killedAt = Date.now();
+      line(B, `worker 1 SIGKILLed at ${s(killedAt - t0)} after the first submission`);
+    }
+    let failures = 0;
+    const reasons = new Map<string, number>();
+    await Promise.all(
+      handles.map(async (h) => {
+        try {
+          const r = (await h.result()) as RunResult;
+          if (r.status !== 'succeeded') throw new Error(r.status);
+        } catch (e) {
+          failures++;
+          const why = String((e as Error).message).slice(0, 120);
+          reasons.set(why, (reasons.get(why) ?? 0) + 1);
+        }
+      }),
+    );
+    const total = Date.now() - t0;
+    const peaks = mems.map((m) => m.stop());
+    const cpus = workers.map((w, i) => (i === 0 && handover ? victimCpu : cpuSeconds(descendants(w.proc.pid!)) - cpu0[i]!));
+
+    // ---------------------------------------------------------------- from the histories
+    const timelines = await pool(handles, 16, (h) => timeline(h));
+    const launchedAt: number[] = [];
+    const gaps: number[] = [];
+    let retried = 0;
+    const moved: number[] = [];
+    for (const tl of timelines) {
+      const launch = tl.activities.filter((a) => a.type === 'launch').pop();
+      const monitors = tl.activities.filter((a) => a.type === 'monitor');
+      if (launch?.completed) launchedAt.push(launch.completed - t0);
+      const first = monitors[0];
+      if (launch?.completed && first?.started && (first.attempt ?? 1) === 1) gaps.push(first.started - launch.completed);
+      if (monitors.some((m) => (m.attempt ?? 1) > 1)) retried++;
+      if (killedAt) for (const m of monitors) if ((m.attempt ?? 1) > 1 && m.started && m.started > killedAt) moved.push(m.started - killedAt);
+    }
+    const events = timelines.map((tl) => tl.events);
+    const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
+    const pct = (xs: number[], p: number) => sorted(xs)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
+    const lastRunning = Math.max(...launchedAt);
+    line(B, `N ${n}: last run running ${s(lastRunning)} after the first submission (target <= 300 s) ${verdict(lastRunning <= 300_000)}; all done after ${s(total)} for a ${minutes} min job`);
+    line(B, `failures ${failures} of ${n} (target 0) ${verdict(failures === 0)}${reasons.size ? `: ${[...reasons].map(([k, v]) => `${v}x ${k}`).join('; ')}` : ''}`);
+    if (!handover) line(B, `monitor retries (a heartbeat time-out or a failed attempt): ${retried} of ${n} runs (target 0) ${verdict(retried === 0)}`);
+    else line(B, `monitor retries: ${retried} of ${n} runs (the killed worker's monitors, and any other)`);
+    line(
+      B,
+      `launch -> monitor started (history, first attempt): median ${s(median(gaps))}, p95 ${s(pct(gaps, 0.95))}, max ${s(Math.max(...gaps))} (target <= one poll interval, ${s(pollIntervalMs)}) ` +
+        `${verdict(Math.max(...gaps) <= pollIntervalMs)}; its first batched probe then comes within one more poll interval`,
+    );
+    if (killedAt) {
+      line(
+        B,
+        `handover: ${moved.length} monitors restarted on worker 2, ${s(pct(moved, 0.5))} median, max ${s(Math.max(...moved))} after the kill (target <= heartbeat timeout ${s(heartbeatTimeoutMs)} + first retry 1 s + poll) ` +
+          `${verdict(moved.length > 0 && Math.max(...moved) <= heartbeatTimeoutMs + 1000 + pollIntervalMs)}`,
+      );
+    }
+    peaks.forEach((p, i) =>
+      line(B, `worker ${i + 1} peak RSS ${(p.peakRssKb / 1024).toFixed(0)} MiB (process tree; target <= 1024 MiB) ${verdict(p.peakRssKb <= 1024 * 1024)}; cpu ${cpus[i]!.toFixed(1)} cpu-s${i === 0 && handover ? ' until killed' : ''}`),
+    );
+    const workerCpu = cpus.reduce((a, b) => a + b, 0);
+    line(B, `worker cpu per run: ${((1000 * workerCpu) / n).toFixed(0)} ms for a ${minutes} min run = ${((1000 * workerCpu) / n / minutes).toFixed(1)} ms per run-minute`);
+    line(B, `history events per run: min ${Math.min(...events)}, median ${median(events)}, max ${Math.max(...events)} (target <= 60) ${verdict(Math.max(...events) <= 60)}`);
+
+    // ---------------------------------------------------------------- from the stats lines
+    for (const [i, w] of workers.entries()) {
+      const stats = readFileSync(w.logFile, 'utf8')
+        .split('\n')
+        .map((l) => /stats: (\d+) monitors, \d+ other activities; last \d+ s: (\d+) probe batches, (\d+) ssh commands.*rss (\d+) MiB/.exec(l))
+        .filter((m): m is RegExpExecArray => !!m)
+        .map((m) => ({ monitors: Number(m[1]), batches: Number(m[2]), commands: Number(m[3]), rss: Number(m[4]) }));
+      // The steady state: every run launched, none ended yet.
+      const steady = stats.filter((x) => x.monitors >= (handover ? n / 4 : n) * 0.98);
+      if (!steady.length) {
+        line(B, `worker ${i + 1}: no stats line with all its runs monitored (${stats.length} lines)`);
+        continue;
+      }
+      const polls = (statsSeconds * 1000) / pollIntervalMs;
+      const perPoll = (k: 'batches' | 'commands') => median(steady.map((x) => x[k])) / polls;
+      const probesPerPoll = perPoll('batches');
+      line(
+        B,
+        `worker ${i + 1} steady state (${steady.length} stats lines of ${statsSeconds} s, ${median(steady.map((x) => x.monitors))} monitors): probe commands per poll interval ${probesPerPoll.toFixed(2)} for ${hostCount} hosts ` +
+          `(target = hosts) ${verdict(probesPerPoll <= hostCount * 1.05)}; all ssh commands per poll interval ${perPoll('commands').toFixed(1)} (the rest: syncs, every 30 s per run) = ${(perPoll('commands') / (pollIntervalMs / 1000)).toFixed(1)}/s; ` +
+          `rss ${median(steady.map((x) => x.rss))} MiB`,
+      );
+    }
+  } finally {
+    for (const w of workers) await kill(w, 'SIGTERM');
+    for (const w of workers) await kill(w, 'SIGKILL');
+    for (const r of started) killRun(r.host.workRoot, r.id);
+    await Promise.all(hosts.map((h) => h.stop()));
     await t.close();
     await tmp.cleanup();
   }

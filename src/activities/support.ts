@@ -29,6 +29,8 @@ export interface ActivityDeps {
   home?: string;
   /** Store settings, ORBIT_S3_* (default: this process's environment; credentials always come from the AWS SDK's chain). */
   env?: NodeJS.ProcessEnv;
+  /** The monitors' batched probes (default: a new set): the worker passes its own to report on them. */
+  probes?: WorkerProbes;
 }
 
 /** Parses ORBIT_TEST_PAUSE_AFTER ("stage=3000,collect=2000"). */
@@ -46,9 +48,11 @@ export class ActivityKit {
   private readonly local = new Set<string>();
   private readonly published = new Map<string, PublishCache>();
   /** The monitors' probes, one batch per host per poll interval (./probes.ts). */
-  readonly probes = new WorkerProbes();
+  readonly probes: WorkerProbes;
 
-  constructor(readonly deps: ActivityDeps) {}
+  constructor(readonly deps: ActivityDeps) {
+    this.probes = deps.probes ?? new WorkerProbes();
+  }
 
   /** The store a run's bundle is in, opened with this worker's settings and credentials. */
   async store(url: string): Promise<BundleStore> {

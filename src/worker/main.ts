@@ -12,7 +12,7 @@ import { configuredStore, storeUrl } from '../store/open';
 import { parsePauseAfter } from '../activities';
 import { fleetHostsFromInventory, loadHostRegistry } from './hosts';
 import { commandLog, installQuietRuntime, parseLogLevel } from './logging';
-import { createOrbitWorker, DEFAULT_MONITOR_SLOTS, DEFAULT_TRANSFER_SLOTS } from './worker';
+import { createOrbitWorker, DEFAULT_MONITOR_SLOTS, DEFAULT_TRANSFER_SLOTS, type WorkerStats } from './worker';
 
 export const DEFAULT_GRACE_SECONDS = 20;
 /** How long past the grace a worker whose activities ignore cancellation is waited for. */
@@ -25,6 +25,28 @@ export function shutdownGraceSeconds(env: NodeJS.ProcessEnv = process.env): numb
   const n = Number(raw);
   if (!Number.isFinite(n) || n < 0) throw new Error(`ORBIT_WORKER_GRACE_SECONDS=${raw} must be a number of seconds, 0 or more`);
   return n;
+}
+
+/** ORBIT_WORKER_STATS_SECONDS: how often the worker prints its stats line (default: never). */
+export function statsEverySeconds(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const raw = env.ORBIT_WORKER_STATS_SECONDS;
+  if (raw === undefined || raw === '' || raw === '0') return undefined;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 1) throw new Error(`ORBIT_WORKER_STATS_SECONDS=${raw} must be a number of seconds, 1 or more (0: no stats line)`);
+  return n;
+}
+
+/** One stats line: what runs now, and what was sent since the previous line. */
+export function statsLine(now: WorkerStats, before: WorkerStats | undefined, seconds: number): string {
+  const sent = (name: string) => now.sshCommands[name]! - (before?.sshCommands[name] ?? 0);
+  const hosts = Object.keys(now.sshCommands);
+  const total = hosts.reduce((a, h) => a + sent(h), 0);
+  return (
+    `orbit worker: stats: ${now.monitors} monitors, ${now.otherActivities} other activities; last ${seconds} s: ` +
+    `${now.probeBatches - (before?.probeBatches ?? 0)} probe batches, ${total} ssh commands` +
+    (hosts.length ? ` (${hosts.map((h) => `${h} ${sent(h)}`).join(', ')})` : '') +
+    `; rss ${Math.round(now.rssBytes / 1048576)} MiB`
+  );
 }
 
 /** ORBIT_FLEET_RECONCILE_SECONDS: how often the fleet checks for holders gone without a word (default 10). */
@@ -59,6 +81,7 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
   const log = commandLog(level, env);
   const target = temporalTarget(env);
   const graceSeconds = shutdownGraceSeconds(env);
+  const statsEvery = statsEverySeconds(env);
   const hosts = await loadHostRegistry(orbitHome(env), env);
   const worker = await createOrbitWorker({
     connectionOptions: target.connectionOptions,
@@ -96,6 +119,14 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
   await configuredStore(env)
     .then((s) => s.check())
     .catch((e: Error) => log.warn(`orbit worker: ${e.message}; runs kept in that store will fail to stage until it is fixed`));
+  let last: WorkerStats | undefined;
+  const stats = statsEvery
+    ? setInterval(() => {
+        const now = worker.stats();
+        log.info(statsLine(now, last, statsEvery));
+        last = now;
+      }, statsEvery * 1000)
+    : undefined;
   try {
     await worker.run();
   } catch (e) {
@@ -103,6 +134,7 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
     log.error(`orbit worker: ${stop?.signal ?? 'shutdown'}: activities still running ${(graceSeconds * 1000 + FORCE_AFTER_GRACE_MS) / 1000} s after the signal ignored cancellation; exiting anyway`);
     process.exit(1);
   } finally {
+    clearInterval(stats);
     for (const s of signals) process.off(s, onSignal);
     await hosts.close();
   }

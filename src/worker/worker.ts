@@ -1,5 +1,7 @@
 import { NativeConnection, Worker, type NativeConnectionOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
+import { WorkerProbes } from '../activities/probes';
+import { SshTransport } from '../hosts/ssh';
 import { createCloneActivities } from '../activities/clone';
 import { createFleetActivities } from '../activities/fleet';
 import type { FleetHostSpec } from '../common/fleet';
@@ -55,7 +57,29 @@ export class OrbitWorker {
   constructor(
     readonly main: Worker,
     readonly monitors: Worker,
+    private readonly hosts: HostRegistry,
+    private readonly probes: WorkerProbes,
   ) {}
+
+  /**
+   * What the worker does, for its stats line (ORBIT_WORKER_STATS_SECONDS): running monitors and
+   * other activities, batched probes sent, and commands sent over SSH per host, all counted since start.
+   */
+  stats(): WorkerStats {
+    const ssh: Record<string, number> = {};
+    for (const name of this.hosts.names()) {
+      const t = this.hosts.get(name).transport;
+      if (t instanceof SshTransport) ssh[name] = t.counts.commands;
+    }
+    const batches = Object.values(this.probes.counts()).reduce((a, c) => a + c.batches, 0);
+    return {
+      monitors: this.monitors.getStatus().numInFlightActivities,
+      otherActivities: this.main.getStatus().numInFlightActivities,
+      probeBatches: batches,
+      sshCommands: ssh,
+      rssBytes: process.memoryUsage.rss(),
+    };
+  }
 
   /** Runs both until shutdown; when one stops with an error the other is shut down too, and the error is thrown. */
   async run(): Promise<void> {
@@ -81,11 +105,20 @@ export class OrbitWorker {
   }
 }
 
+export interface WorkerStats {
+  monitors: number;
+  otherActivities: number;
+  probeBatches: number;
+  sshCommands: Record<string, number>;
+  rssBytes: number;
+}
+
 /** A worker that runs the generic workflows (runBundle, runSweep, fleet), the host activities, cloneBundle and the fleet's activities. */
 export async function createOrbitWorker(options: OrbitWorkerOptions): Promise<OrbitWorker> {
   const connection = options.connection ?? (await NativeConnection.connect(options.connectionOptions ?? {}));
+  const probes = new WorkerProbes();
   const activities = {
-    ...createActivities({ hosts: options.hosts, secretSource: options.secretSource, pauseAfter: options.pauseAfter, home: options.home, env: options.env }),
+    ...createActivities({ probes, hosts: options.hosts, secretSource: options.secretSource, pauseAfter: options.pauseAfter, home: options.home, env: options.env }),
     ...createCloneActivities(),
     ...createFleetActivities({ hosts: options.hosts, fleetHosts: options.fleetHosts ?? (async () => [await localHostSpec()]), settings: options.fleetSettings }),
   };
@@ -111,5 +144,5 @@ export async function createOrbitWorker(options: OrbitWorkerOptions): Promise<Or
     // Monitors wait; they need no more pollers than the default's few.
     ...shutdown,
   });
-  return new OrbitWorker(main, monitors);
+  return new OrbitWorker(main, monitors, options.hosts, probes);
 }

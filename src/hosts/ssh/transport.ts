@@ -19,6 +19,8 @@ export class SshTransport implements Transport {
   private live?: Live;
   private pending?: Promise<Live>;
   private generation = 0;
+  /** Commands sent (exec and streaming exec), for the worker's stats line. */
+  readonly counts = { commands: 0 };
 
   constructor(options: SshTransportOptions) {
     this.settings = settingsOf(options);
@@ -73,6 +75,7 @@ export class SshTransport implements Transport {
   private async execOn(script: string, options: RunOptions): Promise<ExecResult> {
     const { signal, timeoutMs } = options;
     throwIfAborted(signal);
+    this.counts.commands++;
     const deadline = timeoutMs ? Date.now() + timeoutMs : undefined;
     const live = await withDeadline(this.connection(signal), deadline, () => new HostUnreachableError(`cannot reach ${this.label} within ${timeoutMs} ms`));
     const release = await withDeadline(
