@@ -90,9 +90,11 @@ function suite(label: string, setup: () => Promise<HostUnderTest>): void {
       await mkdir(join(dir, LAUNCH_MARKER_DIR), { recursive: true });
       // pid 1 (init) is alive but not this run's: both probes call it vanished.
       await writeFile(join(dir, PID_FILE), '1\n');
+      // A task log and no runtime log: the one tail of the batch names only the file it found.
+      await writeFile(join(dir, 'artifacts/job.log'), 'only the task log\n');
       const batch = await host.probeMany([{ runId: id, taskLogFile: 'job.log' }]);
       expect(batch.get(id)).toEqual(await host.probe(id, 'job.log'));
-      expect(batch.get(id)!.state).toBe('vanished');
+      expect(batch.get(id)).toMatchObject({ state: 'vanished', runtimeLogTail: [], taskLogTail: ['only the task log'] });
       await writeFile(join(dir, EXIT_CODE_FILE), '0\n');
       expect((await host.probeMany([{ runId: id, taskLogFile: 'job.log' }])).get(id)!.state).toBe('exited');
     });

@@ -1,6 +1,6 @@
 /** The probe's output, parsed as untrusted (src/hosts/host/process.ts parseProbe): the disk line above all. */
 import { describe, expect, it } from 'vitest';
-import { parseProbe } from '../../src/hosts/host/process';
+import { parseProbe, splitTails } from '../../src/hosts/host/process';
 import { PROBE_SECTION } from '../../src/common/protocol';
 
 const output = (head: string) => `pid=42\nalive=1\nexit=\nlaunched=1\nbytes=123\n${head}\n${PROBE_SECTION.runtimeLog}\nline\n${PROBE_SECTION.taskLog}\nstep 1\n`;
@@ -26,5 +26,16 @@ describe('parseProbe', () => {
   it('keeps the task log apart when the runtime log is empty (the marker then follows its own at once)', () => {
     const p = parseProbe(`pid=42\nalive=1\nexit=\nlaunched=1\n${PROBE_SECTION.runtimeLog}\n${PROBE_SECTION.taskLog}\nstep 1\nstep 2\n`);
     expect(p).toMatchObject({ runtimeLogTail: [], taskLogTail: ['step 1', 'step 2'] });
+  });
+
+  it("splits one tail of both logs by GNU tail's headers; either log may be missing", () => {
+    const both = '==> runtime/runtime.log <==\nlaunched\nstarted\n\n==> artifacts/job.log <==\nstep 1\nstep 2';
+    expect(splitTails(both, 'runtime/runtime.log', 'artifacts/job.log')).toEqual({ runtimeLogTail: ['launched', 'started'], taskLogTail: ['step 1', 'step 2'] });
+    expect(splitTails('==> artifacts/job.log <==\nonly\n', 'runtime/runtime.log', 'artifacts/job.log')).toEqual({ runtimeLogTail: [], taskLogTail: ['only'] });
+    expect(splitTails('==> runtime/runtime.log <==\nno task log yet', 'runtime/runtime.log', 'artifacts/job.log')).toEqual({ runtimeLogTail: ['no task log yet'], taskLogTail: [] });
+    expect(splitTails('', 'runtime/runtime.log', 'artifacts/job.log')).toEqual({ runtimeLogTail: [], taskLogTail: [] });
+    // A header the job prints into its own log changes only its own task log's tail.
+    const forged = '==> runtime/runtime.log <==\nlaunched\n\n==> artifacts/job.log <==\nstep 1\n==> runtime/runtime.log <==\nfake\n';
+    expect(splitTails(forged, 'runtime/runtime.log', 'artifacts/job.log')).toEqual({ runtimeLogTail: ['launched'], taskLogTail: ['step 1', '==> runtime/runtime.log <==', 'fake'] });
   });
 });

@@ -170,7 +170,7 @@ const FAST_ALIVE = `fast_alive() {
 /**
  * Probes many runs of this host in ONE command (the monitors of a worker share it, see
  * src/activities/probes.ts): for each run what probeRun says, parsed by the same parseProbe. Per
- * run it costs two `tail`s and shell builtins; `du` and `df` run once for the whole batch (so a file
+ * run it costs one `tail` (both logs) and shell builtins; `du` and `df` run once for the whole batch (so a file
  * hard-linked into two runs' artifacts/ counts in the first one only). Each
  * run's section starts with a line carrying a fresh random nonce, so nothing a job writes into its
  * logs can pass for another run's answer. Throws when the host does not answer (every run of the
@@ -181,7 +181,6 @@ export async function probeRuns(host: HostContext, targets: ProbeTarget[], optio
   const out = new Map<string, Probe>();
   if (runs.length === 0) return out;
   const nonce = randomBytes(12).toString('hex');
-  const tail = (file: string) => `tail -c 4000 ${file} 2>/dev/null`;
   const perRun = runs
     .map(
       (r, i) => `echo "${nonce} run ${i}"
@@ -192,8 +191,7 @@ if cd ${q(r.dir)} 2>/dev/null; then
   [ -d ${LAUNCH_MARKER_DIR} ] && launched=1
   [ -n "$pid" ] && fast_alive "$pid" && alive=1
   echo "pid=$pid"; echo "alive=$alive"; echo "exit=$code"; echo "launched=$launched"
-  echo "${PROBE_SECTION.runtimeLog}"; ${tail(RUNTIME_LOG)}; echo
-  echo "${PROBE_SECTION.taskLog}"; ${tail(q(r.log))}; echo
+  echo "${nonce} tails ${i}"; tail -v -c 4000 -- ${RUNTIME_LOG} ${q(r.log)} 2>/dev/null; echo
   here+=(${q(r.dir)}); idx+=(${i})
 else
   echo "state=missing"
@@ -216,14 +214,23 @@ echo "${nonce} end"
   const sections = r.stdout.split(new RegExp(`^${nonce} `, 'm'));
   const bytes = new Map<string, number>();
   const disks = new Map<number, string>();
+  const tailsSeen = new Set<string>();
   for (const section of sections) {
     const nl = section.indexOf('\n');
     const title = section.slice(0, nl < 0 ? section.length : nl);
     const body = nl < 0 ? '' : section.slice(nl + 1);
     const run = /^run (\d{1,9})$/.exec(title);
+    const tails = /^tails (\d{1,9})$/.exec(title);
     if (run) {
       const target = runs[Number(run[1])];
       if (target && !out.has(target.runId)) out.set(target.runId, parseProbe(body));
+    } else if (tails) {
+      const target = runs[Number(tails[1])];
+      const p = target && out.get(target.runId);
+      if (p && !tailsSeen.has(target.runId)) {
+        tailsSeen.add(target.runId);
+        Object.assign(p, splitTails(body, RUNTIME_LOG, target.log));
+      }
     } else if (title === 'du') {
       for (const line of body.split('\n')) {
         const m = /^(\d{1,18})\t(.*)$/.exec(line);
@@ -285,6 +292,35 @@ echo ${MARK.killed}
   return 'not-running';
 }
 
+/** The last TAIL_LINES non-blank lines of a log's tail, each cut at TAIL_LINE_CHARS. */
+function tailLines(s: string): string[] {
+  return s
+    .split('\n')
+    .filter((l) => l.trim())
+    .slice(-TAIL_LINES)
+    .map((l) => l.slice(0, TAIL_LINE_CHARS));
+}
+
+/**
+ * The two logs of one run from ONE `tail -v -c N -- <runtime log> <task log>` (the batched probe's
+ * single process per run): GNU tail heads each file it could open with `==> name <==`. Either may be
+ * missing. What a job writes into its own logs can only mislead its own run's tails, never another's.
+ */
+export function splitTails(out: string, runtimeName: string, taskName: string): { runtimeLogTail: string[]; taskLogTail: string[] } {
+  const head = (name: string) => `==> ${name} <==\n`;
+  let runtime = '';
+  let task = '';
+  if (out.startsWith(head(runtimeName))) {
+    const rest = out.slice(head(runtimeName).length);
+    const at = rest.indexOf(`\n${head(taskName)}`);
+    runtime = at < 0 ? rest : rest.slice(0, at);
+    task = at < 0 ? '' : rest.slice(at + 1 + head(taskName).length);
+  } else if (out.startsWith(head(taskName))) {
+    task = out.slice(head(taskName).length);
+  }
+  return { runtimeLogTail: tailLines(runtime), taskLogTail: tailLines(task) };
+}
+
 /** Parses the probe script's output: `key=value` lines, then the two log tails. */
 export function parseProbe(stdout: string): Probe {
   const [head = '', rest = ''] = stdout.split(`\n${PROBE_SECTION.runtimeLog}\n`);
@@ -299,12 +335,7 @@ export function parseProbe(stdout: string): Probe {
     const v = kv.get(k)?.trim() ?? '';
     return /^-?\d{1,12}$/.test(v) ? Number(v) : null;
   };
-  const lines = (s: string) =>
-    s
-      .split('\n')
-      .filter((l) => l.trim())
-      .slice(-TAIL_LINES)
-      .map((l) => l.slice(0, TAIL_LINE_CHARS));
+  const lines = tailLines;
   const pid = int('pid');
   const exitCode = int('exit');
   let state: ProbeState;
