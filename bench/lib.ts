@@ -196,14 +196,14 @@ export interface Temporal {
   close(): Promise<void>;
 }
 
-/** Connects to `--temporal`/ORBIT_BENCH_TEMPORAL, or starts a dev server of its own on free ports. */
+/** Connects to `--temporal`/ORBIT_BENCH_TEMPORAL, or starts a dev server of its own on free ports (its state in memory with --memory-server). */
 export async function temporal(args: BenchArgs): Promise<Temporal> {
   let server: DevServer | undefined;
   let dataDir: string | undefined;
   let address = args.temporal;
   if (!address) {
     dataDir = await mkdtemp(join(tmpdir(), 'orbit-bench-temporal-'));
-    server = await ensureDevServer({ port: await freePort(), uiPort: await freePort(), dataDir });
+    server = await ensureDevServer({ port: await freePort(), uiPort: await freePort(), dataDir, inMemory: args.flag('memory-server') });
     address = server.address;
   }
   const connection = await Connection.connect({ address });
@@ -303,7 +303,7 @@ export interface Timeline {
   events: number;
   startMs: number;
   endMs: number;
-  activities: { type: string; scheduled: number; started?: number; completed?: number; attempt?: number }[];
+  activities: { type: string; scheduled: number; started?: number; completed?: number; attempt?: number; lastFailure?: string }[];
   workflowTasks: { scheduled: number; started?: number; completed?: number }[];
 }
 
@@ -337,6 +337,7 @@ export async function timeline(handle: WorkflowHandle): Promise<Timeline> {
       if (a) {
         a.started = t;
         a.attempt = started.attempt ?? 1;
+        if (started.lastFailure?.message) a.lastFailure = started.lastFailure.message;
       }
     }
     const done = e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes;

@@ -405,6 +405,7 @@ async function longRuns(args: ReturnType<typeof parseArgs>, handover: boolean): 
     const launchedAt: number[] = [];
     const gaps: number[] = [];
     let retried = 0;
+    const retryWhy = new Map<string, number>();
     const moved: number[] = [];
     for (const tl of timelines) {
       const launch = tl.activities.filter((a) => a.type === 'launch').pop();
@@ -413,6 +414,7 @@ async function longRuns(args: ReturnType<typeof parseArgs>, handover: boolean): 
       const first = monitors[0];
       if (launch?.completed && first?.started && (first.attempt ?? 1) === 1) gaps.push(first.started - launch.completed);
       if (monitors.some((m) => (m.attempt ?? 1) > 1)) retried++;
+      for (const m of monitors) if (m.lastFailure) retryWhy.set(m.lastFailure.slice(0, 100), (retryWhy.get(m.lastFailure.slice(0, 100)) ?? 0) + 1);
       if (killedAt) for (const m of monitors) if ((m.attempt ?? 1) > 1 && m.started && m.started > killedAt) moved.push(m.started - killedAt);
     }
     const events = timelines.map((tl) => tl.events);
@@ -423,6 +425,7 @@ async function longRuns(args: ReturnType<typeof parseArgs>, handover: boolean): 
     line(B, `failures ${failures} of ${n} (target 0) ${verdict(failures === 0)}${reasons.size ? `: ${[...reasons].map(([k, v]) => `${v}x ${k}`).join('; ')}` : ''}`);
     if (!handover) line(B, `monitor retries (a heartbeat time-out or a failed attempt): ${retried} of ${n} runs (target 0) ${verdict(retried === 0)}`);
     else line(B, `monitor retries: ${retried} of ${n} runs (the killed worker's monitors, and any other)`);
+    if (retryWhy.size) line(B, `monitor retries, the failure before each: ${[...retryWhy].map(([k, v]) => `${v}x ${k}`).join('; ')}`);
     line(
       B,
       `launch -> monitor started (history, first attempt): median ${s(median(gaps))}, p95 ${s(pct(gaps, 0.95))}, max ${s(Math.max(...gaps))} (target <= one poll interval, ${s(pollIntervalMs)}) ` +

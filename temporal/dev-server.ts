@@ -23,6 +23,8 @@ export interface DevServerOptions {
   namespace?: string;
   /** Keep running after this process exits (the demo); tests stop it themselves. */
   detached?: boolean;
+  /** Keep the server's state in memory, not in the SQLite file (benchmarks that isolate the worker from the disk). */
+  inMemory?: boolean;
   startTimeoutMs?: number;
 }
 
@@ -132,7 +134,7 @@ export async function ensureDevServer(options: DevServerOptions = {}): Promise<D
     '--ip', '127.0.0.1',
     '--port', String(port),
     '--ui-port', String(uiPort),
-    '--db-filename', dbFile,
+    ...(options.inMemory ? [] : ['--db-filename', dbFile]),
     '--namespace', namespace,
     '--log-level', 'warn',
     ...ORBIT_SEARCH_ATTRIBUTES.flatMap((sa) => ['--search-attribute', `${sa.name}=${sa.type}`]),

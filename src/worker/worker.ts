@@ -133,6 +133,15 @@ export async function createOrbitWorker(options: OrbitWorkerOptions): Promise<Or
     ...workflowCode(),
     activities,
     maxConcurrentActivityTaskExecutions: options.transferSlots ?? DEFAULT_TRANSFER_SLOTS,
+    // A thousand runs make bursts of workflow tasks (every grant, stage, launch and monitor return is
+    // one). With the default fixed 10 pollers, 2 of them on the shared queue, a burst outgrew the
+    // sticky queue's 10 s, fell back to the shared queue and waited there for minutes (measured:
+    // backlog 460 tasks, 7 min old, drained at 1.5/s). Pollers that scale with the server's backlog
+    // feedback, and a longer sticky wait, keep the tasks flowing.
+    workflowTaskPollerBehavior: { type: 'autoscaling', minimum: 2, initial: 10, maximum: 40 },
+    activityTaskPollerBehavior: { type: 'autoscaling', minimum: 2, initial: 5, maximum: options.transferSlots ?? DEFAULT_TRANSFER_SLOTS },
+    nonStickyToStickyPollRatio: 0.5,
+    stickyQueueScheduleToStartTimeout: '30s',
     ...shutdown,
   });
   const monitors = await Worker.create({
@@ -141,6 +150,10 @@ export async function createOrbitWorker(options: OrbitWorkerOptions): Promise<Or
     taskQueue: monitorQueueOf(options.taskQueue),
     activities: { monitor: activities.monitor },
     maxConcurrentActivityTaskExecutions: options.monitorSlots ?? DEFAULT_MONITOR_SLOTS,
+    // The SDK sends a heartbeat at most every 0.8 x the timeout (24 s of 30 s), leaving 6 s for a
+    // loaded machine to get it out: with 1000 monitors on 2 busy cores, 170 of them timed out so.
+    // At most 10 s apart leaves two-thirds of the timeout (at 2.4x the heartbeat calls: 100/s for 1000).
+    maxHeartbeatThrottleInterval: '10s',
     // Monitors wait; they need no more pollers than the default's few.
     ...shutdown,
   });
