@@ -6,13 +6,19 @@
  * and experiments that take the collection apart (more parallel SFTP transfers, no tar stream, the
  * transport alone, `ssh tar | tar`).
  *
+ * Also for figure 2, in the same run: local CPU seconds per GiB of the mixed collection (Orbit's node
+ * process with all its threads, from process.cpuUsage(); rsync's receiver and its ssh client, from
+ * /usr/bin/time, i.e. the rusage of the children it waited for; the sshd side is remote and left out
+ * for both), and the throughput of both while a CPU burner (`sh -c 'while :; do :; done'`) holds one core.
+ *
  * Figure 3, resume cost: the same collection cut at about 50% by killing the sshd, then run again
  * after it restarts; the bytes that crossed the wire (counted by a TCP relay in front of sshd, SSH
  * framing included) against one uninterrupted collection. rsync --partial side by side.
  *
- *   npx tsx bench/collect.ts [--tiny] [--reps 4] [--no-breakdown] [--big-mib 256] [--small-count 8192] [--small-kib 32] [--no-resume]
+ *   npx tsx bench/collect.ts [--tiny] [--reps 4] [--no-breakdown] [--big-mib 256] [--small-count 8192] [--small-kib 32] [--no-burner] [--no-resume]
  */
 import { createHash, randomFillSync } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { link, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { walkFiles } from '../src/bundle';
@@ -55,26 +61,32 @@ async function main(): Promise<void> {
       await run('sync', []);
     };
 
+    /** rsync under /usr/bin/time: its CPU is that of the children it waited for (the receiver, the generator, the ssh client). */
     const rsync = async (d: Dataset, extra: string[] = [], rsh = ['ssh', ...sshOptions(sshd), '-p', String(sshd.port)].join(' ')) => {
       const dest = await fresh();
       const remote = `${sshd.workRoot}/${d.id}`;
-      const r = await run('rsync', ['-a', ...extra, '-e', rsh, `${target(sshd)}:${remote}/artifacts`, `${target(sshd)}:${remote}/runtime`, `${dest}/`]);
-      return { ms: r.ms, dest };
+      const r = await run('/usr/bin/time', ['-f', 'rusage %U %S', 'rsync', '-a', ...extra, '-e', rsh, `${target(sshd)}:${remote}/artifacts`, `${target(sshd)}:${remote}/runtime`, `${dest}/`]);
+      const [user = NaN, sys = NaN] = (/^rusage (\S+) (\S+)$/m.exec(r.stderr) ?? []).slice(1).map(Number);
+      return { ms: r.ms, dest, cpuS: user + sys };
     };
+    /** Orbit's CPU: this process (the collection with its writer thread and libuv's pool; nothing else runs meanwhile). */
     const orbit = async (d: Dataset, host?: ShellHost) => {
       const dest = await fresh();
       const h = host ?? orbitHost(sshd);
+      const c0 = process.cpuUsage();
       const t0 = performance.now();
       const r = await h.collect(d.id, dest);
       const ms = performance.now() - t0;
+      const c = process.cpuUsage(c0);
       if (!host) await h.transport.close();
       check(r, d);
-      return { ms, dest };
+      return { ms, dest, cpuS: (c.user + c.system) / 1e6 };
     };
 
     // ---------------------------------------------------------------- figure 2
     const variants = breakdown ? datasets : datasets.slice(0, 1);
     const results = new Map<string, { rsync: number[]; orbit: number[] }>(variants.map((d) => [d.id, { rsync: [], orbit: [] }]));
+    const cpu = new Map<string, { rsync: number[]; orbit: number[] }>(variants.map((d) => [d.id, { rsync: [], orbit: [] }]));
     await settle();
     for (let i = 0; i < reps; i++) {
       for (const d of variants) {
@@ -83,7 +95,8 @@ async function main(): Promise<void> {
         for (const who of order) {
           const r = who === 'rsync' ? await rsync(d) : await orbit(d);
           results.get(d.id)![who].push(r.ms);
-          line(B, `rep ${i + 1} ${d.id}: ${who} ${(r.ms / 1000).toFixed(3)} s = ${mibps(d.bytes, r.ms)}`);
+          cpu.get(d.id)![who].push(r.cpuS);
+          line(B, `rep ${i + 1} ${d.id}: ${who} ${(r.ms / 1000).toFixed(3)} s = ${mibps(d.bytes, r.ms)}, local cpu ${r.cpuS.toFixed(2)} s`);
           await settle(r.dest);
         }
       }
@@ -99,6 +112,42 @@ async function main(): Promise<void> {
           (d.id === 'mixed' ? ` (target >= 1.0) ${verdict(rs / os >= 1)}` : ''),
       );
       if (reps > 1) line(B, `  per rep (rsync time / orbit time, same rep): ${r.rsync.map((x, i) => (x / r.orbit[i]!).toFixed(2)).join(', ')}`);
+    }
+    for (const d of variants) {
+      const c = cpu.get(d.id)!;
+      const gib = d.bytes / 2 ** 30;
+      const rs = median(c.rsync) / gib;
+      const os = median(c.orbit) / gib;
+      line(
+        B,
+        `cpu per GiB ${d.id} (local only: orbit = its node process with its threads, rsync = its receiver + ssh client by /usr/bin/time; the sshd side is remote, excluded for both; median of ${reps}): ` +
+          `rsync -a ${rs.toFixed(2)} s, orbit ${os.toFixed(2)} s; ratio orbit/rsync ${(os / rs).toFixed(3)}` + (d.id === 'mixed' ? ` (goal <= 1.0) ${verdict(os <= rs)}` : ''),
+      );
+      if (reps > 1) line(B, `  per rep (orbit cpu / rsync cpu, same rep): ${c.orbit.map((x, i) => (x / c.rsync[i]!).toFixed(2)).join(', ')}`);
+    }
+
+    // ---------------------------------------------------------------- figure 2 on a busy machine: one core held by a burner
+    if (!args.flag('no-burner')) {
+      const d = datasets[0]!;
+      const burner = spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' });
+      const busy = { rsync: [] as number[], orbit: [] as number[] };
+      try {
+        await sleep(200);
+        const burnReps = args.tiny ? 1 : Math.max(2, Math.ceil(reps / 2));
+        for (let i = 0; i < burnReps; i++) {
+          for (const who of i % 2 === 0 ? (['rsync', 'orbit'] as const) : (['orbit', 'rsync'] as const)) {
+            const r = who === 'rsync' ? await rsync(d) : await orbit(d);
+            busy[who].push(r.ms);
+            line(B, `burner rep ${i + 1} ${d.id}: ${who} ${(r.ms / 1000).toFixed(3)} s = ${mibps(d.bytes, r.ms)}, local cpu ${r.cpuS.toFixed(2)} s`);
+            await settle(r.dest);
+          }
+        }
+      } finally {
+        burner.kill('SIGKILL');
+      }
+      const rs = median(busy.rsync);
+      const os = median(busy.orbit);
+      line(B, `throughput mixed with a CPU burner holding one core: rsync -a ${mibps(d.bytes, rs)}, orbit ${mibps(d.bytes, os)}; ratio orbit/rsync ${(rs / os).toFixed(3)} (goal >= 1.0) ${verdict(rs / os >= 1)}`);
     }
 
     // ---------------------------------------------------------------- what bounds figure 2

@@ -15,7 +15,11 @@ export interface TarEntry {
   /** '0' regular file; anything else (links, folders, devices) is reported but carries no data. */
   type: 'file' | 'other';
   size: number;
-  /** The entry's bytes, for a regular file of at most `maxEntryBytes`; undefined when larger. */
+  /**
+   * The entry's bytes, for a regular file of at most `maxEntryBytes`; undefined when larger. A kept
+   * entry is copied once, into memory of its own (its whole ArrayBuffer, offset 0): the receiver may
+   * transfer it to another thread without a second copy.
+   */
   data?: Buffer;
 }
 
@@ -31,8 +35,15 @@ interface Pending {
   /** Bytes of data still to read, then `padding` bytes to skip. */
   left: number;
   padding: number;
-  parts: Buffer[] | undefined;
+  /** Where the data is kept, filled from offset `filled` on; undefined when the data is skipped. */
+  into: Buffer | undefined;
+  filled: number;
   done: (data: Buffer | undefined) => void | Promise<void>;
+}
+
+/** A buffer of exactly `size` bytes that owns its ArrayBuffer (allocUnsafe would hand out slices of a shared pool below 4 KiB). */
+function ownBuffer(size: number): Buffer {
+  return Buffer.allocUnsafeSlow(size);
 }
 
 export class TarReader {
@@ -67,13 +78,13 @@ export class TarReader {
         while (p.left > 0 && this.queued > 0) {
           const piece = this.take(Math.min(p.left, this.queue[0]!.length));
           p.left -= piece.length;
-          p.parts?.push(piece);
+          if (p.into) p.filled += piece.copy(p.into, p.filled);
         }
         if (p.left > 0) return;
         if (this.queued < p.padding) return;
         this.take(p.padding);
         this.pending = undefined;
-        await p.done(p.parts ? (p.parts.length === 1 ? p.parts[0] : Buffer.concat(p.parts)) : undefined);
+        await p.done(p.into);
         continue;
       }
       if (this.ended || this.queued < BLOCK) return;
@@ -106,7 +117,8 @@ export class TarReader {
       this.pending = {
         left: size,
         padding,
-        parts: [],
+        into: ownBuffer(size),
+        filled: 0,
         done: (data = Buffer.alloc(0)) => {
           if (flag === 'L') this.longName = cString(data);
           else if (flag === 'x') this.readPax(data);
@@ -128,8 +140,9 @@ export class TarReader {
     this.pending = {
       left: dataBytes,
       padding: dataBytes ? (BLOCK - (dataBytes % BLOCK)) % BLOCK : 0,
-      parts: keep ? [] : undefined,
-      done: (data) => this.onEntry({ path, type: regular ? 'file' : 'other', size, data: keep ? (data ?? Buffer.alloc(0)) : undefined }),
+      into: keep ? ownBuffer(size) : undefined,
+      filled: 0,
+      done: (data) => this.onEntry({ path, type: regular ? 'file' : 'other', size, data }),
     };
   }
 

@@ -15,7 +15,7 @@ const REPO = resolve(__dirname, '../..');
 /** Each script and the lines it must print (one regex per figure). */
 const EXPECTED: Record<string, RegExp[]> = {
   overhead: [/^\[overhead\] per-run time .*raw .*orbit/m, /^\[overhead\] ratio orbit\/raw \d+\.\d+ \(target <= 1\.10\)/m, /^\[overhead\] fixed overhead orbit-raw -?\d+\.\d+ s/m, /^\[overhead\] phases of an orbit run/m],
-  collect: [/^\[collect\] throughput .* ratio orbit\/rsync \d+\.\d+ \(target >= 1\.0\)/m, /^\[collect\] resume orbit: .* extra .*% of the total \(target <= 2%\)/m, /^\[collect\] resume rsync: .* extra/m],
+  collect: [/^\[collect\] throughput .* ratio orbit\/rsync \d+\.\d+ \(target >= 1\.0\)/m, /^\[collect\] cpu per GiB mixed .* ratio orbit\/rsync \d+\.\d+ \(goal <= 1\.0\) (MET|MISSED)/m, /^\[collect\] throughput mixed with a CPU burner .* ratio orbit\/rsync \d+\.\d+ \(goal >= 1\.0\) (MET|MISSED)/m, /^\[collect\] resume orbit: .* extra .*% of the total \(target <= 2%\)/m, /^\[collect\] resume rsync: .* extra/m],
   hostloss: [/^\[hostloss\] detection latency, host killed .* ratio to the bound \d+\.\d+/m, /^\[hostloss\] detection latency, host frozen .* ratio to the bound \d+\.\d+/m, /^\[hostloss\] raw ssh/m],
   scale: [/^\[scale\] N \d+: .*last completed after/m, /^\[scale\] failures \d+ of \d+/m, /^\[scale\] worker peak RSS \d+ MiB/m, /^\[scale\] history events per run .* median \d+/m, /^\[scale\] history events flat in job duration/m],
   fleet: [

@@ -84,7 +84,7 @@ class TarSink {
     const target = join(this.t.folders.root, f.path);
     const size = e.data.length;
     const w = this.writer
-      .write(partialPath(target), target, new Uint8Array(e.data)) // a copy the thread can own
+      .write(partialPath(target), target, e.data) // the reader's own copy: moved to the thread, not copied again
       .then(
         () => this.t.fetched(f, size, sha),
         (err: NodeJS.ErrnoException) => {
