@@ -78,6 +78,26 @@ async function pool<T, R>(items: T[], limit: number, fn: (item: T, i: number) =>
   return out;
 }
 
+/** Waits for every run: how many did not succeed and why (counted by message), and each one's time from its start. */
+async function outcomes(handles: WorkflowHandle[], startedAt: number[] = []): Promise<{ failures: number; reasons: Map<string, number>; durations: number[] }> {
+  let failures = 0;
+  const reasons = new Map<string, number>();
+  const durations = await Promise.all(
+    handles.map(async (h, i) => {
+      try {
+        const r = (await h.result()) as RunResult;
+        if (r.status !== 'succeeded') throw new Error(r.status);
+      } catch (e) {
+        failures++;
+        const why = String((e as Error).message).slice(0, 120);
+        reasons.set(why, (reasons.get(why) ?? 0) + 1);
+      }
+      return Date.now() - (startedAt[i] ?? 0);
+    }),
+  );
+  return { failures, reasons, durations };
+}
+
 async function main(): Promise<void> {
   const args = parseArgs();
   const part = args.str('part', 'all');
@@ -213,21 +233,7 @@ async function burst(args: ReturnType<typeof parseArgs>): Promise<void> {
       return { h, startedAt: Date.now() };
     });
     const allStarted = Date.now() - t0;
-    let failures = 0;
-    const reasons = new Map<string, number>();
-    const durations = await Promise.all(
-      handles.map(async ({ h, startedAt }) => {
-        try {
-          const r = (await h.result()) as RunResult;
-          if (r.status !== 'succeeded') throw new Error(r.status);
-        } catch (e) {
-          failures++;
-          const why = String((e as Error).message).slice(0, 120);
-          reasons.set(why, (reasons.get(why) ?? 0) + 1);
-        }
-        return Date.now() - startedAt;
-      }),
-    );
+    const { failures, reasons, durations } = await outcomes(handles.map((x) => x.h), handles.map((x) => x.startedAt));
     const total = Date.now() - t0;
     const cpu1 = cpuTimes();
     const workerCpu = cpuSeconds(descendants(worker.pid!)) - workerCpu0;
@@ -382,20 +388,7 @@ async function longRuns(args: ReturnType<typeof parseArgs>, handover: boolean): 
       killedAt = Date.now();
       line(B, `worker 1 SIGKILLed at ${s(killedAt - t0)} after the first submission`);
     }
-    let failures = 0;
-    const reasons = new Map<string, number>();
-    await Promise.all(
-      handles.map(async (h) => {
-        try {
-          const r = (await h.result()) as RunResult;
-          if (r.status !== 'succeeded') throw new Error(r.status);
-        } catch (e) {
-          failures++;
-          const why = String((e as Error).message).slice(0, 120);
-          reasons.set(why, (reasons.get(why) ?? 0) + 1);
-        }
-      }),
-    );
+    const { failures, reasons } = await outcomes(handles);
     const total = Date.now() - t0;
     const peaks = mems.map((m) => m.stop());
     const cpus = workers.map((w, i) => (i === 0 && handover ? victimCpu : cpuSeconds(descendants(w.proc.pid!)) - cpu0[i]!));
