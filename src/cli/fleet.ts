@@ -13,6 +13,11 @@ import { connectClient } from './connect';
 
 /** How long the fleet's query may take: it is answered by a worker, which may be busy or gone. */
 const FLEET_QUERY_MS = 5000;
+/**
+ * grpc-js's deadline timer can tear the call down ("Call cancelled") a few milliseconds before
+ * Date.now() reaches the deadline it was given; a CANCELLED this close to it is the deadline.
+ */
+const DEADLINE_SLACK_MS = 250;
 
 /**
  * The fleet's state, or undefined when no run has started it yet. The fleet is a workflow, so only a
@@ -31,7 +36,7 @@ export async function fleetViewOf(client: Client): Promise<FleetView | undefined
     if (missing) throw new CliError(`the fleet (workflow ${handle.workflowId}) cannot answer: ${missing.replace(/^warning: /, '')}`, EXIT_TEMPORAL);
     const grpc = (e as { code?: unknown; cause?: { code?: unknown } }).cause?.code ?? (e as { code?: unknown }).code;
     // The deadline can surface as DEADLINE_EXCEEDED or, when the call is torn down at it, as CANCELLED ("Call cancelled").
-    if (grpc === 4 /* DEADLINE_EXCEEDED */ || (grpc === 1 /* CANCELLED */ && Date.now() >= deadline)) {
+    if (grpc === 4 /* DEADLINE_EXCEEDED */ || (grpc === 1 /* CANCELLED */ && Date.now() >= deadline - DEADLINE_SLACK_MS)) {
       throw new CliError(
         `the fleet (workflow ${handle.workflowId}) did not answer within ${FLEET_QUERY_MS / 1000} s: a worker polled task queue "${taskQueue()}" lately but none answered (busy, or stopped in the last minutes); check \`orbit worker\``,
         EXIT_TEMPORAL,

@@ -10,7 +10,7 @@ import { LocalTransport } from '../hosts/local-transport';
 import { localHostSpec } from '../hosts/local-resources';
 import type { Transport } from '../hosts/transport';
 import { sshTransportFor } from '../worker/hosts';
-import { CliError } from './errors';
+import { CliError, temporalCliError } from './errors';
 import { LOCAL_HOST } from '../common/fleet';
 import { orbitHome, taskQueue, type TemporalTarget } from '../config';
 import { fleetViewOf, hostsTable, setHostDrained } from './fleet';
@@ -24,7 +24,8 @@ async function fleetLook(target: TemporalTarget): Promise<FleetView | string> {
     const view = await fleetViewOf(await connectClient(target));
     return view ?? `fleet: none yet on task queue "${taskQueue()}" (it starts with the first run)`;
   } catch (e) {
-    return `fleet: not shown (${(e as Error).message.split('\n')[0]})`;
+    const why = e instanceof CliError ? e.message : (temporalCliError(e, target)?.message ?? (e as Error).message);
+    return `fleet: not shown (${why.split('\n')[0]})`;
   }
 }
 
