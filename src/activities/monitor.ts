@@ -19,13 +19,29 @@ import type { ActivityKit } from './support';
 export async function monitorRun(kit: ActivityKit, input: MonitorInput): Promise<MonitorResult> {
   const ctx = Context.current();
   const h = kit.host(input.host);
-  const bundle = await kit.bundle(input);
-  const spec = bundle.spec;
   const started = Date.now();
   const beat: MonitorHeartbeat = (ctx.info.heartbeatDetails as MonitorHeartbeat | undefined) ?? {
     hostState: input.hostState === 'unreachable' ? 'unreachable' : 'reachable',
     unreachableSince: input.hostState === 'unreachable' ? input.unreachableSince : undefined,
   };
+  // Heartbeat all along, not only between probes: a probe or a sync to a frozen host can take longer
+  // than the heartbeat timeout, and a monitor that falls silent then is retried over and over. The
+  // pulse starts before the bundle is opened: a worker that takes a moved monitor over may first
+  // fetch the run's bundle from the store, and a busy one may take seconds to open it.
+  const every = Math.max(200, Math.min(10_000, (ctx.info.heartbeatTimeoutMs ?? 30_000) / 3));
+  ctx.heartbeat(beat);
+  const pulse = setInterval(() => ctx.heartbeat(beat), every);
+  try {
+    return await watchRun(kit, h, input, beat, started);
+  } finally {
+    clearInterval(pulse);
+  }
+}
+
+async function watchRun(kit: ActivityKit, h: ShellHost, input: MonitorInput, beat: MonitorHeartbeat, started: number): Promise<MonitorResult> {
+  const ctx = Context.current();
+  const bundle = await kit.bundle(input);
+  const spec = bundle.spec;
   const initialState = beat.hostState;
   const synced = { files: 0, bytes: 0 };
   // The health rules, on what the syncs bring; the workflow hears of every change of verdict at once.
@@ -42,10 +58,6 @@ export async function monitorRun(kit: ActivityKit, input: MonitorInput): Promise
     ...(watch ? { health: watch.state() } : {}),
     ...extra,
   });
-  // Heartbeat all along, not only between probes: a probe or a sync to a frozen host can take longer
-  // than the heartbeat timeout, and a monitor that falls silent then is retried over and over.
-  const every = Math.max(200, Math.min(10_000, (ctx.info.heartbeatTimeoutMs ?? 30_000) / 3));
-  const pulse = setInterval(() => ctx.heartbeat(beat), every);
   const probes = kit.probes.of(h).subscribe({ runId: input.runId, taskLogFile: input.logFile, pollIntervalMs: input.pollIntervalMs, probeTimeoutMs: input.probeTimeoutMs });
   try {
     for (;;) {
@@ -88,7 +100,6 @@ export async function monitorRun(kit: ActivityKit, input: MonitorInput): Promise
     }
     throw e;
   } finally {
-    clearInterval(pulse);
     probes.close();
   }
 }

@@ -1,7 +1,8 @@
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createActivities } from '../../src/activities';
+import { ActivityKit } from '../../src/activities/support';
 import type { MonitorInput, MonitorResult, Probe } from '../../src/common/activities';
 import { HostRegistry } from '../../src/hosts/registry';
 import { ShellHost } from '../../src/hosts/shell-host';
@@ -60,5 +61,54 @@ describe('the monitor activity', () => {
     // Every third of the heartbeat timeout: about 6 beats during the 3 s probe; a monitor that beats only between probes sends none.
     const during = beats.filter((t) => t > host.window.from && t < host.window.to);
     expect(during.length).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('the monitor activity, taking a run over', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let bundleDir: string;
+
+  beforeAll(async () => {
+    tmp = await tempDir();
+    bundleDir = join(tmp.dir, 'b');
+    await scriptBundle(bundleDir, 'true');
+  });
+  afterAll(() => {
+    vi.restoreAllMocks();
+    return tmp.cleanup();
+  });
+
+  it('heartbeats while it opens the bundle (a moved monitor may fetch it from the store first)', async () => {
+    const host = new SlowHost(10);
+    const acts = createActivities({ hosts: new HostRegistry([host]) });
+    const open = ActivityKit.prototype.bundle;
+    const window = { from: 0, to: 0 };
+    vi.spyOn(ActivityKit.prototype, 'bundle').mockImplementation(async function (this: ActivityKit, input) {
+      window.from = Date.now();
+      await new Promise((r) => setTimeout(r, 2_000));
+      window.to = Date.now();
+      return open.call(this, input);
+    });
+    const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 1_500 });
+    const beats: number[] = [];
+    env.on('heartbeat', () => beats.push(Date.now()));
+    const result: MonitorResult = await env.run(acts.monitor, {
+      runId: 'r2',
+      host: 'slow',
+      bundleDir,
+      logFile: 'task.log',
+      pollIntervalMs: 50,
+      deadlineMs: Date.now() + 60_000,
+      killGraceSeconds: 1,
+      chunkMs: 60_000,
+      syncIntervalMs: 0,
+      hostLostAfterMs: 60_000,
+      probeTimeoutMs: 5_000,
+    } satisfies MonitorInput);
+    expect(result.finished).toBe(true);
+    // The first beat at once, then every 500 ms: 1_500 ms of the heartbeat timeout never passes in silence while the bundle opens.
+    const during = beats.filter((t) => t >= window.from - 50 && t <= window.to);
+    expect(during.length).toBeGreaterThanOrEqual(4);
+    expect(Math.max(...[window.from, ...during, window.to].map((t, i, a) => (i ? t - a[i - 1]! : 0)))).toBeLessThan(1_000);
   });
 });
