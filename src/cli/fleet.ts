@@ -32,7 +32,9 @@ export async function fleetViewOf(client: Client): Promise<FleetView | undefined
   } catch (e) {
     if (e instanceof WorkflowNotFoundError) return undefined;
     const { noWorkerWarning, workerPresence } = await import('./presence');
-    const missing = noWorkerWarning(await workerPresence(client, taskQueue()), taskQueue());
+    // The server itself may say no worker polled lately (it fails such a query at once), while its
+    // task-queue description still lists the one that stopped a moment ago.
+    const missing = noWorkerWarning(noRecentPoller(e) ? { known: true, workers: [] } : await workerPresence(client, taskQueue()), taskQueue());
     if (missing) throw new CliError(`the fleet (workflow ${handle.workflowId}) cannot answer: ${missing.replace(/^warning: /, '')}`, EXIT_TEMPORAL);
     const grpc = (e as { code?: unknown; cause?: { code?: unknown } }).cause?.code ?? (e as { code?: unknown }).code;
     // The deadline can surface as DEADLINE_EXCEEDED or, when the call is torn down at it, as CANCELLED ("Call cancelled").
@@ -44,6 +46,15 @@ export async function fleetViewOf(client: Client): Promise<FleetView | undefined
     }
     throw e;
   }
+}
+
+/** Temporal's answer to a query when no worker polled the workflow's task queue lately ("no poller seen for task queue recently"). */
+function noRecentPoller(e: unknown): boolean {
+  for (let x: unknown = e, depth = 0; x && depth < 5; x = (x as { cause?: unknown }).cause, depth++) {
+    const { message, details } = x as { message?: unknown; details?: unknown };
+    if (/no poller seen/i.test(`${String(message ?? '')} ${String(details ?? '')}`)) return true;
+  }
+  return false;
 }
 
 const since = (iso: string, now = Date.now()) => {

@@ -1,5 +1,5 @@
 /** `orbit queue`'s fleet query when a worker polled lately but none answers: however the deadline surfaces, one line naming it. */
-import type { Client } from '@temporalio/client';
+import { ServiceError, type Client } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { CliError } from '../../src/cli/errors';
 import { fleetViewOf } from '../../src/cli/fleet';
@@ -39,5 +39,20 @@ describe('the fleet query at its deadline', () => {
     const err = await fleetViewOf(client(1, undefined)).then(() => undefined, (e: unknown) => e);
     expect(err).not.toBeInstanceOf(CliError);
     expect((err as Error).message).toBe('Call cancelled');
+  });
+
+  it("the server's own 'no poller seen' reads as no worker, even while the task queue still lists the one that just stopped", async () => {
+    const c = client(9, undefined);
+    const grpc = Object.assign(new Error('9 FAILED_PRECONDITION: no poller seen for task queue recently, worker may be down'), {
+      code: 9,
+      details: 'no poller seen for task queue recently, worker may be down',
+    });
+    (c.connection as unknown as { withDeadline: () => Promise<never> }).withDeadline = async () => {
+      throw new ServiceError('Failed to query Workflow', { cause: grpc });
+    };
+    const err = await fleetViewOf(c).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(CliError);
+    expect((err as CliError).message).toMatch(/^the fleet \(workflow \S+\) cannot answer: no worker is polling task queue ".*", so nothing will run until one starts: `orbit worker`/);
+    expect((err as CliError).exitCode).toBe(3);
   });
 });
