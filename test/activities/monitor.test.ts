@@ -1,6 +1,6 @@
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createActivities } from '../../src/activities';
 import { ActivityKit } from '../../src/activities/support';
 import type { MonitorInput, MonitorResult, Probe } from '../../src/common/activities';
@@ -25,6 +25,21 @@ class SlowHost extends ShellHost {
   }
 }
 
+/** A monitor of run `runId` on the slow host: polled every 50 ms, nothing synced, a minute before any deadline. */
+const watchSlowHost = (runId: string, bundleDir: string): MonitorInput => ({
+  runId,
+  host: 'slow',
+  bundleDir,
+  logFile: 'task.log',
+  pollIntervalMs: 50,
+  deadlineMs: Date.now() + 60_000,
+  killGraceSeconds: 1,
+  chunkMs: 60_000,
+  syncIntervalMs: 0,
+  hostLostAfterMs: 60_000,
+  probeTimeoutMs: 5_000,
+});
+
 describe('the monitor activity', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
   let bundleDir: string;
@@ -35,6 +50,7 @@ describe('the monitor activity', () => {
     await scriptBundle(bundleDir, 'true');
   });
   afterAll(() => tmp.cleanup());
+  afterEach(() => vi.restoreAllMocks());
 
   it('heartbeats while a probe is in flight, so a probe slower than the heartbeat timeout does not time the attempt out', async () => {
     const host = new SlowHost(3_000);
@@ -42,40 +58,12 @@ describe('the monitor activity', () => {
     const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 1_500 });
     const beats: number[] = [];
     env.on('heartbeat', () => beats.push(Date.now()));
-    const input: MonitorInput = {
-      runId: 'r1',
-      host: 'slow',
-      bundleDir,
-      logFile: 'task.log',
-      pollIntervalMs: 50,
-      deadlineMs: Date.now() + 60_000,
-      killGraceSeconds: 1,
-      chunkMs: 60_000,
-      syncIntervalMs: 0,
-      hostLostAfterMs: 60_000,
-      probeTimeoutMs: 5_000,
-    };
-    const result: MonitorResult = await env.run(acts.monitor, input);
+    const result: MonitorResult = await env.run(acts.monitor, watchSlowHost('r1', bundleDir));
     expect(result.finished).toBe(true);
     expect(host.probes).toBe(1);
     // Every third of the heartbeat timeout: about 6 beats during the 3 s probe; a monitor that beats only between probes sends none.
     const during = beats.filter((t) => t > host.window.from && t < host.window.to);
     expect(during.length).toBeGreaterThanOrEqual(2);
-  });
-});
-
-describe('the monitor activity, taking a run over', () => {
-  let tmp: Awaited<ReturnType<typeof tempDir>>;
-  let bundleDir: string;
-
-  beforeAll(async () => {
-    tmp = await tempDir();
-    bundleDir = join(tmp.dir, 'b');
-    await scriptBundle(bundleDir, 'true');
-  });
-  afterAll(() => {
-    vi.restoreAllMocks();
-    return tmp.cleanup();
   });
 
   it('heartbeats while it opens the bundle (a moved monitor may fetch it from the store first)', async () => {
@@ -92,19 +80,7 @@ describe('the monitor activity, taking a run over', () => {
     const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 1_500 });
     const beats: number[] = [];
     env.on('heartbeat', () => beats.push(Date.now()));
-    const result: MonitorResult = await env.run(acts.monitor, {
-      runId: 'r2',
-      host: 'slow',
-      bundleDir,
-      logFile: 'task.log',
-      pollIntervalMs: 50,
-      deadlineMs: Date.now() + 60_000,
-      killGraceSeconds: 1,
-      chunkMs: 60_000,
-      syncIntervalMs: 0,
-      hostLostAfterMs: 60_000,
-      probeTimeoutMs: 5_000,
-    } satisfies MonitorInput);
+    const result: MonitorResult = await env.run(acts.monitor, watchSlowHost('r2', bundleDir));
     expect(result.finished).toBe(true);
     // The first beat at once, then every 500 ms: 1_500 ms of the heartbeat timeout never passes in silence while the bundle opens.
     const during = beats.filter((t) => t >= window.from - 50 && t <= window.to);
