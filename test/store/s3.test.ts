@@ -149,8 +149,9 @@ describe('S3Store against moto', () => {
 
   it('a bucket that does not exist is no-bucket, naming it', async () => {
     const s = s3StoreFrom('s3://no-such-bucket-here/p', server.env);
-    for (const call of [s.check(), s.putBytes('k', 'v'), s.getBytes('k')]) {
-      const err = await storeError(call);
+    // One call at a time: a call made before the loop awaits it could reject unhandled meanwhile.
+    for (const call of [() => s.check(), () => s.putBytes('k', 'v'), () => s.getBytes('k')]) {
+      const err = await storeError(call());
       expect(err.problem).toBe<StoreProblem>('no-bucket');
       expect(err.message).toContain("bucket 'no-such-bucket-here'");
     }
