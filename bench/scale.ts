@@ -17,6 +17,13 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { runBundle, type RunBundleInput, type RunResult } from '../src/workflows';
 import type { RunTuning } from '../src/common/run';
 import { DEFAULT_MONITOR_SLOTS, DEFAULT_TRANSFER_SLOTS } from '../src/common/task-queues';
+
+/** The slots the spawned worker gets: `orbit worker` reads these variables (commander `.env`), so the settings line says what ran. */
+function slotSettings(): string {
+  const monitors = process.env.ORBIT_WORKER_MONITOR_SLOTS;
+  const transfers = process.env.ORBIT_WORKER_TRANSFER_SLOTS;
+  return `${monitors ? `${monitors} monitors (ORBIT_WORKER_MONITOR_SLOTS)` : `default ${DEFAULT_MONITOR_SLOTS} monitors`}, ${transfers ? `${transfers} transfers (ORBIT_WORKER_TRANSFER_SLOTS)` : `default ${DEFAULT_TRANSFER_SLOTS} transfers`}`;
+}
 import { scriptBundle, tempDir } from '../test/helpers/bundles';
 import { startSshd, writeHostsFile, type SshdServer } from '../test/helpers/sshd';
 import { eventTypes, killRun, line, machine, median, memorySampler, parseArgs, rawScp, rawSsh, REPO, run, runMain, s, sleep, target, temporal, timeline, verdict } from './lib';
@@ -79,13 +86,18 @@ async function pool<T, R>(items: T[], limit: number, fn: (item: T, i: number) =>
 }
 
 /** Waits for every run: how many did not succeed and why (counted by message), and each one's time from its start. */
-async function outcomes(handles: WorkflowHandle[], startedAt: number[] = []): Promise<{ failures: number; reasons: Map<string, number>; durations: number[] }> {
+async function outcomes(
+  handles: WorkflowHandle[],
+  startedAt: number[] = [],
+): Promise<{ failures: number; reasons: Map<string, number>; durations: number[]; results: { result: RunResult; startedAt: number }[] }> {
   let failures = 0;
   const reasons = new Map<string, number>();
+  const results: { result: RunResult; startedAt: number }[] = [];
   const durations = await Promise.all(
     handles.map(async (h, i) => {
       try {
         const r = (await h.result()) as RunResult;
+        results.push({ result: r, startedAt: startedAt[i] ?? 0 });
         if (r.status !== 'succeeded') throw new Error(r.status);
       } catch (e) {
         failures++;
@@ -95,7 +107,25 @@ async function outcomes(handles: WorkflowHandle[], startedAt: number[] = []): Pr
       return Date.now() - (startedAt[i] ?? 0);
     }),
   );
-  return { failures, reasons, durations };
+  return { failures, reasons, durations, results };
+}
+
+/**
+ * Where a run's time went: from its start (the client's workflow.start returning) to its first phase,
+ * then each phase until the next one was entered (from the phases the result records), as median and
+ * p95 over the runs. Names the step a slower burst spends its time in.
+ */
+function phaseBreakdown(runs: { result: RunResult; startedAt: number }[]): string {
+  const spans = new Map<string, number[]>();
+  const add = (k: string, ms: number) => spans.set(k, [...(spans.get(k) ?? []), ms]);
+  for (const { result, startedAt } of runs) {
+    const at = result.phases.map((p) => ({ phase: p.phase, t: Date.parse(p.at) }));
+    if (!at.length) continue;
+    if (startedAt) add('start->first phase', Math.max(0, at[0]!.t - startedAt));
+    for (let i = 0; i + 1 < at.length; i++) add(at[i]!.phase, at[i + 1]!.t - at[i]!.t);
+  }
+  const p = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
+  return [...spans].map(([k, xs]) => `${k} median ${s(median(xs))} p95 ${s(p(xs, 0.95))}`).join('; ');
 }
 
 async function main(): Promise<void> {
@@ -116,7 +146,7 @@ async function burst(args: ReturnType<typeof parseArgs>): Promise<void> {
   const pollIntervalMs = args.num('poll', args.tiny ? 500 : 5_000);
   const progressShortMs = args.tiny ? 1_500 : 30_000;
   line(B, `machine: ${await machine()}`);
-  line(B, `settings: N ${n} runs of "sleep ${jobS}" over ${hostCount} sshd hosts, one worker process (bin/orbit worker, default slots: ${DEFAULT_MONITOR_SLOTS} monitors, ${DEFAULT_TRANSFER_SLOTS} transfers); pollIntervalMs ${pollIntervalMs}, heartbeatTimeoutMs 30000, syncIntervalMs 30000, progressEveryMs not set (the workflow's default); the rest defaults but the poll`);
+  line(B, `settings: N ${n} runs of "sleep ${jobS}" over ${hostCount} sshd hosts, one worker process (bin/orbit worker, slots: ${slotSettings()}); pollIntervalMs ${pollIntervalMs}, heartbeatTimeoutMs 30000, syncIntervalMs 30000, progressEveryMs not set (the workflow's default); the rest defaults but the poll`);
 
   const tmp = await tempDir('orbit-bench-scale-');
   const t = await temporal(args);
@@ -233,7 +263,7 @@ async function burst(args: ReturnType<typeof parseArgs>): Promise<void> {
       return { h, startedAt: Date.now() };
     });
     const allStarted = Date.now() - t0;
-    const { failures, reasons, durations } = await outcomes(handles.map((x) => x.h), handles.map((x) => x.startedAt));
+    const { failures, reasons, durations, results } = await outcomes(handles.map((x) => x.h), handles.map((x) => x.startedAt));
     const total = Date.now() - t0;
     const cpu1 = cpuTimes();
     const workerCpu = cpuSeconds(descendants(worker.pid!)) - workerCpu0;
@@ -241,6 +271,7 @@ async function burst(args: ReturnType<typeof parseArgs>): Promise<void> {
     const sorted = [...durations].sort((a, b) => a - b);
     const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
     line(B, `N ${n}: all started in ${s(allStarted)}; last completed after ${s(total)}; per run (start -> result) median ${s(median(durations))}, p95 ${s(pct(0.95))}, max ${s(sorted[sorted.length - 1]!)} for a ${jobS} s job`);
+    line(B, `where a run's time went (phases from its result): ${phaseBreakdown(results)}`);
     line(B, `failures ${failures} of ${n} (target 0 at N = 500) ${verdict(failures === 0)}${reasons.size ? `: ${[...reasons].map(([k, v]) => `${v}x ${k}`).join('; ')}` : ''}`);
     line(B, `worker peak RSS ${(peak.peakRssKb / 1024).toFixed(0)} MiB (process tree; largest process VmHWM ${(peak.peakHwmKb / 1024).toFixed(0)} MiB) (target <= 1024 MiB) ${verdict(peak.peakRssKb <= 1024 * 1024)}`);
     line(B, `cpu during the burst: machine ${((100 * (cpu1.busy - cpu0.busy)) / (cpu1.total - cpu0.total)).toFixed(0)}% busy of 2 cores; worker ${workerCpu.toFixed(1)} cpu-s = ${((1000 * workerCpu) / n).toFixed(0)} ms per run`);
@@ -310,7 +341,7 @@ async function longRuns(args: ReturnType<typeof parseArgs>, handover: boolean): 
   line(
     B,
     `settings: N ${n} runs of a ${minutes} min job (sleep, heartbeat file every 10 s) over ${hostCount} sshd hosts, ${handover ? `two workers, one SIGKILLed ${killAtMin} min after the first submission` : 'one worker'} ` +
-      `(bin/orbit worker, default slots: ${DEFAULT_MONITOR_SLOTS} monitors, ${DEFAULT_TRANSFER_SLOTS} transfers); pollIntervalMs ${pollIntervalMs}, heartbeatTimeoutMs ${heartbeatTimeoutMs}, syncIntervalSeconds 30 (the job spec's default)`,
+      `(bin/orbit worker, slots: ${slotSettings()}); pollIntervalMs ${pollIntervalMs}, heartbeatTimeoutMs ${heartbeatTimeoutMs}, syncIntervalSeconds 30 (the job spec's default)`,
   );
   const tmp = await tempDir(`orbit-bench-${B}-`);
   const t = await temporal(args);
