@@ -27,7 +27,7 @@ import type { LeaseRecord } from '../src/common/run';
 import { runBundle, type RunBundleInput, type RunResult } from '../src/workflows';
 import { scriptBundle, tempDir } from '../test/helpers/bundles';
 import { startSshd, type SshdServer } from '../test/helpers/sshd';
-import { HostRegistry, inProcessWorker, killRun, line, machine, median, orbitHost, parseArgs, run, runMain, runtimeLogSpan, s, temporal, verdict } from './lib';
+import { HostRegistry, inProcessWorker, killRun, line, machine, median, orbitHost, parseArgs, percentile, run, runMain, runtimeLogSpan, s, temporal, verdict } from './lib';
 
 const B = 'fleet';
 
@@ -101,11 +101,6 @@ async function pool<T, R>(items: T[], limit: number, fn: (item: T, i: number) =>
   );
   return out;
 }
-
-const pct = (xs: number[], p: number) => {
-  const v = [...xs].sort((a, b) => a - b);
-  return v.length ? v[Math.min(v.length - 1, Math.floor(p * v.length))]! : NaN;
-};
 
 /** Merges intervals [a, b) into disjoint ones, sorted. */
 function union(intervals: [number, number][]): [number, number][] {
@@ -479,9 +474,9 @@ async function main(): Promise<void> {
     const medTotal = median(col('total'));
     line(
       B,
-      `slot free -> next job start: median ${s(medTotal)}, p90 ${s(pct(col('total'), 0.9))}, max ${s(Math.max(...col('total')))} over ${gaps.length} hand-overs with a job queued (target median <= 1 s) ${verdict(medTotal <= 1000)}`,
+      `slot free -> next job start: median ${s(medTotal)}, p90 ${s(percentile(col('total'), 0.9))}, max ${s(Math.max(...col('total')))} over ${gaps.length} hand-overs with a job queued (target median <= 1 s) ${verdict(medTotal <= 1000)}`,
     );
-    const part = (k: keyof Gap) => `${s(median(col(k)))} (p90 ${s(pct(col(k), 0.9))})`;
+    const part = (k: keyof Gap) => `${s(median(col(k)))} (p90 ${s(percentile(col(k), 0.9))})`;
     line(
       B,
       `  split, median (p90): job's end line -> run.sh done (audit stop, manifest) ${part('epilogue')}; -> monitor returns (poll ${pollIntervalMs} ms + probe) ${part('detect')}; ` +
@@ -507,7 +502,7 @@ async function main(): Promise<void> {
       const failures = hs.flatMap((h) => h.taskFailures);
       const causes = new Map<string, number>();
       for (const f of failures) causes.set(f, (causes.get(f) ?? 0) + 1);
-      return `${w.length} workflow tasks, scheduled -> started median ${s(median(wait))} (p90 ${s(pct(wait, 0.9))}, max ${s(Math.max(...wait))}), started -> completed median ${s(median(work))} (p90 ${s(pct(work, 0.9))}, max ${s(Math.max(...work))}); ${failures.length} failed or timed out${causes.size ? ` (${[...causes].map(([k, v]) => `${v}x ${k}`).join(', ')})` : ''}`;
+      return `${w.length} workflow tasks, scheduled -> started median ${s(median(wait))} (p90 ${s(percentile(wait, 0.9))}, max ${s(Math.max(...wait))}), started -> completed median ${s(median(work))} (p90 ${s(percentile(work, 0.9))}, max ${s(Math.max(...work))}); ${failures.length} failed or timed out${causes.size ? ` (${[...causes].map(([k, v]) => `${v}x ${k}`).join(', ')})` : ''}`;
     };
     line(B, `  fleet workflow during the burst: ${tasks(fleetRuns.map((r) => r.tl))}`);
     // Grant rounds: the grants one fleet workflow task sends (same initiated time); the loop schedules again only once all are delivered.

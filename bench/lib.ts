@@ -88,6 +88,12 @@ export function median(xs: number[]): number {
   return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
 }
 
+/** The value at quantile q (0..1) of xs, nearest rank below; NaN when xs is empty. */
+export function percentile(xs: number[], q: number): number {
+  const v = [...xs].sort((a, b) => a - b);
+  return v.length ? v[Math.min(v.length - 1, Math.floor(q * v.length))]! : NaN;
+}
+
 /** nproc, memory, CPU model, versions: printed at the top of each script. */
 export async function machine(): Promise<string> {
   const version = async (cmd: string, args: string[]) => {

@@ -17,6 +17,9 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { runBundle, type RunBundleInput, type RunResult } from '../src/workflows';
 import type { RunTuning } from '../src/common/run';
 import { DEFAULT_MONITOR_SLOTS, DEFAULT_TRANSFER_SLOTS } from '../src/common/task-queues';
+import { scriptBundle, tempDir } from '../test/helpers/bundles';
+import { startSshd, writeHostsFile, type SshdServer } from '../test/helpers/sshd';
+import { eventTypes, killRun, line, machine, median, memorySampler, parseArgs, percentile, rawScp, rawSsh, REPO, run, runMain, s, sleep, target, temporal, timeline, verdict } from './lib';
 
 /** The slots the spawned worker gets: `orbit worker` reads these variables (commander `.env`), so the settings line says what ran. */
 function slotSettings(): string {
@@ -24,9 +27,6 @@ function slotSettings(): string {
   const transfers = process.env.ORBIT_WORKER_TRANSFER_SLOTS;
   return `${monitors ? `${monitors} monitors (ORBIT_WORKER_MONITOR_SLOTS)` : `default ${DEFAULT_MONITOR_SLOTS} monitors`}, ${transfers ? `${transfers} transfers (ORBIT_WORKER_TRANSFER_SLOTS)` : `default ${DEFAULT_TRANSFER_SLOTS} transfers`}`;
 }
-import { scriptBundle, tempDir } from '../test/helpers/bundles';
-import { startSshd, writeHostsFile, type SshdServer } from '../test/helpers/sshd';
-import { eventTypes, killRun, line, machine, median, memorySampler, parseArgs, rawScp, rawSsh, REPO, run, runMain, s, sleep, target, temporal, timeline, verdict } from './lib';
 
 const B = 'scale';
 
@@ -124,8 +124,7 @@ function phaseBreakdown(runs: { result: RunResult; startedAt: number }[]): strin
     if (startedAt) add('start->first phase', Math.max(0, at[0]!.t - startedAt));
     for (let i = 0; i + 1 < at.length; i++) add(at[i]!.phase, at[i + 1]!.t - at[i]!.t);
   }
-  const p = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
-  return [...spans].map(([k, xs]) => `${k} median ${s(median(xs))} p95 ${s(p(xs, 0.95))}`).join('; ');
+  return [...spans].map(([k, xs]) => `${k} median ${s(median(xs))} p95 ${s(percentile(xs, 0.95))}`).join('; ');
 }
 
 async function main(): Promise<void> {
@@ -244,7 +243,6 @@ async function burst(args: ReturnType<typeof parseArgs>): Promise<void> {
         const perReturn = (total(longP.types) - total(shortP.types)) / extraReturns;
         line(B, `each extra monitor return (one per progressEveryMs of run time) adds ${perReturn} events: ${diff(shortP.types, longP.types) || 'none'}`);
       } else {
-        // Under load the monitor can start so late after the launch that the job ends before one progressEveryMs passed.
         line(B, `each extra monitor return: not measured, the ${longP.label.split(',')[0]} made ${longP.monitors} monitor call${longP.monitors > 1 ? 's' : ''}, so there is no extra return to measure`);
       }
       const flat = total(short.types) === total(long.types);
@@ -273,9 +271,7 @@ async function burst(args: ReturnType<typeof parseArgs>): Promise<void> {
     const cpu1 = cpuTimes();
     const workerCpu = cpuSeconds(descendants(worker.pid!)) - workerCpu0;
     const peak = mem.stop();
-    const sorted = [...durations].sort((a, b) => a - b);
-    const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
-    line(B, `N ${n}: all started in ${s(allStarted)}; last completed after ${s(total)}; per run (start -> result) median ${s(median(durations))}, p95 ${s(pct(0.95))}, max ${s(sorted[sorted.length - 1]!)} for a ${jobS} s job`);
+    line(B, `N ${n}: all started in ${s(allStarted)}; last completed after ${s(total)}; per run (start -> result) median ${s(median(durations))}, p95 ${s(percentile(durations, 0.95))}, max ${s(Math.max(...durations))} for a ${jobS} s job`);
     line(B, `where a run's time went (phases from its result): ${phaseBreakdown(results)}`);
     line(B, `failures ${failures} of ${n} (target 0 at N = 500) ${verdict(failures === 0)}${reasons.size ? `: ${[...reasons].map(([k, v]) => `${v}x ${k}`).join('; ')}` : ''}`);
     line(B, `worker peak RSS ${(peak.peakRssKb / 1024).toFixed(0)} MiB (process tree; largest process VmHWM ${(peak.peakHwmKb / 1024).toFixed(0)} MiB) (target <= 1024 MiB) ${verdict(peak.peakRssKb <= 1024 * 1024)}`);
@@ -447,8 +443,6 @@ async function longRuns(args: ReturnType<typeof parseArgs>, handover: boolean): 
       if (killedAt) for (const m of monitors) if ((m.attempt ?? 1) > 1 && m.started && m.started > killedAt) moved.push(m.started - killedAt);
     }
     const events = timelines.map((tl) => tl.events);
-    const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
-    const pct = (xs: number[], p: number) => sorted(xs)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
     const lastRunning = Math.max(...launchedAt);
     line(B, `N ${n}: last run running ${s(lastRunning)} after the first submission (target <= 300 s) ${verdict(lastRunning <= 300_000)}; all done after ${s(total)} for a ${minutes} min job`);
     line(B, `failures ${failures} of ${n} (target 0) ${verdict(failures === 0)}${reasons.size ? `: ${[...reasons].map(([k, v]) => `${v}x ${k}`).join('; ')}` : ''}`);
@@ -457,13 +451,13 @@ async function longRuns(args: ReturnType<typeof parseArgs>, handover: boolean): 
     if (retryWhy.size) line(B, `monitor retries, the failure before each: ${[...retryWhy].map(([k, v]) => `${v}x ${k}`).join('; ')}`);
     line(
       B,
-      `launch -> monitor started (history, first attempt): median ${s(median(gaps))}, p95 ${s(pct(gaps, 0.95))}, max ${s(Math.max(...gaps))} (target <= one poll interval, ${s(pollIntervalMs)}) ` +
+      `launch -> monitor started (history, first attempt): median ${s(median(gaps))}, p95 ${s(percentile(gaps, 0.95))}, max ${s(Math.max(...gaps))} (target <= one poll interval, ${s(pollIntervalMs)}) ` +
         `${verdict(Math.max(...gaps) <= pollIntervalMs)}; its first batched probe then comes within one more poll interval`,
     );
     if (killedAt) {
       line(
         B,
-        `handover: ${moved.length} monitors restarted on worker 2, ${s(pct(moved, 0.5))} median, max ${s(Math.max(...moved))} after the kill (target <= heartbeat timeout ${s(heartbeatTimeoutMs)} + first retry 1 s + poll) ` +
+        `handover: ${moved.length} monitors restarted on worker 2, ${s(percentile(moved, 0.5))} median, max ${s(Math.max(...moved))} after the kill (target <= heartbeat timeout ${s(heartbeatTimeoutMs)} + first retry 1 s + poll) ` +
           `${verdict(moved.length > 0 && Math.max(...moved) <= heartbeatTimeoutMs + 1000 + pollIntervalMs)}`,
       );
     }
