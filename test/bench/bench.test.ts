@@ -17,7 +17,7 @@ const EXPECTED: Record<string, RegExp[]> = {
   overhead: [/^\[overhead\] per-run time .*raw .*orbit/m, /^\[overhead\] ratio orbit\/raw \d+\.\d+ \(target <= 1\.10\)/m, /^\[overhead\] fixed overhead orbit-raw -?\d+\.\d+ s/m, /^\[overhead\] phases of an orbit run/m],
   collect: [/^\[collect\] throughput .* ratio orbit\/rsync \d+\.\d+ \(target >= 1\.0\)/m, /^\[collect\] cpu per GiB mixed .* ratio orbit\/rsync \d+\.\d+ \(goal <= 1\.0\) (MET|MISSED)/m, /^\[collect\] throughput mixed with a CPU burner .* ratio orbit\/rsync \d+\.\d+ \(goal >= 1\.0\) (MET|MISSED)/m, /^\[collect\] resume orbit: .* extra .*% of the total \(target <= 2%\)/m, /^\[collect\] resume rsync: .* extra/m],
   hostloss: [/^\[hostloss\] detection latency, host killed .* ratio to the bound \d+\.\d+/m, /^\[hostloss\] detection latency, host frozen .* ratio to the bound \d+\.\d+/m, /^\[hostloss\] raw ssh/m],
-  scale: [/^\[scale\] N \d+: .*last completed after/m, /^\[scale\] failures \d+ of \d+/m, /^\[scale\] worker peak RSS \d+ MiB/m, /^\[scale\] history events per run .* median \d+/m, /^\[scale\] history events flat in job duration/m],
+  scale: [/^\[scale\] N \d+: .*last completed after/m, /^\[scale\] where a run's time went \(phases from its result\): start->first phase median \d+\.\d+ s .*; collecting median \d+\.\d+ s/m, /^\[scale\] failures \d+ of \d+/m, /^\[scale\] worker peak RSS \d+ MiB/m, /^\[scale\] history events per run .* median \d+/m, /^\[scale\] history events flat in job duration/m],
   fleet: [
     /^\[fleet\] single leased .* Orbit's single-run overhead -?\d+\.\d+ s/m,
     /^\[fleet\] makespan \d+\.\d+ s .* ratio \d+\.\d+ \(target <= 1\.10\)/m,
